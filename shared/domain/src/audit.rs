@@ -1,0 +1,329 @@
+//! The audit log's hash chain: how a row's hash is computed, and a streaming verifier
+//! that finds the first break (edited, deleted, reordered, forged or cut-off rows).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::canonical::canonical_json;
+
+/// One immutable audit row, exactly as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: String,
+    pub seq: u64,
+    pub workspace_id: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    /// The user who acted; `None` for the system (then `metadata.actor_kind` says what).
+    pub actor: Option<String>,
+    pub old_value: Value,
+    pub new_value: Value,
+    pub metadata: Value,
+    /// The RFC 3339 text that was hashed, kept verbatim.
+    pub created_at: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The chain's tip, stored beside the rows so a cut-off tail is detectable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub hash: String,
+    pub created_at: Option<String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The `prev_hash` of a workspace's first row: hex SHA-256 of `"vigilo:" + workspace_id`.
+pub fn genesis_hash(workspace_id: &str) -> String {
+    sha256_hex(format!("vigilo:{workspace_id}").as_bytes())
+}
+
+/// The fields a row's hash covers, in the contract's names.
+#[derive(Debug, Clone, Copy)]
+pub struct HashInput<'a> {
+    pub prev_hash: &'a str,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub old_value: &'a Value,
+    pub new_value: &'a Value,
+    pub metadata: &'a Value,
+    pub created_at: &'a str,
+}
+
+impl HashInput<'_> {
+    /// Lowercase hex SHA-256 of the RFC 8785 canonical JSON of the fields.
+    pub fn hash(&self) -> String {
+        let doc = json!({
+            "prev_hash": self.prev_hash,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "actor_id": self.actor_id,
+            "old_value": self.old_value,
+            "new_value": self.new_value,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+        });
+        sha256_hex(canonical_json(&doc).as_bytes())
+    }
+}
+
+impl AuditRow {
+    pub fn hash_input(&self) -> HashInput<'_> {
+        HashInput {
+            prev_hash: &self.prev_hash,
+            action: &self.action,
+            target_type: &self.target_type,
+            target_id: &self.target_id,
+            actor_id: self.actor.as_deref(),
+            old_value: &self.old_value,
+            new_value: &self.new_value,
+            metadata: &self.metadata,
+            created_at: &self.created_at,
+        }
+    }
+}
+
+/// Where and why a chain stops being trustworthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainBreak {
+    /// The offending row; `None` when the row is missing altogether (a cut-off tail).
+    pub row_id: Option<String>,
+    pub seq: u64,
+    /// A stable code: `seq_gap`, `prev_hash_mismatch`, `hash_mismatch`,
+    /// `workspace_mismatch`, `tail_truncated`, `head_mismatch`.
+    pub reason: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub rows_checked: u64,
+    pub first_hash: Option<String>,
+    pub last_hash: Option<String>,
+    #[serde(rename = "break")]
+    pub chain_break: Option<ChainBreak>,
+}
+
+/// Walks a chain from its first row, one row at a time, so a long chain is verified in
+/// constant memory. Stops at the first break.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    workspace_id: String,
+    expected_prev: String,
+    expected_seq: u64,
+    rows_checked: u64,
+    first_hash: Option<String>,
+    chain_break: Option<ChainBreak>,
+}
+
+impl ChainVerifier {
+    pub fn new(workspace_id: &str) -> ChainVerifier {
+        ChainVerifier {
+            workspace_id: workspace_id.to_owned(),
+            expected_prev: genesis_hash(workspace_id),
+            expected_seq: 1,
+            rows_checked: 0,
+            first_hash: None,
+            chain_break: None,
+        }
+    }
+
+    pub fn broken(&self) -> bool {
+        self.chain_break.is_some()
+    }
+
+    pub fn rows_checked(&self) -> u64 {
+        self.rows_checked
+    }
+
+    fn fail(&mut self, row: &AuditRow, reason: &str, detail: String) {
+        self.chain_break = Some(ChainBreak { row_id: Some(row.id.clone()), seq: row.seq, reason: reason.into(), detail });
+    }
+
+    /// Checks the next row in `seq` order. Returns `false` once the chain is broken.
+    pub fn push(&mut self, row: &AuditRow) -> bool {
+        if self.broken() {
+            return false;
+        }
+        if row.workspace_id != self.workspace_id {
+            self.fail(row, "workspace_mismatch", format!("row belongs to workspace {}", row.workspace_id));
+        } else if row.seq != self.expected_seq {
+            let detail = format!("expected seq {}, found {}: rows are missing or reordered", self.expected_seq, row.seq);
+            self.fail(row, "seq_gap", detail);
+        } else if row.prev_hash != self.expected_prev {
+            let detail = format!("prev_hash {} does not match the previous row's hash {}", row.prev_hash, self.expected_prev);
+            self.fail(row, "prev_hash_mismatch", detail);
+        } else {
+            let computed = row.hash_input().hash();
+            if computed != row.hash {
+                let detail = format!("stored hash {} but the row's content hashes to {computed}", row.hash);
+                self.fail(row, "hash_mismatch", detail);
+            }
+        }
+        if self.broken() {
+            return false;
+        }
+        self.rows_checked += 1;
+        self.first_hash.get_or_insert_with(|| row.hash.clone());
+        self.expected_prev = row.hash.clone();
+        self.expected_seq += 1;
+        true
+    }
+
+    /// Compares the end of the walked chain with the stored head, then reports.
+    pub fn finish(mut self, head: Option<&ChainHead>) -> VerifyReport {
+        let last_hash = (self.rows_checked > 0).then(|| self.expected_prev.clone());
+        if self.chain_break.is_none() {
+            let head_seq = head.map_or(0, |h| h.seq);
+            let walked = self.expected_seq - 1;
+            if head_seq > walked {
+                self.chain_break = Some(ChainBreak {
+                    row_id: None,
+                    seq: walked + 1,
+                    reason: "tail_truncated".into(),
+                    detail: format!("the chain head records {head_seq} rows but only {walked} are present"),
+                });
+            } else if head_seq < walked || head.is_some_and(|h| Some(&h.hash) != last_hash.as_ref()) {
+                self.chain_break = Some(ChainBreak {
+                    row_id: None,
+                    seq: walked,
+                    reason: "head_mismatch".into(),
+                    detail: format!("the chain head (seq {head_seq}) does not match the last row (seq {walked})"),
+                });
+            }
+        }
+        VerifyReport {
+            ok: self.chain_break.is_none(),
+            rows_checked: self.rows_checked,
+            first_hash: self.first_hash,
+            last_hash,
+            chain_break: self.chain_break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(ws: &str, n: u64) -> (Vec<AuditRow>, ChainHead) {
+        let mut prev = genesis_hash(ws);
+        let mut rows = Vec::new();
+        for seq in 1..=n {
+            let mut row = AuditRow {
+                id: format!("r{seq}"),
+                seq,
+                workspace_id: ws.into(),
+                action: "change.create".into(),
+                target_type: "ChangeRequest".into(),
+                target_id: format!("c{seq}"),
+                actor: (seq % 2 == 0).then(|| "alice".into()),
+                old_value: Value::Null,
+                new_value: json!({"title": format!("t{seq}")}),
+                metadata: json!({}),
+                created_at: format!("2026-11-01T00:00:{:02}Z", seq % 60),
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            row.hash = row.hash_input().hash();
+            prev = row.hash.clone();
+            rows.push(row);
+        }
+        let head = ChainHead { seq: n, hash: prev, created_at: None };
+        (rows, head)
+    }
+
+    fn verify(rows: &[AuditRow], head: &ChainHead) -> VerifyReport {
+        let mut v = ChainVerifier::new("w1");
+        for r in rows {
+            if !v.push(r) {
+                break;
+            }
+        }
+        v.finish(Some(head))
+    }
+
+    #[test]
+    fn genesis_is_sha256_of_the_prefixed_workspace_id() {
+        // sha256("vigilo:w1"), computed independently.
+        assert_eq!(genesis_hash("w1"), format!("{:x}", Sha256::digest(b"vigilo:w1")));
+        assert_eq!(genesis_hash("w1").len(), 64);
+    }
+
+    #[test]
+    fn the_hash_covers_the_canonical_document() {
+        let (rows, _) = chain("w1", 1);
+        let r = &rows[0];
+        let doc = format!(
+            r#"{{"action":"change.create","actor_id":null,"created_at":"{}","metadata":{{}},"new_value":{{"title":"t1"}},"old_value":null,"prev_hash":"{}","target_id":"c1","target_type":"ChangeRequest"}}"#,
+            r.created_at, r.prev_hash
+        );
+        assert_eq!(r.hash, format!("{:x}", Sha256::digest(doc.as_bytes())));
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let (rows, head) = chain("w1", 5);
+        let r = verify(&rows, &head);
+        assert!(r.ok);
+        assert_eq!(r.rows_checked, 5);
+        assert_eq!(r.first_hash.as_deref(), Some(rows[0].hash.as_str()));
+        assert_eq!(r.last_hash.as_deref(), Some(head.hash.as_str()));
+    }
+
+    #[test]
+    fn an_edited_row_is_a_hash_mismatch() {
+        let (mut rows, head) = chain("w1", 5);
+        rows[2].new_value = json!({"title": "forged"});
+        let b = verify(&rows, &head).chain_break.unwrap();
+        assert_eq!((b.row_id.as_deref(), b.seq, b.reason.as_str()), (Some("r3"), 3, "hash_mismatch"));
+    }
+
+    #[test]
+    fn a_deleted_row_is_a_seq_gap() {
+        let (mut rows, head) = chain("w1", 5);
+        rows.remove(1);
+        let b = verify(&rows, &head).chain_break.unwrap();
+        assert_eq!((b.seq, b.reason.as_str()), (3, "seq_gap"));
+    }
+
+    #[test]
+    fn a_rehashed_forgery_breaks_the_next_link() {
+        let (mut rows, head) = chain("w1", 5);
+        rows[1].new_value = json!({"title": "forged"});
+        rows[1].hash = rows[1].hash_input().hash();
+        let b = verify(&rows, &head).chain_break.unwrap();
+        assert_eq!((b.seq, b.reason.as_str()), (3, "prev_hash_mismatch"));
+    }
+
+    #[test]
+    fn a_cut_tail_is_caught_by_the_head() {
+        let (mut rows, head) = chain("w1", 5);
+        rows.truncate(3);
+        let b = verify(&rows, &head).chain_break.unwrap();
+        assert_eq!((b.row_id, b.seq, b.reason.as_str()), (None, 4, "tail_truncated"));
+    }
+
+    #[test]
+    fn a_head_that_disagrees_with_the_last_row_is_caught() {
+        let (rows, mut head) = chain("w1", 3);
+        head.hash = "0".repeat(64);
+        assert_eq!(verify(&rows, &head).chain_break.unwrap().reason, "head_mismatch");
+    }
+
+    #[test]
+    fn rows_of_another_workspace_are_refused() {
+        let (rows, head) = chain("w2", 2);
+        assert_eq!(verify(&rows, &head).chain_break.unwrap().reason, "workspace_mismatch");
+    }
+}

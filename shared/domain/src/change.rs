@@ -1,0 +1,406 @@
+//! The change request: its fields, the enumerations the contract fixes, and the limits
+//! every write is checked against.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChangeNumber, UserId};
+use crate::FieldErrors;
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The allowed spellings, for error messages.
+            pub fn choices() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(ChangeType { Standard = "standard", Normal = "normal", Emergency = "emergency" });
+wire_enum!(Priority { Low = "low", Medium = "medium", High = "high", Critical = "critical" });
+wire_enum!(RiskLevel { Low = "low", Medium = "medium", High = "high" });
+wire_enum!(ClosureCode {
+    Successful = "successful",
+    SuccessfulWithIssues = "successful_with_issues",
+    Unsuccessful = "unsuccessful",
+});
+wire_enum!(
+    /// Where a change stands in its lifecycle.
+    Status {
+        Draft = "draft",
+        Review = "review",
+        Approved = "approved",
+        Rejected = "rejected",
+        Scheduled = "scheduled",
+        InProgress = "in_progress",
+        Completed = "completed",
+        Failed = "failed",
+        RolledBack = "rolled_back",
+        Cancelled = "cancelled",
+    }
+);
+
+impl ChangeType {
+    /// Default minimum lead time in hours, per type.
+    pub fn default_lead_time_hours(self) -> u32 {
+        match self {
+            ChangeType::Emergency => 0,
+            ChangeType::Normal => 24,
+            ChangeType::Standard => 4,
+        }
+    }
+}
+
+impl Status {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Rejected | Status::Failed | Status::RolledBack | Status::Cancelled
+        )
+    }
+}
+
+pub const TITLE_MAX: usize = 200;
+pub const TEXT_MAX: usize = 20_000;
+pub const ASSETS_MAX: usize = 100;
+pub const ASSET_LEN_MAX: usize = 200;
+pub const DEPENDENCIES_MAX: usize = 50;
+pub const CUSTOM_FIELDS_MAX: usize = 50;
+pub const LEAD_TIME_MAX_HOURS: u32 = 8_760;
+pub const REASON_MAX: usize = 5_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRequest {
+    pub id: String,
+    pub workspace_id: String,
+    pub number: ChangeNumber,
+    pub title: String,
+    pub description: String,
+    pub change_type: ChangeType,
+    pub priority: Priority,
+    pub risk_level: RiskLevel,
+    pub planned_start: Option<Timestamp>,
+    pub planned_end: Option<Timestamp>,
+    pub affected_assets: Vec<String>,
+    pub implementation_plan: String,
+    pub rollback_plan: String,
+    pub test_plan: String,
+    pub min_lead_time_hours: u32,
+    pub dependencies: Vec<ChangeNumber>,
+    pub assignee: Option<UserId>,
+    pub custom_fields: BTreeMap<String, serde_json::Value>,
+    pub status: Status,
+    pub author: UserId,
+    pub submitted_at: Option<Timestamp>,
+    pub closure_code: Option<ClosureCode>,
+    pub closure_notes: Option<String>,
+    pub failure_reason: Option<String>,
+    pub rollback_reason: Option<String>,
+    pub rolled_back_at: Option<Timestamp>,
+    pub rolled_back_by: Option<UserId>,
+    pub cancel_reason: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub conflicts: Vec<serde_json::Value>,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The editable fields of a change, already typed. Missing enums fall back to defaults
+/// when creating; on a patch `None` means "leave as is".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeFields {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub change_type: Option<ChangeType>,
+    pub priority: Option<Priority>,
+    pub risk_level: Option<RiskLevel>,
+    pub planned_start: Option<Option<Timestamp>>,
+    pub planned_end: Option<Option<Timestamp>>,
+    pub affected_assets: Option<Vec<String>>,
+    pub implementation_plan: Option<String>,
+    pub rollback_plan: Option<String>,
+    pub test_plan: Option<String>,
+    pub min_lead_time_hours: Option<u32>,
+    pub dependencies: Option<Vec<ChangeNumber>>,
+    pub assignee: Option<Option<UserId>>,
+    pub custom_fields: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// What the caller sends, before the enums and times are checked. Types are enforced by
+/// serde (a wrong type is a 400); values are checked by [`RawChange::parse`] (a 422).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChange {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub change_type: Option<String>,
+    pub priority: Option<String>,
+    pub risk_level: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub planned_start: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub planned_end: Option<Option<String>>,
+    pub affected_assets: Option<Vec<String>>,
+    pub implementation_plan: Option<String>,
+    pub rollback_plan: Option<String>,
+    pub test_plan: Option<String>,
+    pub min_lead_time_hours: Option<i64>,
+    pub dependencies: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub assignee: Option<Option<String>>,
+    pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn parse_enum<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    choices: String,
+) -> Option<T> {
+    let v = value?;
+    let parsed = parse(v);
+    if parsed.is_none() {
+        errors.add(field, format!("must be one of: {choices}"));
+    }
+    parsed
+}
+
+fn parse_time(errors: &mut FieldErrors, field: &str, v: &Option<Option<String>>) -> Option<Option<Timestamp>> {
+    match v {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(s)) => match crate::time::parse(s) {
+            Some(t) => Some(Some(crate::time::to_millis(t))),
+            None => {
+                errors.add(field, "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:00:00Z");
+                None
+            }
+        },
+    }
+}
+
+impl RawChange {
+    /// Checks every value and its limits, collecting one reason per bad field.
+    pub fn parse(self) -> Result<ChangeFields, FieldErrors> {
+        let mut e = FieldErrors::default();
+        let mut f = ChangeFields {
+            change_type: parse_enum(&mut e, "change_type", self.change_type.as_deref(), ChangeType::parse, ChangeType::choices()),
+            priority: parse_enum(&mut e, "priority", self.priority.as_deref(), Priority::parse, Priority::choices()),
+            risk_level: parse_enum(&mut e, "risk_level", self.risk_level.as_deref(), RiskLevel::parse, RiskLevel::choices()),
+            planned_start: parse_time(&mut e, "planned_start", &self.planned_start),
+            planned_end: parse_time(&mut e, "planned_end", &self.planned_end),
+            ..ChangeFields::default()
+        };
+        if let Some(title) = self.title {
+            let t = title.trim().to_owned();
+            let n = t.chars().count();
+            if n == 0 || n > TITLE_MAX {
+                e.add("title", format!("must be 1 to {TITLE_MAX} characters"));
+            }
+            f.title = Some(t);
+        }
+        for (name, value, slot) in [
+            ("description", self.description, &mut f.description),
+            ("implementation_plan", self.implementation_plan, &mut f.implementation_plan),
+            ("rollback_plan", self.rollback_plan, &mut f.rollback_plan),
+            ("test_plan", self.test_plan, &mut f.test_plan),
+        ] {
+            if let Some(v) = value {
+                if v.chars().count() > TEXT_MAX {
+                    e.add(name, format!("must be at most {TEXT_MAX} characters"));
+                }
+                *slot = Some(v);
+            }
+        }
+        if let Some(assets) = self.affected_assets {
+            f.affected_assets = Some(check_assets(&mut e, assets));
+        }
+        if let Some(h) = self.min_lead_time_hours {
+            match u32::try_from(h) {
+                Ok(h) if h <= LEAD_TIME_MAX_HOURS => f.min_lead_time_hours = Some(h),
+                _ => e.add("min_lead_time_hours", format!("must be 0 to {LEAD_TIME_MAX_HOURS}")),
+            }
+        }
+        if let Some(deps) = self.dependencies {
+            if deps.len() > DEPENDENCIES_MAX {
+                e.add("dependencies", format!("at most {DEPENDENCIES_MAX} dependencies"));
+            }
+            let mut parsed: Vec<ChangeNumber> = Vec::new();
+            for d in &deps {
+                match ChangeNumber::parse(d) {
+                    Some(n) if !parsed.contains(&n) => parsed.push(n),
+                    Some(_) => {}
+                    None => e.add("dependencies", format!("{d:?} is not a change number like CHG-00001")),
+                }
+            }
+            f.dependencies = Some(parsed);
+        }
+        if let Some(a) = self.assignee {
+            f.assignee = Some(match a {
+                None => None,
+                Some(s) => match UserId::parse(&s) {
+                    Ok(u) => Some(u),
+                    Err(reason) => {
+                        e.add("assignee", reason);
+                        None
+                    }
+                },
+            });
+        }
+        if let Some(cf) = self.custom_fields {
+            if cf.len() > CUSTOM_FIELDS_MAX {
+                e.add("custom_fields", format!("at most {CUSTOM_FIELDS_MAX} keys"));
+            }
+            if cf.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
+                e.add("custom_fields", "keys must be 1 to 100 characters");
+            }
+            f.custom_fields = Some(cf.into_iter().collect());
+        }
+        if e.is_empty() {
+            Ok(f)
+        } else {
+            Err(e)
+        }
+    }
+}
+
+fn check_assets(e: &mut FieldErrors, assets: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(assets.len());
+    for a in assets {
+        let a = a.trim().to_owned();
+        if a.is_empty() || a.chars().count() > ASSET_LEN_MAX {
+            e.add("affected_assets", format!("each asset must be 1 to {ASSET_LEN_MAX} characters"));
+        } else if a.chars().any(char::is_control) {
+            e.add("affected_assets", "assets must not contain control characters");
+        } else if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    if out.len() > ASSETS_MAX {
+        e.add("affected_assets", format!("at most {ASSETS_MAX} assets"));
+    }
+    out
+}
+
+impl ChangeRequest {
+    /// Applies edited fields; `None` leaves a field untouched.
+    pub fn apply(&mut self, f: ChangeFields) {
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = f.$field { self.$field = v; })* };
+        }
+        set!(
+            title, description, change_type, priority, risk_level, planned_start, planned_end,
+            affected_assets, implementation_plan, rollback_plan, test_plan, min_lead_time_hours,
+            dependencies, assignee, custom_fields
+        );
+    }
+
+    /// Checks that hold for any stored change, whatever its status.
+    pub fn check_consistency(&self) -> Result<(), FieldErrors> {
+        let mut e = FieldErrors::default();
+        if let (Some(s), Some(end)) = (self.planned_start, self.planned_end) {
+            if end <= s {
+                e.add("planned_end", "must be after planned_start");
+            }
+        }
+        if self.dependencies.contains(&self.number) {
+            e.add("dependencies", "a change cannot depend on itself");
+        }
+        if e.is_empty() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: serde_json::Value) -> RawChange {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn limits_are_enforced_per_field() {
+        let long = "x".repeat(TEXT_MAX + 1);
+        let err = raw(serde_json::json!({
+            "title": "", "description": long, "change_type": "weekly", "priority": "urgent",
+            "risk_level": "extreme", "planned_start": "tomorrow",
+            "affected_assets": (0..101).map(|i| format!("a{i}")).collect::<Vec<_>>(),
+            "min_lead_time_hours": -1, "dependencies": ["CHG-1", "nope"],
+            "custom_fields": (0..51).map(|i| (format!("k{i}"), serde_json::json!(i))).collect::<serde_json::Map<_,_>>(),
+        }))
+        .parse()
+        .unwrap_err();
+        for f in [
+            "title", "description", "change_type", "priority", "risk_level", "planned_start",
+            "affected_assets", "min_lead_time_hours", "dependencies", "custom_fields",
+        ] {
+            assert!(err.0.contains_key(f), "{f} should be refused: {err:?}");
+        }
+    }
+
+    #[test]
+    fn values_at_the_limits_are_accepted() {
+        let f = raw(serde_json::json!({
+            "title": "x".repeat(TITLE_MAX), "description": "d".repeat(TEXT_MAX),
+            "affected_assets": (0..100).map(|i| format!("{i:0>200}")).collect::<Vec<_>>(),
+            "planned_start": "2026-12-01T10:00:00+01:00", "planned_end": null,
+        }))
+        .parse()
+        .unwrap();
+        assert_eq!(f.affected_assets.unwrap().len(), 100);
+        assert_eq!(f.planned_start, Some(Some("2026-12-01T09:00:00Z".parse().unwrap())));
+        assert_eq!(f.planned_end, Some(None));
+    }
+
+    #[test]
+    fn unknown_fields_are_a_type_error() {
+        assert!(serde_json::from_value::<RawChange>(serde_json::json!({"titel": "x"})).is_err());
+        assert!(serde_json::from_value::<RawChange>(serde_json::json!({"title": 5})).is_err());
+    }
+
+    #[test]
+    fn assets_are_trimmed_and_deduplicated() {
+        let f = raw(serde_json::json!({"affected_assets": [" db-1 ", "db-1", "lb"]})).parse().unwrap();
+        assert_eq!(f.affected_assets.unwrap(), vec!["db-1", "lb"]);
+    }
+}

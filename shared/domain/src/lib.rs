@@ -1,0 +1,19 @@
+//! Vigilo's pure rules. Nothing here does I/O, awaits, or knows about AWS or HTTP:
+//! every rule can be tested with plain values, and every host (Lambda, `vigilo serve`,
+//! the offline CLI) applies exactly the same rules.
+
+pub mod approval;
+pub mod audit;
+pub mod canonical;
+pub mod change;
+pub mod error;
+pub mod fsm;
+pub mod ids;
+pub mod role;
+pub mod time;
+pub mod workspace;
+
+pub use error::{DomainError, FieldErrors};
+
+#[cfg(test)]
+pub(crate) mod test_support;
