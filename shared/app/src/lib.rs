@@ -1,1 +1,40 @@
+//! Vigilo's services. Each service method loads what it needs through the storage
+//! port, applies the domain's rules, and commits one audited transaction. The ports
+//! (table, clock) are traits here; adapters live in `vigilo-local` and `vigilo-aws`.
 
+pub mod actor;
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod paging;
+pub mod services;
+pub mod store;
+pub mod txn;
+
+#[cfg(feature = "contract-tests")]
+pub mod contract;
+
+use std::sync::Arc;
+
+pub use actor::{Actor, RequestInfo};
+pub use clock::{Clock, SystemClock};
+pub use error::{AppError, AppResult};
+pub use services::idempotency::{Created, IdempotencyKey};
+pub use store::Table;
+
+/// The application: ports wired once at start-up and shared by every request.
+#[derive(Clone)]
+pub struct Vigilo {
+    pub table: Arc<dyn Table>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Vigilo {
+    pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Vigilo {
+        Vigilo { table, clock }
+    }
+
+    pub(crate) fn now(&self) -> jiff::Timestamp {
+        vigilo_domain::time::to_millis(self.clock.now())
+    }
+}

@@ -116,6 +116,9 @@ pub struct ChangeRequest {
     pub status: Status,
     pub author: UserId,
     pub submitted_at: Option<Timestamp>,
+    /// How many times the change has been submitted; approval steps belong to a round.
+    #[serde(default)]
+    pub approval_round: u32,
     pub closure_code: Option<ClosureCode>,
     pub closure_notes: Option<String>,
     pub failure_reason: Option<String>,
@@ -201,14 +204,21 @@ fn parse_enum<T>(
     parsed
 }
 
-fn parse_time(errors: &mut FieldErrors, field: &str, v: &Option<Option<String>>) -> Option<Option<Timestamp>> {
+fn parse_time(
+    errors: &mut FieldErrors,
+    field: &str,
+    v: &Option<Option<String>>,
+) -> Option<Option<Timestamp>> {
     match v {
         None => None,
         Some(None) => Some(None),
         Some(Some(s)) => match crate::time::parse(s) {
             Some(t) => Some(Some(crate::time::to_millis(t))),
             None => {
-                errors.add(field, "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:00:00Z");
+                errors.add(
+                    field,
+                    "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:00:00Z",
+                );
                 None
             }
         },
@@ -220,9 +230,27 @@ impl RawChange {
     pub fn parse(self) -> Result<ChangeFields, FieldErrors> {
         let mut e = FieldErrors::default();
         let mut f = ChangeFields {
-            change_type: parse_enum(&mut e, "change_type", self.change_type.as_deref(), ChangeType::parse, ChangeType::choices()),
-            priority: parse_enum(&mut e, "priority", self.priority.as_deref(), Priority::parse, Priority::choices()),
-            risk_level: parse_enum(&mut e, "risk_level", self.risk_level.as_deref(), RiskLevel::parse, RiskLevel::choices()),
+            change_type: parse_enum(
+                &mut e,
+                "change_type",
+                self.change_type.as_deref(),
+                ChangeType::parse,
+                ChangeType::choices(),
+            ),
+            priority: parse_enum(
+                &mut e,
+                "priority",
+                self.priority.as_deref(),
+                Priority::parse,
+                Priority::choices(),
+            ),
+            risk_level: parse_enum(
+                &mut e,
+                "risk_level",
+                self.risk_level.as_deref(),
+                RiskLevel::parse,
+                RiskLevel::choices(),
+            ),
             planned_start: parse_time(&mut e, "planned_start", &self.planned_start),
             planned_end: parse_time(&mut e, "planned_end", &self.planned_end),
             ..ChangeFields::default()
@@ -237,7 +265,11 @@ impl RawChange {
         }
         for (name, value, slot) in [
             ("description", self.description, &mut f.description),
-            ("implementation_plan", self.implementation_plan, &mut f.implementation_plan),
+            (
+                "implementation_plan",
+                self.implementation_plan,
+                &mut f.implementation_plan,
+            ),
             ("rollback_plan", self.rollback_plan, &mut f.rollback_plan),
             ("test_plan", self.test_plan, &mut f.test_plan),
         ] {
@@ -254,19 +286,28 @@ impl RawChange {
         if let Some(h) = self.min_lead_time_hours {
             match u32::try_from(h) {
                 Ok(h) if h <= LEAD_TIME_MAX_HOURS => f.min_lead_time_hours = Some(h),
-                _ => e.add("min_lead_time_hours", format!("must be 0 to {LEAD_TIME_MAX_HOURS}")),
+                _ => e.add(
+                    "min_lead_time_hours",
+                    format!("must be 0 to {LEAD_TIME_MAX_HOURS}"),
+                ),
             }
         }
         if let Some(deps) = self.dependencies {
             if deps.len() > DEPENDENCIES_MAX {
-                e.add("dependencies", format!("at most {DEPENDENCIES_MAX} dependencies"));
+                e.add(
+                    "dependencies",
+                    format!("at most {DEPENDENCIES_MAX} dependencies"),
+                );
             }
             let mut parsed: Vec<ChangeNumber> = Vec::new();
             for d in &deps {
                 match ChangeNumber::parse(d) {
                     Some(n) if !parsed.contains(&n) => parsed.push(n),
                     Some(_) => {}
-                    None => e.add("dependencies", format!("{d:?} is not a change number like CHG-00001")),
+                    None => e.add(
+                        "dependencies",
+                        format!("{d:?} is not a change number like CHG-00001"),
+                    ),
                 }
             }
             f.dependencies = Some(parsed);
@@ -305,9 +346,15 @@ fn check_assets(e: &mut FieldErrors, assets: Vec<String>) -> Vec<String> {
     for a in assets {
         let a = a.trim().to_owned();
         if a.is_empty() || a.chars().count() > ASSET_LEN_MAX {
-            e.add("affected_assets", format!("each asset must be 1 to {ASSET_LEN_MAX} characters"));
+            e.add(
+                "affected_assets",
+                format!("each asset must be 1 to {ASSET_LEN_MAX} characters"),
+            );
         } else if a.chars().any(char::is_control) {
-            e.add("affected_assets", "assets must not contain control characters");
+            e.add(
+                "affected_assets",
+                "assets must not contain control characters",
+            );
         } else if !out.contains(&a) {
             out.push(a);
         }
@@ -325,9 +372,21 @@ impl ChangeRequest {
             ($($field:ident),*) => { $(if let Some(v) = f.$field { self.$field = v; })* };
         }
         set!(
-            title, description, change_type, priority, risk_level, planned_start, planned_end,
-            affected_assets, implementation_plan, rollback_plan, test_plan, min_lead_time_hours,
-            dependencies, assignee, custom_fields
+            title,
+            description,
+            change_type,
+            priority,
+            risk_level,
+            planned_start,
+            planned_end,
+            affected_assets,
+            implementation_plan,
+            rollback_plan,
+            test_plan,
+            min_lead_time_hours,
+            dependencies,
+            assignee,
+            custom_fields
         );
     }
 
@@ -371,8 +430,16 @@ mod tests {
         .parse()
         .unwrap_err();
         for f in [
-            "title", "description", "change_type", "priority", "risk_level", "planned_start",
-            "affected_assets", "min_lead_time_hours", "dependencies", "custom_fields",
+            "title",
+            "description",
+            "change_type",
+            "priority",
+            "risk_level",
+            "planned_start",
+            "affected_assets",
+            "min_lead_time_hours",
+            "dependencies",
+            "custom_fields",
         ] {
             assert!(err.0.contains_key(f), "{f} should be refused: {err:?}");
         }
@@ -388,7 +455,10 @@ mod tests {
         .parse()
         .unwrap();
         assert_eq!(f.affected_assets.unwrap().len(), 100);
-        assert_eq!(f.planned_start, Some(Some("2026-12-01T09:00:00Z".parse().unwrap())));
+        assert_eq!(
+            f.planned_start,
+            Some(Some("2026-12-01T09:00:00Z".parse().unwrap()))
+        );
         assert_eq!(f.planned_end, Some(None));
     }
 
@@ -400,7 +470,9 @@ mod tests {
 
     #[test]
     fn assets_are_trimmed_and_deduplicated() {
-        let f = raw(serde_json::json!({"affected_assets": [" db-1 ", "db-1", "lb"]})).parse().unwrap();
+        let f = raw(serde_json::json!({"affected_assets": [" db-1 ", "db-1", "lb"]}))
+            .parse()
+            .unwrap();
         assert_eq!(f.affected_assets.unwrap(), vec!["db-1", "lb"]);
     }
 }

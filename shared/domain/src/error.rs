@@ -40,7 +40,10 @@ pub enum DomainError {
     #[error("the request has invalid fields")]
     Validation(FieldErrors),
     #[error("planned_start is {actual_hours:.1} h away; this change needs at least {required_hours} h of lead time")]
-    LeadTimeViolation { required_hours: u32, actual_hours: f64 },
+    LeadTimeViolation {
+        required_hours: u32,
+        actual_hours: f64,
+    },
     #[error("cannot {action} a change in status {status}")]
     InvalidTransition {
         status: String,

@@ -116,8 +116,20 @@ mod tests {
         assert_eq!(n.get(), 42);
         assert_eq!(n.to_string(), "CHG-00042");
         assert_eq!(ChangeNumber::new(123456).unwrap().to_string(), "CHG-123456");
-        for bad in ["", "CHG-", "CHG-0", "CHG-00000", "42", "CHG-12a", "CHG--1", "XYZ-00001"] {
-            assert!(ChangeNumber::parse(bad).is_none(), "{bad} should be refused");
+        for bad in [
+            "",
+            "CHG-",
+            "CHG-0",
+            "CHG-00000",
+            "42",
+            "CHG-12a",
+            "CHG--1",
+            "XYZ-00001",
+        ] {
+            assert!(
+                ChangeNumber::parse(bad).is_none(),
+                "{bad} should be refused"
+            );
         }
     }
 

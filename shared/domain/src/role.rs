@@ -108,9 +108,17 @@ mod tests {
     fn only_owners_touch_owners() {
         assert!(may_assign(Role::Admin, None, Some(Role::Approver)));
         assert!(!may_assign(Role::Admin, None, Some(Role::Owner)));
-        assert!(!may_assign(Role::Admin, Some(Role::Owner), Some(Role::Member)));
+        assert!(!may_assign(
+            Role::Admin,
+            Some(Role::Owner),
+            Some(Role::Member)
+        ));
         assert!(!may_assign(Role::Admin, Some(Role::Owner), None));
-        assert!(may_assign(Role::Owner, Some(Role::Member), Some(Role::Owner)));
+        assert!(may_assign(
+            Role::Owner,
+            Some(Role::Member),
+            Some(Role::Owner)
+        ));
         assert!(!may_assign(Role::Approver, None, Some(Role::Viewer)));
     }
 }

@@ -31,6 +31,7 @@ pub fn draft() -> ChangeRequest {
         status: Status::Draft,
         author: user("alice"),
         submitted_at: None,
+        approval_round: 0,
         closure_code: None,
         closure_notes: None,
         failure_reason: None,

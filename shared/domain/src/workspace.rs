@@ -44,7 +44,10 @@ pub fn check_settings(
     }
     if let Some(tz) = timezone {
         if jiff::tz::db().get(tz).is_err() {
-            errors.add("timezone", "must be an IANA time zone name such as Europe/Berlin");
+            errors.add(
+                "timezone",
+                "must be an IANA time zone name such as Europe/Berlin",
+            );
         }
     }
     if let Some(days) = retention {
@@ -135,7 +138,13 @@ mod tests {
             assert!(e.0.contains_key(f), "{f} should be refused");
         }
         let mut ok = FieldErrors::default();
-        check_settings(&mut ok, Some("Acme"), Some("de"), Some("Europe/Berlin"), Some(365));
+        check_settings(
+            &mut ok,
+            Some("Acme"),
+            Some("de"),
+            Some("Europe/Berlin"),
+            Some(365),
+        );
         assert!(ok.is_empty());
     }
 

@@ -1,0 +1,312 @@
+//! The storage contract: behaviour every [`Table`] adapter must show, written once and
+//! run against each adapter by [`table_contract_tests!`](crate::table_contract_tests).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::store::{
+    Condition, Item, Key, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS,
+};
+
+fn put(item: Item, condition: Option<Condition>) -> WriteOp {
+    WriteOp::Put { item, condition }
+}
+
+fn item(pk: &str, sk: &str, v: i64) -> Item {
+    Item::new(Key::new(pk, sk), json!({"v": v, "version": 1}))
+}
+
+pub async fn put_get_round_trip(t: Arc<dyn Table>) {
+    let it = item("P", "a", 1).index("by_x", Key::new("X#1", "0001"));
+    t.transact(vec![put(it.clone(), None)]).await.unwrap();
+    assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), Some(it));
+    assert_eq!(t.get(&Key::new("P", "b")).await.unwrap(), None);
+    assert_eq!(t.get(&Key::new("Q", "a")).await.unwrap(), None);
+}
+
+pub async fn not_exists_refuses_a_second_put_and_writes_nothing(t: Arc<dyn Table>) {
+    t.transact(vec![put(item("P", "a", 1), Some(Condition::NotExists))])
+        .await
+        .unwrap();
+    let err = t
+        .transact(vec![
+            put(item("P", "b", 2), Some(Condition::NotExists)),
+            put(item("P", "a", 3), Some(Condition::NotExists)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ConditionFailed { index: 1 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        t.get(&Key::new("P", "b")).await.unwrap(),
+        None,
+        "a failed transaction writes nothing"
+    );
+    assert_eq!(
+        t.get(&Key::new("P", "a")).await.unwrap().unwrap().data["v"],
+        1
+    );
+}
+
+pub async fn equals_conditions_guard_versions(t: Arc<dyn Table>) {
+    let missing = t
+        .transact(vec![put(item("P", "a", 1), Some(Condition::version(1)))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::ConditionFailed { index: 0 }),
+        "Equals on a missing item fails"
+    );
+    t.transact(vec![put(item("P", "a", 1), None)])
+        .await
+        .unwrap();
+    let stale = t
+        .transact(vec![put(item("P", "a", 2), Some(Condition::version(7)))])
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::ConditionFailed { index: 0 }));
+    let mut next = item("P", "a", 2);
+    next.data["version"] = json!(2);
+    t.transact(vec![put(next, Some(Condition::version(1)))])
+        .await
+        .unwrap();
+    let multi = Condition::Equals(vec![("v".into(), json!(2)), ("version".into(), json!(2))]);
+    t.transact(vec![WriteOp::Check {
+        key: Key::new("P", "a"),
+        condition: multi,
+    }])
+    .await
+    .unwrap();
+    let exists = t
+        .transact(vec![WriteOp::Check {
+            key: Key::new("P", "zz"),
+            condition: Condition::Exists,
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(exists, StoreError::ConditionFailed { index: 0 }));
+}
+
+pub async fn a_failed_check_rejects_the_whole_transaction(t: Arc<dyn Table>) {
+    t.transact(vec![put(item("P", "a", 1), None)])
+        .await
+        .unwrap();
+    let err = t
+        .transact(vec![
+            put(item("P", "b", 1), None),
+            WriteOp::Delete {
+                key: Key::new("P", "a"),
+                condition: None,
+            },
+            WriteOp::Check {
+                key: Key::new("P", "c"),
+                condition: Condition::Exists,
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConditionFailed { index: 2 }));
+    assert!(t.get(&Key::new("P", "a")).await.unwrap().is_some());
+    assert!(t.get(&Key::new("P", "b")).await.unwrap().is_none());
+}
+
+pub async fn delete_removes_the_item_and_its_index_entries(t: Arc<dyn Table>) {
+    let it = item("P", "a", 1).index("by_x", Key::new("X", "1"));
+    t.transact(vec![put(it, None)]).await.unwrap();
+    t.transact(vec![WriteOp::Delete {
+        key: Key::new("P", "a"),
+        condition: Some(Condition::Exists),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), None);
+    assert!(t
+        .query(&Query::index("by_x", "X"))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Table>) {
+    let mut ops: Vec<WriteOp> = (0..7)
+        .map(|i| put(item("P", &format!("A#{i}"), i), None))
+        .collect();
+    ops.push(put(item("P", "B#0", 9), None));
+    ops.push(put(item("PX", "A#0", 9), None));
+    t.transact(ops).await.unwrap();
+
+    let all = t.query(&Query::table("P").begins_with("A#")).await.unwrap();
+    let sks: Vec<&str> = all.items.iter().map(|i| i.key.sk.as_str()).collect();
+    assert_eq!(sks, ["A#0", "A#1", "A#2", "A#3", "A#4", "A#5", "A#6"]);
+    assert_eq!(all.last, None);
+
+    let between = t
+        .query(&Query::table("P").between("A#2", "A#4"))
+        .await
+        .unwrap();
+    assert_eq!(between.items.len(), 3);
+
+    let mut q = Query::table("P").begins_with("A#").backward().limit(3);
+    let mut seen = Vec::new();
+    loop {
+        let page = t.query(&q).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|i| i.data["v"].as_i64().unwrap()));
+        match page.last {
+            Some(p) => q.after = Some(p),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [6, 5, 4, 3, 2, 1, 0]);
+}
+
+pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
+    let tagged = |sk: &str, status: &str| {
+        item("P", sk, 0).index("by_status", Key::new(format!("S#{status}"), "same"))
+    };
+    t.transact(vec![
+        put(tagged("a", "open"), None),
+        put(tagged("b", "open"), None),
+        put(tagged("c", "open"), None),
+        put(item("P", "d", 0), None),
+    ])
+    .await
+    .unwrap();
+    let q = Query::index("by_status", "S#open").limit(2);
+    let first = t.query(&q).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let rest = t.query(&q.clone().after(first.last.clone())).await.unwrap();
+    let mut keys: Vec<String> = first
+        .items
+        .iter()
+        .chain(rest.items.iter())
+        .map(|i| i.key.sk.clone())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["a", "b", "c"],
+        "equal index sort keys page by primary key without loss"
+    );
+
+    t.transact(vec![put(tagged("a", "closed"), None)])
+        .await
+        .unwrap();
+    let open = t.query(&Query::index("by_status", "S#open")).await.unwrap();
+    assert_eq!(open.items.len(), 2);
+    let closed = t
+        .query(&Query::index("by_status", "S#closed"))
+        .await
+        .unwrap();
+    assert_eq!(closed.items[0].key.sk, "a");
+    assert_eq!(
+        closed.items[0].indexes["by_status"],
+        Key::new("S#closed", "same")
+    );
+
+    t.transact(vec![put(item("P", "b", 0), None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        t.query(&Query::index("by_status", "S#open"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1,
+        "dropping the index key leaves the index"
+    );
+}
+
+pub async fn malformed_transactions_are_refused(t: Arc<dyn Table>) {
+    let twice = t
+        .transact(vec![
+            put(item("P", "a", 1), None),
+            put(item("P", "a", 2), None),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(twice, StoreError::InvalidTransaction));
+    let many: Vec<WriteOp> = (0..=MAX_TRANSACTION_ITEMS)
+        .map(|i| put(item("P", &i.to_string(), 0), None))
+        .collect();
+    assert!(matches!(
+        t.transact(many).await.unwrap_err(),
+        StoreError::InvalidTransaction
+    ));
+    assert!(matches!(
+        t.transact(vec![]).await.unwrap_err(),
+        StoreError::InvalidTransaction
+    ));
+    assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), None);
+}
+
+/// Racing read-modify-write loops on one counter lose no update.
+pub async fn racing_writers_lose_no_update(t: Arc<dyn Table>) {
+    t.transact(vec![put(
+        Item::new(Key::new("C", "n"), json!({"version": 0})),
+        None,
+    )])
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                loop {
+                    let cur = t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"]
+                        .as_u64()
+                        .unwrap();
+                    let next = Item::new(Key::new("C", "n"), json!({"version": cur + 1}));
+                    match t
+                        .transact(vec![put(next, Some(Condition::version(cur)))])
+                        .await
+                    {
+                        Ok(()) => break,
+                        Err(StoreError::ConditionFailed { .. }) => tokio::task::yield_now().await,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"],
+        80
+    );
+}
+
+/// Expands to one `#[tokio::test]` per contract case, each on a fresh table from `$make`.
+#[macro_export]
+macro_rules! table_contract_tests {
+    ($make:expr) => {
+        $crate::table_contract_tests!(@cases $make;
+            put_get_round_trip,
+            not_exists_refuses_a_second_put_and_writes_nothing,
+            equals_conditions_guard_versions,
+            a_failed_check_rejects_the_whole_transaction,
+            delete_removes_the_item_and_its_index_entries,
+            table_queries_honour_key_conditions_order_and_cursors,
+            indexes_are_sparse_and_follow_rewrites,
+            malformed_transactions_are_refused,
+            racing_writers_lose_no_update,
+        );
+    };
+    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (table, _guard) = $make;
+                $crate::contract::$case(table).await;
+            }
+        )+
+    };
+}

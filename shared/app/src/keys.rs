@@ -1,0 +1,297 @@
+//! Every key of the single table, built here and nowhere else. The layout is designed
+//! as for DynamoDB: each list, filter and queue is answered by one key-condition query
+//! on the table or on a (sparse) secondary index, never by scanning a workspace.
+//!
+//! | item | pk | sk | indexes |
+//! |---|---|---|---|
+//! | workspace | `WS#{w}` | `#META` | |
+//! | slug claim | `SLUG#{slug}` | `#SLUG` | |
+//! | member | `WS#{w}` | `MEMBER#{user}` | `by_user`, `by_delegate` (while delegating) |
+//! | group | `WS#{w}` | `GROUP#{name}` | |
+//! | chain head | `WS#{w}` | `#HEAD` | |
+//! | change counter | `WS#{w}` | `#COUNTER#CHANGE` | |
+//! | change | `WS#{w}#CHANGES` | `{n:012}` | `by_status`, `by_type`, `by_priority`, `by_risk`, `by_assignee` |
+//! | asset entry | `WS#{w}#ASSET#{asset}` | `{n:012}` | |
+//! | approval step | `WS#{w}#CHG#{n:012}` | `STEP#{round:04}#{stage:03}#{i:03}` | `pending` (while pending) |
+//! | audit row | `WS#{w}#AUDIT` | `{seq:020}` | `audit_id`, `audit_target`, `audit_actor`, `audit_action`, `audit_subject` |
+//! | idempotency record | `IDEM#{user}` | `{scope}#{key}` | |
+
+use vigilo_domain::change::{ChangeType, Priority, RiskLevel, Status};
+use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
+
+use crate::store::{IndexName, Key};
+
+pub const BY_USER: IndexName = "by_user";
+pub const BY_DELEGATE: IndexName = "by_delegate";
+pub const BY_STATUS: IndexName = "by_status";
+pub const BY_TYPE: IndexName = "by_type";
+pub const BY_PRIORITY: IndexName = "by_priority";
+pub const BY_RISK: IndexName = "by_risk";
+pub const BY_ASSIGNEE: IndexName = "by_assignee";
+pub const PENDING: IndexName = "pending";
+pub const AUDIT_ID: IndexName = "audit_id";
+pub const AUDIT_TARGET: IndexName = "audit_target";
+pub const AUDIT_ACTOR: IndexName = "audit_actor";
+pub const AUDIT_ACTION: IndexName = "audit_action";
+pub const AUDIT_SUBJECT: IndexName = "audit_subject";
+
+/// Every secondary index, for adapters that create them up front.
+pub const ALL_INDEXES: &[IndexName] = &[
+    BY_USER,
+    BY_DELEGATE,
+    BY_STATUS,
+    BY_TYPE,
+    BY_PRIORITY,
+    BY_RISK,
+    BY_ASSIGNEE,
+    PENDING,
+    AUDIT_ID,
+    AUDIT_TARGET,
+    AUDIT_ACTOR,
+    AUDIT_ACTION,
+    AUDIT_SUBJECT,
+];
+
+fn ws(w: &str) -> String {
+    format!("WS#{w}")
+}
+
+/// Zero-padded so that lexicographic order is numeric order.
+fn num(n: ChangeNumber) -> String {
+    format!("{:012}", n.get())
+}
+
+pub fn seq_sk(seq: u64) -> String {
+    format!("{seq:020}")
+}
+
+pub fn workspace(w: &str) -> Key {
+    Key::new(ws(w), "#META")
+}
+
+pub fn slug(slug: &Slug) -> Key {
+    Key::new(format!("SLUG#{slug}"), "#SLUG")
+}
+
+pub fn member(w: &str, user: &UserId) -> Key {
+    Key::new(ws(w), format!("MEMBER#{user}"))
+}
+
+/// The partition and prefix that hold a workspace's members.
+pub fn members(w: &str) -> (String, &'static str) {
+    (ws(w), "MEMBER#")
+}
+
+/// A member's entry in `by_user`: all workspaces of one user.
+pub fn member_by_user(w: &str, user: &UserId) -> Key {
+    Key::new(format!("USER#{user}"), ws(w))
+}
+
+pub fn user_workspaces(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+
+/// A delegating member's entry in `by_delegate`: who delegated to `delegate`.
+pub fn member_by_delegate(w: &str, delegate: &UserId, user: &UserId) -> Key {
+    Key::new(
+        format!("{}#DELEGATE#{delegate}", ws(w)),
+        format!("MEMBER#{user}"),
+    )
+}
+
+pub fn delegators_of(w: &str, delegate: &UserId) -> String {
+    format!("{}#DELEGATE#{delegate}", ws(w))
+}
+
+pub fn group(w: &str, name: &str) -> Key {
+    Key::new(ws(w), format!("GROUP#{name}"))
+}
+
+pub fn groups(w: &str) -> (String, &'static str) {
+    (ws(w), "GROUP#")
+}
+
+pub fn chain_head(w: &str) -> Key {
+    Key::new(ws(w), "#HEAD")
+}
+
+pub fn change_counter(w: &str) -> Key {
+    Key::new(ws(w), "#COUNTER#CHANGE")
+}
+
+pub fn changes(w: &str) -> String {
+    format!("{}#CHANGES", ws(w))
+}
+
+pub fn change(w: &str, n: ChangeNumber) -> Key {
+    Key::new(changes(w), num(n))
+}
+
+/// The facet indexes of a change: one partition per value, sorted by number.
+pub fn change_by_status(w: &str, s: Status, n: ChangeNumber) -> Key {
+    Key::new(status_partition(w, s), num(n))
+}
+
+pub fn status_partition(w: &str, s: Status) -> String {
+    format!("{}#STATUS#{s}", ws(w))
+}
+
+pub fn change_by_type(w: &str, t: ChangeType, n: ChangeNumber) -> Key {
+    Key::new(type_partition(w, t), num(n))
+}
+
+pub fn type_partition(w: &str, t: ChangeType) -> String {
+    format!("{}#TYPE#{t}", ws(w))
+}
+
+pub fn change_by_priority(w: &str, p: Priority, n: ChangeNumber) -> Key {
+    Key::new(priority_partition(w, p), num(n))
+}
+
+pub fn priority_partition(w: &str, p: Priority) -> String {
+    format!("{}#PRIORITY#{p}", ws(w))
+}
+
+pub fn change_by_risk(w: &str, r: RiskLevel, n: ChangeNumber) -> Key {
+    Key::new(risk_partition(w, r), num(n))
+}
+
+pub fn risk_partition(w: &str, r: RiskLevel) -> String {
+    format!("{}#RISK#{r}", ws(w))
+}
+
+pub fn change_by_assignee(w: &str, u: &UserId, n: ChangeNumber) -> Key {
+    Key::new(assignee_partition(w, u), num(n))
+}
+
+pub fn assignee_partition(w: &str, u: &UserId) -> String {
+    format!("{}#ASSIGNEE#{u}", ws(w))
+}
+
+/// An asset entry: affected assets are many per change, which no secondary index can
+/// hold, so each (asset, change) pair is an item of its own.
+pub fn asset_entry(w: &str, asset: &str, n: ChangeNumber) -> Key {
+    Key::new(asset_partition(w, asset), num(n))
+}
+
+pub fn asset_partition(w: &str, asset: &str) -> String {
+    format!("{}#ASSET#{asset}", ws(w))
+}
+
+/// Recovers a change number from a sort key written by [`change`] or [`asset_entry`].
+pub fn number_from_sk(sk: &str) -> Option<ChangeNumber> {
+    ChangeNumber::new(sk.parse().ok()?)
+}
+
+pub fn steps(w: &str, n: ChangeNumber) -> String {
+    format!("{}#CHG#{}", ws(w), num(n))
+}
+
+pub fn step(w: &str, n: ChangeNumber, round: u32, stage: u32, index: u32) -> Key {
+    Key::new(
+        steps(w, n),
+        format!("STEP#{round:04}#{stage:03}#{index:03}"),
+    )
+}
+
+pub fn round_prefix(round: u32) -> String {
+    format!("STEP#{round:04}#")
+}
+
+/// A pending step's entry in `pending`: the workspace's open approval work, oldest first.
+pub fn pending_step(w: &str, created_at: &str, n: ChangeNumber, step_id: &str) -> Key {
+    Key::new(
+        pending_partition(w),
+        format!("{created_at}#{}#{step_id}", num(n)),
+    )
+}
+
+pub fn pending_partition(w: &str) -> String {
+    format!("{}#PENDING", ws(w))
+}
+
+pub fn audit_rows(w: &str) -> String {
+    format!("{}#AUDIT", ws(w))
+}
+
+pub fn audit_row(w: &str, seq: u64) -> Key {
+    Key::new(audit_rows(w), seq_sk(seq))
+}
+
+pub fn audit_by_id(id: &str) -> Key {
+    Key::new(format!("AUDIT#{id}"), "#")
+}
+
+pub fn audit_by_target(w: &str, target_type: &str, target_id: &str, seq: u64) -> Key {
+    Key::new(
+        audit_target_partition(w, target_type, target_id),
+        seq_sk(seq),
+    )
+}
+
+pub fn audit_target_partition(w: &str, target_type: &str, target_id: &str) -> String {
+    format!("{}#TARGET#{target_type}#{target_id}", ws(w))
+}
+
+pub fn audit_by_actor(w: &str, actor: &str, seq: u64) -> Key {
+    Key::new(audit_actor_partition(w, actor), seq_sk(seq))
+}
+
+pub fn audit_actor_partition(w: &str, actor: &str) -> String {
+    format!("{}#ACTOR#{actor}", ws(w))
+}
+
+pub fn audit_by_action(w: &str, action: &str, seq: u64) -> Key {
+    Key::new(audit_action_partition(w, action), seq_sk(seq))
+}
+
+pub fn audit_action_partition(w: &str, action: &str) -> String {
+    format!("{}#ACTION#{action}", ws(w))
+}
+
+/// Rows about one change (the change itself and its approval steps), for its activity.
+pub fn audit_by_subject(w: &str, change_id: &str, seq: u64) -> Key {
+    Key::new(audit_subject_partition(w, change_id), seq_sk(seq))
+}
+
+pub fn audit_subject_partition(w: &str, change_id: &str) -> String {
+    format!("{}#SUBJECT#{change_id}", ws(w))
+}
+
+pub fn idempotency(user: &UserId, scope: &str, key: &str) -> Key {
+    Key::new(format!("IDEM#{user}"), format!("{scope}#{key}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_sort_numerically_and_round_trip() {
+        let a = change("w", ChangeNumber::new(9).unwrap());
+        let b = change("w", ChangeNumber::new(10).unwrap());
+        assert!(a.sk < b.sk);
+        assert_eq!(number_from_sk(&b.sk), ChangeNumber::new(10));
+        assert!(seq_sk(99) < seq_sk(100));
+    }
+
+    #[test]
+    fn partitions_of_different_kinds_never_collide() {
+        let n = ChangeNumber::new(1).unwrap();
+        let u = UserId::parse("u").unwrap();
+        let pks = [
+            workspace("w").pk,
+            changes("w"),
+            steps("w", n),
+            audit_rows("w"),
+            pending_partition("w"),
+            status_partition("w", Status::Draft),
+            asset_partition("w", "x"),
+            delegators_of("w", &u),
+        ];
+        let mut uniq = pks.to_vec();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), pks.len());
+    }
+}

@@ -1,0 +1,118 @@
+//! Approval queues: the caller's pending steps (their own and delegated ones), and
+//! every step of one change with its decisions.
+
+use serde::Serialize;
+use vigilo_domain::approval::{ApprovalStep, Seats};
+use vigilo_domain::change::ChangeRequest;
+use vigilo_domain::ids::UserId;
+
+use crate::actor::Actor;
+use crate::error::AppResult;
+use crate::keys;
+use crate::paging::{self, Paged};
+use crate::services::records::{decode, load};
+use crate::store::Query;
+use crate::Vigilo;
+
+/// A pending step offered to the caller, with enough of its change to act on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueEntry {
+    #[serde(flatten)]
+    pub step: ApprovalStep,
+    pub change_title: String,
+    pub change_type: String,
+    pub risk_level: String,
+    pub planned_start: Option<jiff::Timestamp>,
+    /// Set when the step is offered because these users delegated to the caller.
+    pub on_behalf_of: Vec<UserId>,
+}
+
+impl Vigilo {
+    /// Pending steps the caller can decide, oldest first, from the sparse index of the
+    /// workspace's pending steps.
+    pub async fn my_approvals(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> AppResult<Paged<QueueEntry>> {
+        let access = self.access(actor, slug).await?;
+        let ws = access.ws().to_owned();
+        let me = access.user().clone();
+        let delegators: Vec<UserId> = self
+            .delegators(&ws, &me)
+            .await?
+            .into_iter()
+            .filter(|m| m.role.can_approve())
+            .map(|m| m.user_id)
+            .collect();
+        let seats = Seats {
+            caller: &me,
+            as_self: access.role().can_approve(),
+            delegators: &delegators,
+        };
+        let q = Query::index(keys::PENDING, keys::pending_partition(&ws));
+        let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
+            decode::<ApprovalStep>(item.clone())
+                .is_ok_and(|s| s.offered_to(&seats) && !s.decided_by(&me))
+        })
+        .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let step: ApprovalStep = decode(item)?;
+            let Some(c) =
+                load::<ChangeRequest>(&*self.table, &keys::change(&ws, step.change_number)).await?
+            else {
+                continue;
+            };
+            if c.author == me {
+                continue;
+            }
+            let on_behalf_of = if step.eligible.contains(&me) && seats.as_self {
+                vec![]
+            } else {
+                delegators
+                    .iter()
+                    .filter(|d| step.eligible.contains(d))
+                    .cloned()
+                    .collect()
+            };
+            out.push(QueueEntry {
+                change_title: c.title,
+                change_type: c.change_type.to_string(),
+                risk_level: c.risk_level.to_string(),
+                planned_start: c.planned_start,
+                on_behalf_of,
+                step,
+            });
+        }
+        Ok(Paged {
+            items: out,
+            next_cursor,
+        })
+    }
+
+    /// Every step of a change, across submit rounds, with its decisions.
+    pub async fn change_approvals(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        number: &str,
+    ) -> AppResult<Vec<ApprovalStep>> {
+        let access = self.access(actor, slug).await?;
+        let c = self.load_change(access.ws(), number).await?;
+        let mut q = Query::table(keys::steps(access.ws(), c.number)).limit(500);
+        let mut out = Vec::new();
+        loop {
+            let page = self.table.query(&q).await?;
+            for item in page.items {
+                out.push(decode(item)?);
+            }
+            match page.last {
+                Some(p) => q.after = Some(p),
+                None => return Ok(out),
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Reading and verifying the audit log.
+
+use serde::Deserialize;
+use serde_json::Value;
+use vigilo_domain::audit::{AuditRow, ChainVerifier, VerifyReport};
+use vigilo_domain::role::{allows, Permission};
+
+use crate::actor::Actor;
+use crate::error::{AppError, AppResult};
+use crate::keys;
+use crate::paging::{self, Paged};
+use crate::services::records::decode;
+use crate::store::{Item, Query};
+use crate::txn::load_head;
+use crate::Vigilo;
+
+/// `GET /audit` filters, as sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub q: Option<String>,
+}
+
+struct Checked {
+    actor: Option<String>,
+    action: Option<String>,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    q: Option<String>,
+}
+
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn instant(name: &str, s: &Option<String>) -> AppResult<Option<String>> {
+    match nonempty(s) {
+        None => Ok(None),
+        Some(t) => vigilo_domain::time::parse(&t)
+            .map(|ts| Some(vigilo_domain::time::format(ts)))
+            .ok_or_else(|| AppError::BadRequest(format!("{name} must be an RFC 3339 time"))),
+    }
+}
+
+impl AuditFilter {
+    fn check(&self) -> AppResult<Checked> {
+        Ok(Checked {
+            actor: nonempty(&self.actor),
+            action: nonempty(&self.action),
+            target_type: nonempty(&self.target_type),
+            target_id: nonempty(&self.target_id),
+            from: instant("from", &self.from)?,
+            to: instant("to", &self.to)?,
+            q: nonempty(&self.q).map(|q| q.to_lowercase()),
+        })
+    }
+}
+
+impl Checked {
+    fn matches(&self, row: &AuditRow) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.action, &row.action)
+            && eq(&self.target_type, &row.target_type)
+            && eq(&self.target_id, &row.target_id)
+            && self
+                .actor
+                .as_deref()
+                .is_none_or(|a| row.actor.as_deref() == Some(a))
+            && self
+                .from
+                .as_deref()
+                .is_none_or(|f| row.created_at.as_str() >= f)
+            && self
+                .to
+                .as_deref()
+                .is_none_or(|t| row.created_at.as_str() <= t)
+            && self.q.as_deref().is_none_or(|q| {
+                let hay = format!(
+                    "{} {} {} {} {} {}",
+                    row.action,
+                    row.target_type,
+                    row.target_id,
+                    row.old_value,
+                    row.new_value,
+                    row.metadata
+                );
+                hay.to_lowercase().contains(q)
+            })
+    }
+
+    /// The narrowest partition for these filters, newest first.
+    fn query(&self, w: &str) -> Query {
+        let q = match (
+            &self.target_type,
+            &self.target_id,
+            &self.actor,
+            &self.action,
+        ) {
+            (Some(t), Some(id), _, _) => {
+                Query::index(keys::AUDIT_TARGET, keys::audit_target_partition(w, t, id))
+            }
+            (_, _, Some(a), _) => {
+                Query::index(keys::AUDIT_ACTOR, keys::audit_actor_partition(w, a))
+            }
+            (_, _, _, Some(a)) => {
+                Query::index(keys::AUDIT_ACTION, keys::audit_action_partition(w, a))
+            }
+            _ => Query::table(keys::audit_rows(w)),
+        };
+        q.backward()
+    }
+}
+
+/// Viewers see who did what and when; values need `member` or more.
+fn redact(mut row: Value, detail: bool) -> Value {
+    if let Value::Object(m) = &mut row {
+        m.remove("subject");
+        if !detail {
+            m.remove("old_value");
+            m.remove("new_value");
+        }
+    }
+    row
+}
+
+fn row_of(item: &Item) -> AppResult<AuditRow> {
+    decode(item.clone())
+}
+
+impl Vigilo {
+    /// Audit rows newest first, narrowed by one index and filtered by the rest.
+    pub async fn list_audit(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> AppResult<Paged<Value>> {
+        let access = self.access(actor, slug).await?;
+        let f = filter.check()?;
+        let detail = allows(access.role(), Permission::ReadAuditDetail);
+        let (items, next_cursor) =
+            paging::collect(&*self.table, f.query(access.ws()), limit, cursor, |item| {
+                row_of(item).is_ok_and(|r| f.matches(&r))
+            })
+            .await?;
+        let items = items.into_iter().map(|i| redact(i.data, detail)).collect();
+        Ok(Paged { items, next_cursor })
+    }
+
+    pub async fn get_audit_row(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<Value> {
+        let access = self.access(actor, slug).await?;
+        let q = Query::index(keys::AUDIT_ID, keys::audit_by_id(id).pk).limit(1);
+        let item = self
+            .table
+            .query(&q)
+            .await?
+            .items
+            .into_iter()
+            .next()
+            .ok_or(AppError::NotFound)?;
+        if item.data.get("workspace_id").and_then(Value::as_str) != Some(access.ws()) {
+            return Err(AppError::NotFound);
+        }
+        Ok(redact(
+            item.data,
+            allows(access.role(), Permission::ReadAuditDetail),
+        ))
+    }
+
+    /// A change's own rows and its approval steps' rows, oldest first.
+    pub async fn change_activity(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        number: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> AppResult<Paged<Value>> {
+        let access = self.access(actor, slug).await?;
+        let c = self.load_change(access.ws(), number).await?;
+        let detail = allows(access.role(), Permission::ReadAuditDetail);
+        let q = Query::index(
+            keys::AUDIT_SUBJECT,
+            keys::audit_subject_partition(access.ws(), &c.id),
+        );
+        let (items, next_cursor) =
+            paging::collect(&*self.table, q, limit, cursor, |_| true).await?;
+        Ok(Paged {
+            items: items.into_iter().map(|i| redact(i.data, detail)).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Verifies a workspace's chain (admin+).
+    pub async fn verify_audit(&self, actor: &Actor, slug: &str) -> AppResult<VerifyReport> {
+        let access = self.access(actor, slug).await?;
+        access.require(Permission::VerifyAudit)?;
+        self.verify_chain(access.ws(), |_, _| {}).await
+    }
+
+    /// Walks the whole chain in `seq` order, in pages, then checks the head.
+    /// `progress(checked, total)` is called after each page; `total` is the head's seq.
+    pub async fn verify_chain(
+        &self,
+        workspace_id: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> AppResult<VerifyReport> {
+        let head = load_head(&*self.table, workspace_id).await?;
+        let total = head.as_ref().map_or(0, |h| h.seq);
+        let mut verifier = ChainVerifier::new(workspace_id);
+        let mut q = Query::table(keys::audit_rows(workspace_id)).limit(1000);
+        'pages: loop {
+            let page = self.table.query(&q).await?;
+            for item in page.items {
+                let row: AuditRow = match decode(item.clone()) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // An unreadable row is a break in itself; report it by position.
+                        let seq = item.key.sk.parse().unwrap_or(0);
+                        let id = item
+                            .data
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        return Ok(unreadable(verifier, id, seq));
+                    }
+                };
+                if !verifier.push(&row) {
+                    break 'pages;
+                }
+            }
+            progress(verifier.rows_checked(), total);
+            match page.last {
+                Some(p) => q.after = Some(p),
+                None => break,
+            }
+        }
+        Ok(verifier.finish(head.as_ref()))
+    }
+}
+
+fn unreadable(verifier: ChainVerifier, row_id: Option<String>, seq: u64) -> VerifyReport {
+    let mut report = verifier.finish(None);
+    report.ok = false;
+    report.chain_break = Some(vigilo_domain::audit::ChainBreak {
+        row_id,
+        seq,
+        reason: "unreadable_row".into(),
+        detail: "the stored row is not a valid audit row".into(),
+    });
+    report
+}

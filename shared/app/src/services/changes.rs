@@ -1,0 +1,431 @@
+//! Change requests: create, read, list with filters, and edit while in draft.
+
+use serde::Deserialize;
+use serde_json::json;
+use tracing::instrument;
+use vigilo_domain::change::{
+    ChangeFields, ChangeRequest, ChangeType, Priority, RawChange, RiskLevel, Status,
+};
+use vigilo_domain::ids::{ChangeNumber, UserId};
+use vigilo_domain::role::{Permission, Role};
+use vigilo_domain::{DomainError, FieldErrors};
+
+use crate::actor::Actor;
+use crate::error::{AppError, AppResult};
+use crate::keys;
+use crate::paging::{self, Paged};
+use crate::retrying;
+use crate::services::access::Access;
+use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
+use crate::services::records::{change_item, decode, load, to_data};
+use crate::services::views::diff;
+use crate::store::{Condition, Item, Query, WriteOp};
+use crate::txn::{AuditEntry, Tx};
+use crate::Vigilo;
+
+/// `GET /changes` filters, as sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChangeFilter {
+    pub status: Option<String>,
+    pub change_type: Option<String>,
+    pub priority: Option<String>,
+    pub risk_level: Option<String>,
+    pub assignee: Option<String>,
+    pub asset: Option<String>,
+}
+
+/// The filters, checked.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    status: Option<Status>,
+    change_type: Option<ChangeType>,
+    priority: Option<Priority>,
+    risk_level: Option<RiskLevel>,
+    assignee: Option<UserId>,
+    asset: Option<String>,
+}
+
+fn parse_param<T>(
+    name: &str,
+    raw: &Option<String>,
+    parse: fn(&str) -> Option<T>,
+    choices: String,
+) -> AppResult<Option<T>> {
+    match raw.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => parse(s)
+            .map(Some)
+            .ok_or_else(|| AppError::BadRequest(format!("{name} must be one of: {choices}"))),
+    }
+}
+
+impl ChangeFilter {
+    fn check(&self) -> AppResult<Filter> {
+        Ok(Filter {
+            status: parse_param("status", &self.status, Status::parse, Status::choices())?,
+            change_type: parse_param(
+                "change_type",
+                &self.change_type,
+                ChangeType::parse,
+                ChangeType::choices(),
+            )?,
+            priority: parse_param(
+                "priority",
+                &self.priority,
+                Priority::parse,
+                Priority::choices(),
+            )?,
+            risk_level: parse_param(
+                "risk_level",
+                &self.risk_level,
+                RiskLevel::parse,
+                RiskLevel::choices(),
+            )?,
+            assignee: match self.assignee.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(a) => Some(
+                    UserId::parse(a).map_err(|r| AppError::BadRequest(format!("assignee {r}")))?,
+                ),
+            },
+            asset: self
+                .asset
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
+impl Filter {
+    fn matches(&self, c: &ChangeRequest) -> bool {
+        self.status.is_none_or(|s| s == c.status)
+            && self.change_type.is_none_or(|t| t == c.change_type)
+            && self.priority.is_none_or(|p| p == c.priority)
+            && self.risk_level.is_none_or(|r| r == c.risk_level)
+            && self
+                .assignee
+                .as_ref()
+                .is_none_or(|a| c.assignee.as_ref() == Some(a))
+            && self
+                .asset
+                .as_ref()
+                .is_none_or(|a| c.affected_assets.contains(a))
+    }
+
+    /// The most selective key-condition query for these filters; the rest are applied
+    /// to the items it returns. Newest first.
+    fn query(&self, w: &str) -> Query {
+        let q = if let Some(a) = &self.asset {
+            Query::table(keys::asset_partition(w, a))
+        } else if let Some(a) = &self.assignee {
+            Query::index(keys::BY_ASSIGNEE, keys::assignee_partition(w, a))
+        } else if let Some(s) = self.status {
+            Query::index(keys::BY_STATUS, keys::status_partition(w, s))
+        } else if let Some(r) = self.risk_level {
+            Query::index(keys::BY_RISK, keys::risk_partition(w, r))
+        } else if let Some(p) = self.priority {
+            Query::index(keys::BY_PRIORITY, keys::priority_partition(w, p))
+        } else if let Some(t) = self.change_type {
+            Query::index(keys::BY_TYPE, keys::type_partition(w, t))
+        } else {
+            Query::table(keys::changes(w))
+        };
+        q.backward()
+    }
+}
+
+/// Index entries to add and remove when a change's assets go from `old` to `new`.
+pub(crate) fn asset_entries(
+    w: &str,
+    n: ChangeNumber,
+    old: &[String],
+    new: &[String],
+) -> Vec<WriteOp> {
+    let removed = old
+        .iter()
+        .filter(|a| !new.contains(a))
+        .map(|a| WriteOp::Delete {
+            key: keys::asset_entry(w, a, n),
+            condition: None,
+        });
+    let added = new
+        .iter()
+        .filter(|a| !old.contains(a))
+        .map(|a| WriteOp::Put {
+            item: Item::new(keys::asset_entry(w, a, n), json!({"number": n, "asset": a})),
+            condition: None,
+        });
+    removed.chain(added).collect()
+}
+
+impl Vigilo {
+    #[instrument(skip(self, actor, raw, idem), fields(user = %actor.user_id))]
+    pub async fn create_change(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        raw: RawChange,
+        idem: Option<&IdempotencyKey>,
+    ) -> AppResult<Created<ChangeRequest>> {
+        let access = self.access(actor, slug).await?;
+        access.require(Permission::CreateChange)?;
+        let fields = raw.parse()?;
+        if fields.title.is_none() {
+            return Err(FieldErrors::single("title", "required").into());
+        }
+        let ws = access.ws().to_owned();
+        let scope = format!("changes:{ws}");
+        retrying!({
+            let now = self.now();
+            let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, now).await?;
+            if let Slot::Replay(v) = slot {
+                return Ok(Created::Replay(v));
+            }
+            let counter = self.table.get(&keys::change_counter(&ws)).await?;
+            let last = counter
+                .as_ref()
+                .and_then(|c| c.data.get("last"))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            let number = ChangeNumber::new(last + 1)
+                .ok_or_else(|| AppError::Corrupt("change counter".into()))?;
+            let change_type = fields.change_type.unwrap_or(ChangeType::Normal);
+            let mut change = ChangeRequest {
+                id: uuid::Uuid::new_v4().to_string(),
+                workspace_id: ws.clone(),
+                number,
+                title: String::new(),
+                description: String::new(),
+                change_type,
+                priority: Priority::Medium,
+                risk_level: RiskLevel::Low,
+                planned_start: None,
+                planned_end: None,
+                affected_assets: vec![],
+                implementation_plan: String::new(),
+                rollback_plan: String::new(),
+                test_plan: String::new(),
+                min_lead_time_hours: change_type.default_lead_time_hours(),
+                dependencies: vec![],
+                assignee: None,
+                custom_fields: Default::default(),
+                status: Status::Draft,
+                author: actor.user_id.clone(),
+                submitted_at: None,
+                approval_round: 0,
+                closure_code: None,
+                closure_notes: None,
+                failure_reason: None,
+                rollback_reason: None,
+                rolled_back_at: None,
+                rolled_back_by: None,
+                cancel_reason: None,
+                started_at: None,
+                ended_at: None,
+                conflicts: vec![],
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            change.apply(fields.clone());
+            self.check_references(&ws, &change).await?;
+            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
+            let counter_condition = match &counter {
+                None => Condition::NotExists,
+                Some(_) => Condition::Equals(vec![("last".into(), json!(last))]),
+            };
+            tx.put(
+                Item::new(keys::change_counter(&ws), json!({"last": number.get()})),
+                Some(counter_condition),
+            );
+            tx.put(change_item(&change), Some(Condition::NotExists));
+            for op in asset_entries(&ws, number, &[], &change.affected_assets) {
+                tx.derived(op);
+            }
+            tx.audit(
+                AuditEntry::new("change.create", "ChangeRequest", &change.id)
+                    .values(json!(null), to_data(&change))
+                    .subject(&change.id),
+            );
+            idempotency::remember(
+                &mut tx,
+                &actor.user_id,
+                &scope,
+                idem,
+                &slot,
+                &to_data(&change),
+                now,
+            );
+            tx.commit(now).await?;
+            Ok(Created::New(change))
+        })
+    }
+
+    /// Refs a change makes to other records must exist: its assignee is a member, its
+    /// dependencies are changes of the same workspace.
+    async fn check_references(&self, ws: &str, c: &ChangeRequest) -> AppResult<()> {
+        let mut errors = FieldErrors::default();
+        if let Err(e) = c.check_consistency() {
+            errors.0.extend(e.0);
+        }
+        if let Some(a) = &c.assignee {
+            if self.table.get(&keys::member(ws, a)).await?.is_none() {
+                errors.add("assignee", "must be a member of this workspace");
+            }
+        }
+        for d in &c.dependencies {
+            if d != &c.number && self.table.get(&keys::change(ws, *d)).await?.is_none() {
+                errors.add("dependencies", format!("{d} does not exist"));
+            }
+        }
+        errors.into_result().map_err(Into::into)
+    }
+
+    pub(crate) async fn load_change(&self, ws: &str, number: &str) -> AppResult<ChangeRequest> {
+        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
+        load(&*self.table, &keys::change(ws, n))
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+
+    pub async fn get_change(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        number: &str,
+    ) -> AppResult<ChangeRequest> {
+        let access = self.access(actor, slug).await?;
+        self.load_change(access.ws(), number).await
+    }
+
+    /// Lists changes newest first; each filter narrows the one partition queried.
+    pub async fn list_changes(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        filter: &ChangeFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> AppResult<Paged<ChangeRequest>> {
+        let access = self.access(actor, slug).await?;
+        let filter = filter.check()?;
+        let ws = access.ws();
+        let q = filter.query(ws);
+        if filter.asset.is_none() {
+            let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
+                decode::<ChangeRequest>(item.clone()).is_ok_and(|c| filter.matches(&c))
+            })
+            .await?;
+            let items = items.into_iter().map(decode).collect::<AppResult<_>>()?;
+            return Ok(Paged { items, next_cursor });
+        }
+        // Asset entries point at changes: follow each and apply the other filters.
+        let proto = q.clone();
+        let mut q = q;
+        q.after = cursor
+            .map(|c| paging::decode_cursor(&proto, c))
+            .transpose()?;
+        let mut items = Vec::new();
+        loop {
+            q.limit = (limit - items.len()).max(25);
+            let page = self.table.query(&q).await?;
+            let n = page.items.len();
+            for (i, entry) in page.items.into_iter().enumerate() {
+                let Some(number) = keys::number_from_sk(&entry.key.sk) else {
+                    continue;
+                };
+                let Some(c) =
+                    load::<ChangeRequest>(&*self.table, &keys::change(ws, number)).await?
+                else {
+                    continue;
+                };
+                if filter.matches(&c) {
+                    items.push(c);
+                    if items.len() == limit {
+                        let more = i + 1 < n || page.last.is_some();
+                        let next = more.then(|| {
+                            paging::encode_cursor(&proto, &paging::position_of(&proto, &entry))
+                        });
+                        return Ok(Paged {
+                            items,
+                            next_cursor: next,
+                        });
+                    }
+                }
+            }
+            match page.last {
+                Some(p) => q.after = Some(p),
+                None => {
+                    return Ok(Paged {
+                        items,
+                        next_cursor: None,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Edits a draft: its author, or an admin.
+    #[instrument(skip(self, actor, raw), fields(user = %actor.user_id))]
+    pub async fn patch_change(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        number: &str,
+        raw: RawChange,
+        if_match: Option<u64>,
+    ) -> AppResult<ChangeRequest> {
+        let fields: ChangeFields = raw.parse()?;
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            access.require(Permission::CreateChange)?;
+            let ws = access.ws().to_owned();
+            let old = self.load_change(&ws, number).await?;
+            require_author_or(&access, &old, Role::Admin)?;
+            if old.status != Status::Draft {
+                return Err(DomainError::NotEditable {
+                    status: old.status.to_string(),
+                }
+                .into());
+            }
+            if let Some(v) = if_match.filter(|v| *v != old.version) {
+                return Err(AppError::VersionConflict {
+                    expected: v,
+                    current: old.version,
+                });
+            }
+            let mut new = old.clone();
+            new.apply(fields.clone());
+            if new == old {
+                return Ok(old);
+            }
+            self.check_references(&ws, &new).await?;
+            let now = self.now();
+            new.version += 1;
+            new.updated_at = now;
+            let (before, after) = diff(&old, &new);
+            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
+            tx.put(change_item(&new), Some(Condition::version(old.version)));
+            for op in asset_entries(&ws, new.number, &old.affected_assets, &new.affected_assets) {
+                tx.derived(op);
+            }
+            tx.audit(
+                AuditEntry::new("change.update", "ChangeRequest", &new.id)
+                    .values(before, after)
+                    .subject(&new.id),
+            );
+            tx.commit(now).await?;
+            Ok(new)
+        })
+    }
+}
+
+/// The author may act on their change; otherwise the caller needs `role`.
+pub(crate) fn require_author_or(access: &Access, c: &ChangeRequest, role: Role) -> AppResult<()> {
+    if &c.author == access.user() || access.role() >= role {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden.into())
+    }
+}

@@ -1,0 +1,345 @@
+//! Members, their roles, approval delegation, and named groups.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::instrument;
+use vigilo_domain::ids::UserId;
+use vigilo_domain::role::{may_assign, Permission, Role};
+use vigilo_domain::workspace::{check_email, check_group_name, Delegation, Group, Member};
+use vigilo_domain::{DomainError, FieldErrors};
+
+use crate::actor::Actor;
+use crate::error::{AppError, AppResult};
+use crate::keys;
+use crate::retrying;
+use crate::services::records::{decode, group_item, load, member_item, to_data};
+use crate::services::views::diff;
+use crate::store::{Condition, Query};
+use crate::txn::{AuditEntry, Tx};
+use crate::Vigilo;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInput {
+    pub email: String,
+    pub role: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateInput {
+    /// `null` ends a delegation.
+    pub delegate: Option<String>,
+    pub from: Option<String>,
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    pub members: Vec<String>,
+}
+
+fn parse_user(field: &str, raw: &str) -> Result<UserId, DomainError> {
+    UserId::parse(raw).map_err(|r| FieldErrors::single(field, r))
+}
+
+impl Vigilo {
+    pub async fn list_members(&self, actor: &Actor, slug: &str) -> AppResult<Vec<Member>> {
+        let access = self.access(actor, slug).await?;
+        self.all_members(access.ws()).await
+    }
+
+    /// Adds a member or changes one's role. Admins manage everyone below owner; only
+    /// an owner grants or takes away `owner`; the last owner cannot be demoted.
+    #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
+    pub async fn put_member(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        user_id: &str,
+        input: MemberInput,
+    ) -> AppResult<Member> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            access.require(Permission::ManageWorkspace)?;
+            let mut errors = FieldErrors::default();
+            let user = UserId::parse(user_id)
+                .map_err(|r| errors.add("user_id", r))
+                .ok();
+            let role = Role::parse(&input.role);
+            if role.is_none() {
+                errors.add(
+                    "role",
+                    "must be one of: viewer, member, approver, admin, owner",
+                );
+            }
+            if let Err(r) = check_email(input.email.trim()) {
+                errors.add("email", r);
+            }
+            let name = input
+                .name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned);
+            if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+                errors.add("name", "must be at most 200 characters");
+            }
+            errors.into_result()?;
+            let (Some(user), Some(role)) = (user, role) else {
+                return Err(AppError::NotFound);
+            };
+            let ws = access.ws().to_owned();
+            let old: Option<Member> = load(&*self.table, &keys::member(&ws, &user)).await?;
+            if !may_assign(access.role(), old.as_ref().map(|m| m.role), Some(role)) {
+                return Err(DomainError::Forbidden.into());
+            }
+            if old.as_ref().is_some_and(|m| m.role == Role::Owner) && role != Role::Owner {
+                self.ensure_another_owner(&ws, &user).await?;
+            }
+            let now = self.now();
+            let new = Member {
+                workspace_id: ws.clone(),
+                user_id: user.clone(),
+                email: input.email.trim().to_owned(),
+                name,
+                role,
+                delegation: old.as_ref().and_then(|m| m.delegation.clone()),
+                version: old.as_ref().map_or(1, |m| m.version + 1),
+                created_at: old.as_ref().map_or(now, |m| m.created_at),
+                updated_at: now,
+            };
+            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
+            let (action, before, after, condition) = match &old {
+                None => (
+                    "member.add",
+                    json!(null),
+                    to_data(&new),
+                    Condition::NotExists,
+                ),
+                Some(o) if o.role == new.role && o.email == new.email && o.name == new.name => {
+                    return Ok(o.clone())
+                }
+                Some(o) => {
+                    let (b, a) = diff(o, &new);
+                    ("member.update", b, a, Condition::version(o.version))
+                }
+            };
+            tx.put(member_item(&new), Some(condition));
+            tx.audit(AuditEntry::new(action, "Member", user.as_str()).values(before, after));
+            tx.commit(now).await?;
+            Ok(new)
+        })
+    }
+
+    #[instrument(skip(self, actor), fields(user = %actor.user_id))]
+    pub async fn remove_member(&self, actor: &Actor, slug: &str, user_id: &str) -> AppResult<()> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            access.require(Permission::ManageWorkspace)?;
+            let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
+            let ws = access.ws().to_owned();
+            let old: Member = load(&*self.table, &keys::member(&ws, &user))
+                .await?
+                .ok_or(AppError::NotFound)?;
+            if !may_assign(access.role(), Some(old.role), None) {
+                return Err(DomainError::Forbidden.into());
+            }
+            if old.role == Role::Owner {
+                self.ensure_another_owner(&ws, &user).await?;
+            }
+            let now = self.now();
+            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
+            tx.delete(
+                keys::member(&ws, &user),
+                Some(Condition::version(old.version)),
+            );
+            tx.audit(
+                AuditEntry::new("member.remove", "Member", user.as_str())
+                    .values(to_data(&old), json!(null)),
+            );
+            tx.commit(now).await?;
+            Ok(())
+        })
+    }
+
+    async fn ensure_another_owner(&self, ws: &str, leaving: &UserId) -> AppResult<()> {
+        let others = self.all_members(ws).await?;
+        if others
+            .iter()
+            .any(|m| m.role == Role::Owner && &m.user_id != leaving)
+        {
+            Ok(())
+        } else {
+            Err(AppError::LastOwner)
+        }
+    }
+
+    /// Sets (or with `delegate: null` ends) who may act on `user_id`'s approval steps.
+    /// Allowed to the member themselves and to admins.
+    #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
+    pub async fn put_delegate(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        user_id: &str,
+        input: DelegateInput,
+    ) -> AppResult<Member> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
+            if &user != access.user() {
+                access.require(Permission::ManageWorkspace)?;
+            }
+            let ws = access.ws().to_owned();
+            let old: Member = load(&*self.table, &keys::member(&ws, &user))
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let delegation = match &input.delegate {
+                None => None,
+                Some(raw) => Some(self.check_delegation(&ws, &user, raw, &input).await?),
+            };
+            let now = self.now();
+            let mut new = old.clone();
+            new.delegation = delegation;
+            new.version += 1;
+            new.updated_at = now;
+            let (before, after) = diff(&old, &new);
+            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
+            tx.put(member_item(&new), Some(Condition::version(old.version)));
+            tx.audit(
+                AuditEntry::new("member.delegate", "Member", user.as_str()).values(before, after),
+            );
+            tx.commit(now).await?;
+            Ok(new)
+        })
+    }
+
+    async fn check_delegation(
+        &self,
+        ws: &str,
+        user: &UserId,
+        raw: &str,
+        input: &DelegateInput,
+    ) -> AppResult<Delegation> {
+        let mut errors = FieldErrors::default();
+        let delegate = UserId::parse(raw)
+            .map_err(|r| errors.add("delegate", r))
+            .ok();
+        let time =
+            |field: &str, v: &Option<String>, errors: &mut FieldErrors| -> Option<Timestamp> {
+                let parsed = v.as_deref().and_then(vigilo_domain::time::parse);
+                if parsed.is_none() {
+                    errors.add(
+                        field,
+                        "required: an RFC 3339 time such as 2026-12-01T09:00:00Z",
+                    );
+                }
+                parsed.map(vigilo_domain::time::to_millis)
+            };
+        let from = time("from", &input.from, &mut errors);
+        let until = time("until", &input.until, &mut errors);
+        if let (Some(f), Some(u)) = (from, until) {
+            if u <= f {
+                errors.add("until", "must be after from");
+            }
+        }
+        if let Some(d) = &delegate {
+            if d == user {
+                errors.add("delegate", "a member cannot delegate to themselves");
+            } else if self.table.get(&keys::member(ws, d)).await?.is_none() {
+                errors.add("delegate", "must be a member of this workspace");
+            }
+        }
+        errors.into_result()?;
+        match (delegate, from, until) {
+            (Some(delegate), Some(from), Some(until)) => Ok(Delegation {
+                delegate,
+                from,
+                until,
+            }),
+            _ => Err(AppError::BadRequest("incomplete delegation".into())),
+        }
+    }
+
+    pub async fn list_groups(&self, actor: &Actor, slug: &str) -> AppResult<Vec<Group>> {
+        let access = self.access(actor, slug).await?;
+        self.all_groups(access.ws()).await
+    }
+
+    pub async fn all_groups(&self, ws: &str) -> AppResult<Vec<Group>> {
+        let (pk, prefix) = keys::groups(ws);
+        let page = self
+            .table
+            .query(&Query::table(pk).begins_with(prefix).limit(1000))
+            .await?;
+        page.items.into_iter().map(decode).collect()
+    }
+
+    /// Replaces a group's members; each must be a member of the workspace.
+    #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
+    pub async fn put_group(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        name: &str,
+        input: GroupInput,
+    ) -> AppResult<Group> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            access.require(Permission::ManageWorkspace)?;
+            let ws = access.ws().to_owned();
+            let mut errors = FieldErrors::default();
+            if let Err(r) = check_group_name(name) {
+                errors.add("name", r);
+            }
+            if input.members.len() > 500 {
+                errors.add("members", "at most 500 members");
+            }
+            let mut users = Vec::new();
+            for raw in &input.members {
+                match parse_user("members", raw) {
+                    Ok(u) if self.table.get(&keys::member(&ws, &u)).await?.is_some() => {
+                        users.push(u)
+                    }
+                    Ok(u) => {
+                        errors.add("members", format!("{u} is not a member of this workspace"))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            errors.into_result()?;
+            users.sort();
+            users.dedup();
+            let old: Option<Group> = load(&*self.table, &keys::group(&ws, name)).await?;
+            let now = self.now();
+            let new = Group {
+                workspace_id: ws.clone(),
+                name: name.to_owned(),
+                members: users,
+                version: old.as_ref().map_or(1, |g| g.version + 1),
+                updated_at: now,
+            };
+            if old.as_ref().is_some_and(|g| g.members == new.members) {
+                return Ok(old.unwrap_or(new));
+            }
+            let condition = old
+                .as_ref()
+                .map_or(Condition::NotExists, |g| Condition::version(g.version));
+            let before = old
+                .as_ref()
+                .map_or(json!(null), |g| json!({"members": g.members}));
+            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
+            tx.put(group_item(&new), Some(condition));
+            tx.audit(
+                AuditEntry::new("group.put", "Group", name)
+                    .values(before, json!({"members": new.members})),
+            );
+            tx.commit(now).await?;
+            Ok(new)
+        })
+    }
+}

@@ -1,0 +1,322 @@
+//! The table on SQLite: the same semantics as DynamoDB's item model, in one file.
+//! Writes go through one connection in `BEGIN IMMEDIATE` transactions (WAL, fully
+//! synchronous commits); reads use a small pool of connections that WAL lets run
+//! beside the writer. Blocking work runs on tokio's blocking pool.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde_json::Value;
+use vigilo_app::store::{
+    check_transaction_shape, condition_holds, Item, Key, Page, Position, Query, SortKeyCondition,
+    StoreError, Table, WriteOp,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    data TEXT NOT NULL,
+    indexes TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_entries (
+    name TEXT NOT NULL,
+    ipk TEXT NOT NULL,
+    isk TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    PRIMARY KEY (name, ipk, isk, pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS index_entries_by_item ON index_entries (pk, sk);
+";
+
+const READERS: usize = 4;
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// A [`Table`] in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteTable {
+    inner: Arc<Inner>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave SQLite half-written (the transaction
+    // rolls back when dropped), so a poisoned lock is safe to keep using.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SqliteTable {
+    /// Opens (creating if needed) the table at `path`.
+    pub fn open(path: &Path) -> Result<SqliteTable, StoreError> {
+        let writer = Connection::open(path).map_err(backend)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(backend)?;
+        writer.execute_batch(SCHEMA).map_err(backend)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI;
+            let r = Connection::open_with_flags(path, flags).map_err(backend)?;
+            r.execute_batch("PRAGMA busy_timeout = 5000;")
+                .map_err(backend)?;
+            readers.push(Mutex::new(r));
+        }
+        Ok(SqliteTable {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
+            f(&lock(&inner.readers[i]))
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn decode_item(pk: String, sk: String, data: &str, indexes: &str) -> Result<Item, StoreError> {
+    let data: Value = serde_json::from_str(data).map_err(backend)?;
+    let indexes: BTreeMap<String, Key> = serde_json::from_str(indexes).map_err(backend)?;
+    Ok(Item {
+        key: Key { pk, sk },
+        indexes,
+        data,
+    })
+}
+
+/// SQL for a sort-key condition on `col`, with its parameters appended to `args`.
+fn sort_condition(col: &str, cond: &SortKeyCondition, args: &mut Vec<String>) -> String {
+    match cond {
+        SortKeyCondition::Any => String::new(),
+        SortKeyCondition::BeginsWith(prefix) => {
+            // The range lets SQLite use the key; substr makes it exact.
+            args.push(prefix.clone());
+            args.push(format!("{prefix}\u{10FFFF}"));
+            args.push(prefix.clone());
+            let n = args.len();
+            format!(
+                " AND {col} >= ?{} AND {col} < ?{} AND substr({col}, 1, {}) = ?{n}",
+                n - 2,
+                n - 1,
+                prefix.chars().count()
+            )
+        }
+        SortKeyCondition::Between(lo, hi) => {
+            args.push(lo.clone());
+            args.push(hi.clone());
+            let n = args.len();
+            format!(" AND {col} BETWEEN ?{} AND ?{n}", n - 1)
+        }
+    }
+}
+
+fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
+    let mut args: Vec<String> = vec![q.pk.clone()];
+    let (dir, cmp) = if q.forward {
+        ("ASC", ">")
+    } else {
+        ("DESC", "<")
+    };
+    let fetch = q.limit.max(1) + 1;
+    let sql = match &q.index {
+        None => {
+            let mut sql = String::from("SELECT pk, sk, data, indexes, sk FROM items WHERE pk = ?1");
+            sql += &sort_condition("sk", &q.sk, &mut args);
+            if let Some(after) = &q.after {
+                args.push(after.key.sk.clone());
+                sql += &format!(" AND sk {cmp} ?{}", args.len());
+            }
+            sql + &format!(" ORDER BY sk {dir} LIMIT {fetch}")
+        }
+        Some(name) => {
+            args.push(name.clone());
+            let mut sql = String::from(
+                "SELECT i.pk, i.sk, i.data, i.indexes, e.isk FROM index_entries e \
+                 JOIN items i ON i.pk = e.pk AND i.sk = e.sk WHERE e.ipk = ?1 AND e.name = ?2",
+            );
+            sql += &sort_condition("e.isk", &q.sk, &mut args);
+            if let Some(after) = &q.after {
+                args.extend([
+                    after.index_sk.clone(),
+                    after.key.pk.clone(),
+                    after.key.sk.clone(),
+                ]);
+                let n = args.len();
+                sql += &format!(
+                    " AND (e.isk, e.pk, e.sk) {cmp} (?{}, ?{}, ?{n})",
+                    n - 2,
+                    n - 1
+                );
+            }
+            sql + &format!(" ORDER BY e.isk {dir}, e.pk {dir}, e.sk {dir} LIMIT {fetch}")
+        }
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(backend)?;
+    let mut items = Vec::new();
+    let mut positions = Vec::new();
+    for row in rows {
+        let (pk, sk, data, indexes, isk) = row.map_err(backend)?;
+        positions.push(Position {
+            key: Key {
+                pk: pk.clone(),
+                sk: sk.clone(),
+            },
+            index_sk: isk,
+        });
+        items.push(decode_item(pk, sk, &data, &indexes)?);
+    }
+    let limit = q.limit.max(1);
+    let last = if items.len() > limit {
+        items.truncate(limit);
+        Some(positions.swap_remove(limit - 1))
+    } else {
+        None
+    };
+    Ok(Page { items, last })
+}
+
+fn current_data(tx: &rusqlite::Transaction<'_>, key: &Key) -> Result<Option<Value>, StoreError> {
+    let text: Option<String> = tx
+        .query_row(
+            "SELECT data FROM items WHERE pk = ?1 AND sk = ?2",
+            params![key.pk, key.sk],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    text.map(|t| serde_json::from_str(&t).map_err(backend))
+        .transpose()
+}
+
+fn delete_item(tx: &rusqlite::Transaction<'_>, key: &Key) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM index_entries WHERE pk = ?1 AND sk = ?2",
+        params![key.pk, key.sk],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
+        params![key.pk, key.sk],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn put_item(tx: &rusqlite::Transaction<'_>, item: &Item) -> Result<(), StoreError> {
+    delete_item(tx, &item.key)?;
+    let data = serde_json::to_string(&item.data).map_err(backend)?;
+    let indexes = serde_json::to_string(&item.indexes).map_err(backend)?;
+    tx.execute(
+        "INSERT INTO items (pk, sk, data, indexes) VALUES (?1, ?2, ?3, ?4)",
+        params![item.key.pk, item.key.sk, data, indexes],
+    )
+    .map_err(backend)?;
+    for (name, k) in &item.indexes {
+        tx.execute(
+            "INSERT INTO index_entries (name, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, k.pk, k.sk, item.key.pk, item.key.sk],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn apply(conn: &mut Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    // No item appears twice (checked before), so checking each condition just before
+    // its own write sees the state from before the transaction, as DynamoDB does.
+    for (index, op) in ops.iter().enumerate() {
+        let condition = match op {
+            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => {
+                condition.as_ref()
+            }
+            WriteOp::Check { condition, .. } => Some(condition),
+        };
+        if let Some(c) = condition {
+            if !condition_holds(c, current_data(&tx, op.key())?.as_ref()) {
+                return Err(StoreError::ConditionFailed { index });
+            }
+        }
+        match op {
+            WriteOp::Put { item, .. } => put_item(&tx, item)?,
+            WriteOp::Delete { key, .. } => delete_item(&tx, key)?,
+            WriteOp::Check { .. } => {}
+        }
+    }
+    tx.commit().map_err(backend)
+}
+
+#[async_trait]
+impl Table for SqliteTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT data, indexes FROM items WHERE pk = ?1 AND sk = ?2")
+                .map_err(backend)?;
+            let row = stmt
+                .query_row(params![key.pk, key.sk], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            row.map(|(d, i)| decode_item(key.pk.clone(), key.sk.clone(), &d, &i))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        let q = query.clone();
+        self.read(move |conn| run_query(conn, &q)).await
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_transaction_shape(&ops)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || apply(&mut lock(&inner.writer), &ops))
+            .await
+            .map_err(backend)?
+    }
+}
