@@ -1,1 +1,87 @@
-fn main() {}
+//! The `vigilo` command: run the change service locally, mint local tokens, and verify
+//! a workspace's audit chain offline.
+
+mod audit;
+mod serve;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vigilo",
+    version,
+    about = "Vigilo: change management with a verifiable audit log"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole change service on this machine, on embedded storage.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000", env = "VIGILO_ADDR")]
+        addr: String,
+        /// Data folder (created if missing).
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+    },
+    /// Print a bearer token (valid 24 h) for the service running on DIR.
+    Token {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        /// User id (the token's `sub`).
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify a workspace's hash chain: exit 0 when intact, 1 on a break.
+    Verify {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        /// The workspace's slug.
+        #[arg(long)]
+        workspace: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { addr, data } => serve::run(&addr, &data),
+        Command::Token {
+            data,
+            sub,
+            email,
+            name,
+        } => token::run(&data, &sub, &email, name.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Verify { data, workspace },
+        } => audit::verify(&data, &workspace),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("vigilo: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

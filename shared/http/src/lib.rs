@@ -1,1 +1,77 @@
+//! Vigilo's HTTP surface. One `axum::Router` per route group; [`router`] is their
+//! union. Lambda functions serve a group each and `vigilo serve` serves the union:
+//! one code path, two hosts.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use vigilo_app::Vigilo;
+
+pub use auth::{AuthMode, GatewayClaims};
+pub use error::ApiError;
+
+/// What every handler can reach: the application and how callers are authenticated.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: Vigilo,
+    pub auth: Arc<AuthMode>,
+}
+
+impl AppState {
+    pub fn new(app: Vigilo, auth: AuthMode) -> AppState {
+        AppState {
+            app,
+            auth: Arc::new(auth),
+        }
+    }
+}
+
+/// Workspaces, members, groups and delegation.
+pub fn workspaces_router(state: AppState) -> Router {
+    finish(routes::workspaces::routes(), state)
+}
+
+/// Changes, their lifecycle actions and approvals.
+pub fn changes_router(state: AppState) -> Router {
+    finish(routes::changes::routes(), state)
+}
+
+/// The audit log: list, read, verify.
+pub fn audit_router(state: AppState) -> Router {
+    finish(routes::audit::routes(), state)
+}
+
+/// Every route group plus `/health`: what `vigilo serve` runs.
+pub fn router(state: AppState) -> Router {
+    let all = routes::health::routes()
+        .merge(routes::workspaces::routes())
+        .merge(routes::changes::routes())
+        .merge(routes::audit::routes());
+    finish(all, state)
+}
+
+/// The layers every group shares: JSON 404/405, request ids, tracing, and a last-resort
+/// panic guard that still answers in the error shape.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

@@ -1,0 +1,71 @@
+//! `vigilo audit verify`: walks a workspace's chain straight from the data folder.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use vigilo_app::{SystemClock, Vigilo};
+use vigilo_local::{DataDir, SqliteTable};
+
+/// Chains shorter than this verify too fast for a bar to help.
+const BAR_THRESHOLD: u64 = 5_000;
+
+pub fn verify(data: &Path, slug: &str) -> Result<ExitCode, String> {
+    let dir = DataDir::existing(data).map_err(|e| e.to_string())?;
+    let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
+    let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let ws = app
+            .workspace_by_slug(slug)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no workspace {slug} in {}", dir.root().display()))?;
+        let mut bar: Option<ProgressBar> = None;
+        let report = app
+            .verify_chain(&ws.id, |checked, total| {
+                if bar.is_none() && total >= BAR_THRESHOLD && std::io::stderr().is_terminal() {
+                    let b = ProgressBar::new(total);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} verifying {pos}/{len} rows [{bar:40}] {per_sec} eta {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar = Some(b);
+                }
+                if let Some(b) = &bar {
+                    b.set_position(checked);
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        match &report.chain_break {
+            None => {
+                println!(
+                    "intact: {} rows verified in workspace {slug}",
+                    report.rows_checked
+                );
+                if let (Some(first), Some(last)) = (&report.first_hash, &report.last_hash) {
+                    println!("first hash: {first}\nlast hash:  {last}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(b) => {
+                println!(
+                    "BROKEN: workspace {slug}, {} rows verified before the break",
+                    report.rows_checked
+                );
+                println!("row id: {}", b.row_id.as_deref().unwrap_or("(missing)"));
+                println!("seq:    {}", b.seq);
+                println!("reason: {} ({})", b.reason, b.detail);
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}

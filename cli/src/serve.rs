@@ -1,0 +1,66 @@
+//! `vigilo serve`: the union of every route group over SQLite in a data folder.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tracing_subscriber::EnvFilter;
+use vigilo_app::{SystemClock, Vigilo};
+use vigilo_http::{AppState, AuthMode};
+use vigilo_local::{DataDir, SqliteTable};
+
+fn init_logs() {
+    let filter = EnvFilter::try_from_env("VIGILO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(addr: &str, data: &Path) -> Result<ExitCode, String> {
+    init_logs();
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--addr {addr} is not an address like 127.0.0.1:3000"))?;
+    let dir = DataDir::create(data).map_err(|e| e.to_string())?;
+    let key = dir.token_secret().map_err(|e| e.to_string())?;
+    let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
+    let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
+    let router = vigilo_http::router(AppState::new(app, AuthMode::Hs256 { key }));
+
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let root = dir.root().display().to_string();
+        tracing::info!(
+            addr = %bound,
+            data = %root,
+            "Vigilo is serving on http://{bound}; data lives in {root}; mint a token with: vigilo token --data {root} --sub you --email you@example.com"
+        );
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;
+        tracing::info!("Vigilo stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,187 @@
+//! The one place where errors become HTTP statuses and error codes. A failed
+//! condition is a 409 or 412, a bad input a 4xx; only a real fault is a 500.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use vigilo_app::AppError;
+use vigilo_domain::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request body is larger than allowed")]
+    PayloadTooLarge,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> ApiError {
+        ApiError::App(AppError::Domain(e))
+    }
+}
+
+/// Status, stable code and details for a domain refusal.
+fn domain(e: &DomainError) -> (StatusCode, &'static str, Value) {
+    use DomainError::*;
+    match e {
+        Validation(fields) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            json!({ "fields": fields }),
+        ),
+        LeadTimeViolation {
+            required_hours,
+            actual_hours,
+        } => (
+            StatusCode::CONFLICT,
+            "lead_time_violation",
+            json!({ "required_hours": required_hours, "actual_hours": (actual_hours * 100.0).round() / 100.0 }),
+        ),
+        InvalidTransition {
+            status,
+            action,
+            allowed,
+        } => (
+            StatusCode::CONFLICT,
+            "invalid_transition",
+            json!({ "status": status, "action": action, "allowed": allowed }),
+        ),
+        ClosureRequired => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "closure_required",
+            json!({}),
+        ),
+        RollbackReasonRequired => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rollback_reason_required",
+            json!({}),
+        ),
+        ReasonRequired => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_required",
+            json!({}),
+        ),
+        NotAnApprover => (StatusCode::FORBIDDEN, "not_an_approver", json!({})),
+        SelfApprovalForbidden => (StatusCode::FORBIDDEN, "self_approval_forbidden", json!({})),
+        AlreadyDecided => (StatusCode::CONFLICT, "already_decided", json!({})),
+        NoEligibleApprovers { needed, available } => (
+            StatusCode::CONFLICT,
+            "no_eligible_approvers",
+            json!({ "needed": needed, "available": available }),
+        ),
+        NotEditable { status } => (
+            StatusCode::CONFLICT,
+            "not_editable",
+            json!({ "status": status }),
+        ),
+        DependenciesUnmet { blockers } => {
+            let b: Vec<Value> = blockers
+                .iter()
+                .map(|(n, s)| json!({ "number": n, "status": s }))
+                .collect();
+            (
+                StatusCode::CONFLICT,
+                "dependencies_unmet",
+                json!({ "blockers": b }),
+            )
+        }
+        Forbidden => (StatusCode::FORBIDDEN, "forbidden", json!({})),
+    }
+}
+
+impl ApiError {
+    /// The status, code and details of this error.
+    pub fn parts(&self) -> (StatusCode, &'static str, Value) {
+        match self {
+            ApiError::App(e) => match e {
+                AppError::Domain(d) => domain(d),
+                AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", json!({})),
+                AppError::SlugTaken(_) => (StatusCode::CONFLICT, "slug_taken", json!({})),
+                AppError::VersionConflict { expected, current } => (
+                    StatusCode::PRECONDITION_FAILED,
+                    "version_conflict",
+                    json!({ "expected": expected, "current": current }),
+                ),
+                AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", json!({})),
+                AppError::IdempotencyKeyReused => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    json!({}),
+                ),
+                AppError::LastOwner => (StatusCode::CONFLICT, "last_owner", json!({})),
+                AppError::Contended => (StatusCode::CONFLICT, "write_contention", json!({})),
+                AppError::Store(_) | AppError::Corrupt(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal", json!({}))
+                }
+            },
+            ApiError::Unauthenticated(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated", json!({}))
+            }
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", json!({})),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                json!({}),
+            ),
+            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", json!({})),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                json!({}),
+            ),
+        }
+    }
+}
+
+fn body(code: &str, message: String, details: Value) -> Value {
+    json!({ "error": { "code": code, "message": message, "details": details } })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, details) = self.parts();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "an internal error occurred; it has been logged".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = (status, Json(body(code, message, details))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A panic is a bug; it is logged and answered in the error shape.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    let b = body(
+        "internal",
+        "an internal error occurred; it has been logged".into(),
+        json!({}),
+    );
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(b)).into_response()
+}
