@@ -1,1 +1,10 @@
+//! End-to-end tests over the HTTP surface, on local storage. One binary, one module
+//! per area of the contract.
 
+mod approvals;
+mod audit;
+mod auth;
+mod changes;
+mod http_edges;
+mod lifecycle;
+mod workspaces;

@@ -1,1 +1,259 @@
+//! The one helper every end-to-end test uses: the real router on SQLite in a fresh
+//! data folder, listening on 127.0.0.1 port 0, stopped when the test's runtime ends.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde_json::Value;
+use vigilo_app::{SystemClock, Vigilo};
+use vigilo_http::{AppState, AuthMode};
+use vigilo_local::{DataDir, SqliteTable};
+
+pub use serde_json::json;
+
+pub struct TestServer {
+    pub base: String,
+    key: Vec<u8>,
+    client: reqwest::Client,
+    data: DataDir,
+    _tmp: tempfile::TempDir,
+}
+
+/// A response: status, headers and the parsed JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The error code of an error response.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+
+    #[track_caller]
+    pub fn refused(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|router| router).await
+    }
+
+    /// Starts the server with the router wrapped by `wrap` (to add a test layer).
+    pub async fn start_with(wrap: impl FnOnce(axum::Router) -> axum::Router) -> TestServer {
+        Self::start_mode(AuthMode::Hs256 { key: vec![] }, wrap).await
+    }
+
+    pub async fn start_mode(
+        mode: AuthMode,
+        wrap: impl FnOnce(axum::Router) -> axum::Router,
+    ) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = DataDir::create(&tmp.path().join("data")).expect("data dir");
+        let key = data.token_secret().expect("secret");
+        let mode = match mode {
+            AuthMode::Hs256 { .. } => AuthMode::Hs256 { key: key.clone() },
+            other => other,
+        };
+        let table = SqliteTable::open(&data.table_path()).expect("table");
+        let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
+        let router = wrap(vigilo_http::router(AppState::new(app, mode)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            key,
+            client: reqwest::Client::new(),
+            data,
+            _tmp: tmp,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.root()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data.table_path()
+    }
+
+    pub fn token(&self, sub: &str) -> String {
+        let now = jiff::Timestamp::now().as_second() as u64;
+        vigilo_http::auth::mint(&self.key, sub, &format!("{sub}@example.com"), None, now)
+            .expect("token")
+    }
+
+    /// Sends a request as `user` (`None`: no token) with optional JSON body and headers.
+    pub async fn send(
+        &self,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(u) = user {
+            req = req.bearer_auth(self.token(u));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn raw(
+        &self,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: &'static str,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(u) = user {
+            req = req.bearer_auth(self.token(u));
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.json().await.unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> Resp {
+        self.send(Some(user), Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> Resp {
+        self.send(Some(user), Method::POST, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn put(&self, user: &str, path: &str, body: Value) -> Resp {
+        self.send(Some(user), Method::PUT, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn patch(&self, user: &str, path: &str, body: Value) -> Resp {
+        self.send(Some(user), Method::PATCH, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, user: &str, path: &str) -> Resp {
+        self.send(Some(user), Method::DELETE, path, None, &[]).await
+    }
+
+    /// A workspace owned by `owner`, with each `(user, role)` added as a member.
+    pub async fn workspace(&self, owner: &str, slug: &str, members: &[(&str, &str)]) {
+        self.post(owner, "/workspaces", json!({"slug": slug, "name": slug}))
+            .await
+            .expect(201);
+        for (user, role) in members {
+            let body = json!({"email": format!("{user}@example.com"), "role": role});
+            self.put(owner, &format!("/ws/{slug}/members/{user}"), body)
+                .await
+                .expect(200);
+        }
+    }
+
+    /// Files a change as `user` and returns its number.
+    pub async fn change(&self, user: &str, slug: &str, body: Value) -> String {
+        let c = self
+            .post(user, &format!("/ws/{slug}/changes"), body)
+            .await
+            .expect(201);
+        c["number"].as_str().expect("number").to_owned()
+    }
+
+    /// Runs an action on a change and returns the response.
+    pub async fn act(
+        &self,
+        user: &str,
+        slug: &str,
+        number: &str,
+        action: &str,
+        body: Value,
+    ) -> Resp {
+        self.post(user, &format!("/ws/{slug}/changes/{number}/{action}"), body)
+            .await
+    }
+
+    /// Verifies the workspace's chain through the API as `admin` and returns the report.
+    pub async fn verify(&self, admin: &str, slug: &str) -> Value {
+        self.post(admin, &format!("/ws/{slug}/audit/verify"), json!({}))
+            .await
+            .expect(200)
+    }
+}
+
+/// An RFC 3339 time `hours` from now.
+pub fn in_hours(hours: i64) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours);
+    vigilo_domain::time::format(t)
+}
+
+/// A normal, low-risk change planned far enough ahead for any lead time.
+pub fn normal_change(title: &str) -> Value {
+    json!({
+        "title": title,
+        "change_type": "normal",
+        "planned_start": in_hours(72),
+        "planned_end": in_hours(73),
+        "affected_assets": ["api-gateway"],
+        "rollback_plan": "redeploy the previous build",
+    })
+}

@@ -98,6 +98,7 @@ impl Vigilo {
             let now = self.now();
             let mut new = old.clone();
             let mut meta = Map::new();
+            let mut opened = Vec::new();
             let mut tx = Tx::begin(&*self.table, access.ws(), Some(actor)).await?;
             match action {
                 Action::Submit => {
@@ -109,7 +110,7 @@ impl Vigilo {
                     if new.status == Status::Approved {
                         meta.insert("pre_approved".into(), json!(true));
                     } else {
-                        self.open_steps(&mut tx, &new).await?;
+                        opened = self.plan_steps(&new).await?;
                     }
                 }
                 Action::Schedule => {
@@ -183,6 +184,11 @@ impl Vigilo {
                 .subject(&new.id)
                 .meta(Value::Object(meta)),
             );
+            for step in &opened {
+                tx.put(step_item(step), Some(Condition::NotExists));
+                let entry = AuditEntry::new("approval_step.create", "ApprovalStep", &step.id);
+                tx.audit(entry.values(json!(null), to_data(step)).subject(&new.id));
+            }
             tx.commit(now).await?;
             Ok(new)
         })
@@ -200,8 +206,8 @@ impl Vigilo {
         fsm::check_dependencies(&deps).map_err(Into::into)
     }
 
-    /// Opens the approval steps of a new round from the built-in matrix.
-    async fn open_steps(&self, tx: &mut Tx<'_>, c: &ChangeRequest) -> AppResult<()> {
+    /// The approval steps of a new round, from the built-in matrix.
+    async fn plan_steps(&self, c: &ChangeRequest) -> AppResult<Vec<ApprovalStep>> {
         let members: Vec<(UserId, Role)> = self
             .all_members(&c.workspace_id)
             .await?
@@ -216,8 +222,9 @@ impl Vigilo {
             .collect();
         let plans = approval::builtin_steps(c, &members, &groups)?;
         let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
+        let mut steps = Vec::with_capacity(plans.len());
         for (i, p) in plans.into_iter().enumerate() {
-            let step = ApprovalStep {
+            steps.push(ApprovalStep {
                 id: uuid::Uuid::new_v4().to_string(),
                 workspace_id: c.workspace_id.clone(),
                 change_id: c.id.clone(),
@@ -239,15 +246,9 @@ impl Vigilo {
                 created_at: c.updated_at.max(c.submitted_at.unwrap_or(c.updated_at)),
                 decided_at: None,
                 version: 1,
-            };
-            tx.put(step_item(&step), Some(Condition::NotExists));
-            tx.audit(
-                AuditEntry::new("approval_step.create", "ApprovalStep", &step.id)
-                    .values(json!(null), to_data(&step))
-                    .subject(&c.id),
-            );
+            });
         }
-        Ok(())
+        Ok(steps)
     }
 
     /// The steps of a change's current round, in stage order.
@@ -335,6 +336,12 @@ impl Vigilo {
             }
         }
         if decided.is_empty() {
+            // The change and its steps are two reads: if the change moved in between
+            // (another approver closed the round), retry from a consistent state.
+            let current = self.load_change(ws, &old.number.to_string()).await?;
+            if current.version != old.version {
+                return Err(AppError::Contended);
+            }
             let spoke = steps
                 .iter()
                 .any(|s| s.status == StepStatus::Pending && s.decided_by(seats.caller));
