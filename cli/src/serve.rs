@@ -13,7 +13,10 @@ use vigilo_local::{DataDir, SqliteTable};
 fn init_logs() {
     let filter = EnvFilter::try_from_env("VIGILO_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    // A closed log pipe (`vigilo serve 2>&1 | head`) must not take requests down with
+    // it: by default the subscriber reports a failed write with a print that panics.
     let _ = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .json()
         .with_current_span(false)
         .with_env_filter(filter)

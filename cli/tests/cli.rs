@@ -1,0 +1,257 @@
+//! The `vigilo` binary as a user runs it: serve, token, and audit verify.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vigilo");
+
+/// A running `vigilo serve`, stopped (by its PID) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    first_line: Value,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vigilo serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("first log line");
+    // Keep reading so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let first_line: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line, got {line:?}"));
+    let addr = first_line["fields"]["addr"]
+        .as_str()
+        .expect("addr field")
+        .to_owned();
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        first_line,
+    }
+}
+
+fn vigilo(args: &[&str], data: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run vigilo")
+}
+
+fn token(data: &Path, sub: &str) -> String {
+    let out = vigilo(
+        &[
+            "token",
+            "--sub",
+            sub,
+            "--email",
+            &format!("{sub}@example.com"),
+            "--name",
+            sub,
+        ],
+        data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn call(base: &str, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let res = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn serve_token_and_verify_work_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let message = server.first_line["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("vigilo token --data"),
+        "start-up says how to mint a token: {message}"
+    );
+    assert!(
+        message.contains(data.canonicalize().unwrap().to_str().unwrap()),
+        "start-up says where data lives: {message}"
+    );
+
+    let alice = token(&data, "alice");
+    let bob = token(&data, "bob");
+    let b = &server.base;
+    call(
+        b,
+        &alice,
+        reqwest::Method::POST,
+        "/workspaces",
+        json!({"slug": "acme", "name": "Acme"}),
+    )
+    .await;
+    call(
+        b,
+        &alice,
+        reqwest::Method::PUT,
+        "/ws/acme/members/bob",
+        json!({"email": "bob@example.com", "role": "approver"}),
+    )
+    .await;
+    call(
+        b,
+        &alice,
+        reqwest::Method::POST,
+        "/ws/acme/changes",
+        json!({"title": "deploy"}),
+    )
+    .await;
+    call(
+        b,
+        &alice,
+        reqwest::Method::POST,
+        "/ws/acme/changes/CHG-00001/submit",
+        json!({}),
+    )
+    .await;
+    call(
+        b,
+        &bob,
+        reqwest::Method::POST,
+        "/ws/acme/changes/CHG-00001/approve",
+        json!({}),
+    )
+    .await;
+
+    // The chain verifies offline, while the service is still running.
+    let ok = vigilo(&["audit", "verify", "--workspace", "acme"], &data);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("intact: 8 rows verified"),
+        "{}",
+        stdout(&ok)
+    );
+    drop(server);
+
+    let db = rusqlite::Connection::open(data.join("vigilo.db")).unwrap();
+    let row_id: String = db
+        .query_row("SELECT json_extract(data, '$.id') FROM items WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004'", [], |r| r.get(0))
+        .unwrap();
+    db.execute("UPDATE items SET data = json_set(data, '$.new_value', json('{\"role\":\"owner\"}')) WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004'", [])
+        .unwrap();
+    let broken = vigilo(&["audit", "verify", "--workspace", "acme"], &data);
+    assert_eq!(broken.status.code(), Some(1));
+    let text = stdout(&broken);
+    assert!(text.contains(&format!("row id: {row_id}")), "{text}");
+    assert!(text.contains("seq:    4"), "{text}");
+    assert!(text.contains("reason: hash_mismatch"), "{text}");
+}
+
+#[test]
+fn verify_refuses_missing_data_and_unknown_workspaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = vigilo(
+        &["audit", "verify", "--workspace", "acme"],
+        &tmp.path().join("nothing"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Vigilo data"));
+
+    let data = tmp.path().join("data");
+    drop(serve(&data));
+    let out = vigilo(&["audit", "verify", "--workspace", "ghost"], &data);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no workspace ghost"));
+}
+
+#[tokio::test]
+async fn the_service_keeps_answering_when_its_log_reader_goes_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let first: Value = serde_json::from_str(&line).unwrap();
+    let server = Server {
+        child,
+        base: format!("http://{}", first["fields"]["addr"].as_str().unwrap()),
+        first_line: first,
+    };
+    for _ in 0..3 {
+        let res = reqwest::get(format!("{}/health", server.base))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = vigilo(
+        &["token", "--sub", "alice", "--email", "not-an-email"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--email"));
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "nowhere"])
+        .arg("--data")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--addr"));
+}
+
+#[test]
+fn tokens_are_stable_per_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = token(tmp.path(), "alice");
+    assert_eq!(a.split('.').count(), 3, "a JWT");
+    let secret = std::fs::read_to_string(tmp.path().join("token-secret")).unwrap();
+    token(tmp.path(), "bob");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("token-secret")).unwrap(),
+        secret,
+        "minting never rotates the secret"
+    );
+}
