@@ -7,4 +7,5 @@ mod auth;
 mod changes;
 mod http_edges;
 mod lifecycle;
+mod time;
 mod workspaces;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde_json::Value;
-use vigilo_app::{SystemClock, Vigilo};
+use vigilo_app::{Clock, SystemClock, Vigilo};
 use vigilo_http::{AppState, AuthMode};
 use vigilo_local::{DataDir, SqliteTable};
 
@@ -70,6 +70,19 @@ impl TestServer {
         mode: AuthMode,
         wrap: impl FnOnce(axum::Router) -> axum::Router,
     ) -> TestServer {
+        Self::launch(mode, Arc::new(SystemClock), wrap).await
+    }
+
+    /// Starts the server on a clock the test moves.
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> TestServer {
+        Self::launch(AuthMode::Hs256 { key: vec![] }, clock, |r| r).await
+    }
+
+    async fn launch(
+        mode: AuthMode,
+        clock: Arc<dyn Clock>,
+        wrap: impl FnOnce(axum::Router) -> axum::Router,
+    ) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = DataDir::create(&tmp.path().join("data")).expect("data dir");
         let key = data.token_secret().expect("secret");
@@ -78,7 +91,7 @@ impl TestServer {
             other => other,
         };
         let table = SqliteTable::open(&data.table_path()).expect("table");
-        let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
+        let app = Vigilo::new(Arc::new(table), clock);
         let router = wrap(vigilo_http::router(AppState::new(app, mode)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
