@@ -2,6 +2,7 @@
 //! a workspace's audit chain offline.
 
 mod audit;
+mod bench;
 mod serve;
 mod token;
 
@@ -44,6 +45,15 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Measure the service on local storage and print the figures.
+    Bench {
+        /// How many changes to file (twice: once by one writer, once by eight racing).
+        #[arg(long, default_value_t = 2000)]
+        changes: usize,
+        /// Data folder to run in (default: a fresh temporary folder, removed after).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -67,6 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { addr, data } => serve::run(&addr, &data),
+        Command::Bench { changes, data } => bench::run(changes, data),
         Command::Token {
             data,
             sub,

@@ -274,3 +274,20 @@ async fn concurrent_writers_never_fork_the_chain() {
         "workspace, three members, then one row per write"
     );
 }
+
+#[tokio::test]
+async fn verify_reports_a_row_that_is_no_audit_row() {
+    let (s, _) = busy().await;
+    tamper(&s, "UPDATE items SET data = json_object('id', 'r7', 'junk', 1) WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000007';");
+    let r = s.verify("alice", "acme").await;
+    assert_eq!(r["ok"], false);
+    assert_eq!(
+        (
+            r["break"]["seq"].as_u64(),
+            r["break"]["reason"].as_str(),
+            r["break"]["row_id"].as_str()
+        ),
+        (Some(7), Some("unreadable_row"), Some("r7"))
+    );
+    assert_eq!(r["rows_checked"], 6);
+}

@@ -83,6 +83,25 @@ pub fn position_of(q: &Query, item: &Item) -> Position {
     }
 }
 
+/// Every item of a query's partition, decoded, read page by page. For partitions that
+/// are small by construction (members, groups, one change's steps).
+pub async fn query_all<T: serde::de::DeserializeOwned>(
+    table: &dyn Table,
+    mut q: Query,
+) -> AppResult<Vec<T>> {
+    let mut out = Vec::new();
+    loop {
+        let page = table.query(&q).await?;
+        for item in page.items {
+            out.push(crate::services::records::decode(item)?);
+        }
+        match page.last {
+            Some(p) => q.after = Some(p),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Runs `q` page by page, keeping the items `accept` keeps, until `limit` are kept or
 /// the partition ends. Each call reads only the queried partition.
 pub async fn collect(

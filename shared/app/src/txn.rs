@@ -259,7 +259,8 @@ impl Retry {
             return false;
         }
         self.attempt += 1;
-        let cap_ms = 1u64 << self.attempt.min(6);
+        // A lost race means another writer just committed: retry soon, spread out.
+        let cap_ms = 1u64 << self.attempt.min(4);
         let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as u64;
         tokio::time::sleep(Duration::from_micros(cap_ms * jitter)).await;
         true

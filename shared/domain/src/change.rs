@@ -366,6 +366,54 @@ fn check_assets(e: &mut FieldErrors, assets: Vec<String>) -> Vec<String> {
 }
 
 impl ChangeRequest {
+    /// A fresh draft with the type's defaults, before the caller's fields are applied.
+    pub fn draft(
+        id: String,
+        workspace_id: String,
+        number: ChangeNumber,
+        change_type: ChangeType,
+        author: UserId,
+        now: Timestamp,
+    ) -> ChangeRequest {
+        ChangeRequest {
+            id,
+            workspace_id,
+            number,
+            title: String::new(),
+            description: String::new(),
+            change_type,
+            priority: Priority::Medium,
+            risk_level: RiskLevel::Low,
+            planned_start: None,
+            planned_end: None,
+            affected_assets: vec![],
+            implementation_plan: String::new(),
+            rollback_plan: String::new(),
+            test_plan: String::new(),
+            min_lead_time_hours: change_type.default_lead_time_hours(),
+            dependencies: vec![],
+            assignee: None,
+            custom_fields: BTreeMap::new(),
+            status: Status::Draft,
+            author,
+            submitted_at: None,
+            approval_round: 0,
+            closure_code: None,
+            closure_notes: None,
+            failure_reason: None,
+            rollback_reason: None,
+            rolled_back_at: None,
+            rolled_back_by: None,
+            cancel_reason: None,
+            started_at: None,
+            ended_at: None,
+            conflicts: vec![],
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Applies edited fields; `None` leaves a field untouched.
     pub fn apply(&mut self, f: ChangeFields) {
         macro_rules! set {

@@ -9,7 +9,8 @@ use vigilo_domain::DomainError;
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
-use crate::services::records::{decode, load};
+use crate::paging;
+use crate::services::records::load;
 use crate::store::Query;
 use crate::Vigilo;
 
@@ -72,18 +73,11 @@ impl Vigilo {
     /// Every member of a workspace (one partition query, paged internally).
     pub async fn all_members(&self, workspace_id: &str) -> AppResult<Vec<Member>> {
         let (pk, prefix) = keys::members(workspace_id);
-        let mut q = Query::table(pk).begins_with(prefix).limit(500);
-        let mut out = Vec::new();
-        loop {
-            let page = self.table.query(&q).await?;
-            for item in page.items {
-                out.push(decode(item)?);
-            }
-            match page.last {
-                Some(p) => q.after = Some(p),
-                None => return Ok(out),
-            }
-        }
+        paging::query_all(
+            &*self.table,
+            Query::table(pk).begins_with(prefix).limit(500),
+        )
+        .await
     }
 
     /// The members who delegated their approvals to `delegate`, while it holds now.
@@ -98,17 +92,14 @@ impl Vigilo {
         )
         .limit(500);
         let now = self.now();
-        let page = self.table.query(&q).await?;
-        let mut out = Vec::new();
-        for item in page.items {
-            let m: Member = decode(item)?;
-            if m.delegation
-                .as_ref()
-                .is_some_and(|d| &d.delegate == delegate && d.holds_at(now))
-            {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        let members: Vec<Member> = paging::query_all(&*self.table, q).await?;
+        Ok(members
+            .into_iter()
+            .filter(|m| {
+                m.delegation
+                    .as_ref()
+                    .is_some_and(|d| &d.delegate == delegate && d.holds_at(now))
+            })
+            .collect())
     }
 }

@@ -102,17 +102,7 @@ impl Vigilo {
     ) -> AppResult<Vec<ApprovalStep>> {
         let access = self.access(actor, slug).await?;
         let c = self.load_change(access.ws(), number).await?;
-        let mut q = Query::table(keys::steps(access.ws(), c.number)).limit(500);
-        let mut out = Vec::new();
-        loop {
-            let page = self.table.query(&q).await?;
-            for item in page.items {
-                out.push(decode(item)?);
-            }
-            match page.last {
-                Some(p) => q.after = Some(p),
-                None => return Ok(out),
-            }
-        }
+        let q = Query::table(keys::steps(access.ws(), c.number)).limit(500);
+        paging::query_all(&*self.table, q).await
     }
 }

@@ -224,18 +224,15 @@ impl Vigilo {
         'pages: loop {
             let page = self.table.query(&q).await?;
             for item in page.items {
-                let row: AuditRow = match decode(item.clone()) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        // An unreadable row is a break in itself; report it by position.
-                        let seq = item.key.sk.parse().unwrap_or(0);
-                        let id = item
-                            .data
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned);
-                        return Ok(unreadable(verifier, id, seq));
-                    }
+                let seq = item.key.sk.parse().unwrap_or(0);
+                let id = item
+                    .data
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let Ok(row) = decode::<AuditRow>(item) else {
+                    // An unreadable row is a break in itself; report it by position.
+                    return Ok(unreadable(verifier, id, seq));
                 };
                 if !verifier.push(&row) {
                     break 'pages;

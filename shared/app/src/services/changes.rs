@@ -191,43 +191,15 @@ impl Vigilo {
             let number = ChangeNumber::new(last + 1)
                 .ok_or_else(|| AppError::Corrupt("change counter".into()))?;
             let change_type = fields.change_type.unwrap_or(ChangeType::Normal);
-            let mut change = ChangeRequest {
-                id: uuid::Uuid::new_v4().to_string(),
-                workspace_id: ws.clone(),
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut change = ChangeRequest::draft(
+                id,
+                ws.clone(),
                 number,
-                title: String::new(),
-                description: String::new(),
                 change_type,
-                priority: Priority::Medium,
-                risk_level: RiskLevel::Low,
-                planned_start: None,
-                planned_end: None,
-                affected_assets: vec![],
-                implementation_plan: String::new(),
-                rollback_plan: String::new(),
-                test_plan: String::new(),
-                min_lead_time_hours: change_type.default_lead_time_hours(),
-                dependencies: vec![],
-                assignee: None,
-                custom_fields: Default::default(),
-                status: Status::Draft,
-                author: actor.user_id.clone(),
-                submitted_at: None,
-                approval_round: 0,
-                closure_code: None,
-                closure_notes: None,
-                failure_reason: None,
-                rollback_reason: None,
-                rolled_back_at: None,
-                rolled_back_by: None,
-                cancel_reason: None,
-                started_at: None,
-                ended_at: None,
-                conflicts: vec![],
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
+                actor.user_id.clone(),
+                now,
+            );
             change.apply(fields.clone());
             self.check_references(&ws, &change).await?;
             let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;

@@ -13,7 +13,7 @@ use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::retrying;
-use crate::services::records::{decode, group_item, load, member_item, to_data};
+use crate::services::records::{group_item, load, member_item, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
@@ -272,11 +272,11 @@ impl Vigilo {
 
     pub async fn all_groups(&self, ws: &str) -> AppResult<Vec<Group>> {
         let (pk, prefix) = keys::groups(ws);
-        let page = self
-            .table
-            .query(&Query::table(pk).begins_with(prefix).limit(1000))
-            .await?;
-        page.items.into_iter().map(decode).collect()
+        crate::paging::query_all(
+            &*self.table,
+            Query::table(pk).begins_with(prefix).limit(500),
+        )
+        .await
     }
 
     /// Replaces a group's members; each must be a member of the workspace.

@@ -20,7 +20,7 @@ use crate::keys;
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
-use crate::services::records::{change_item, decode, load, step_item, to_data};
+use crate::services::records::{change_item, load, step_item, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
@@ -62,6 +62,28 @@ fn require_executor(access: &Access, c: &ChangeRequest, action: Action) -> AppRe
         return Ok(());
     }
     require_author_or(access, c, Role::Admin)
+}
+
+/// Writes a change's new state, guarded by the version that was read, with its
+/// `change.<verb>` audit row carrying what changed.
+fn write_change(
+    tx: &mut Tx<'_>,
+    old: &ChangeRequest,
+    new: &mut ChangeRequest,
+    action: Action,
+    meta: Value,
+    now: jiff::Timestamp,
+) {
+    new.version = old.version + 1;
+    new.updated_at = now;
+    let (before, after) = diff(old, new);
+    tx.put(change_item(new), Some(Condition::version(old.version)));
+    let entry = AuditEntry::new(
+        format!("change.{}", action.audit_verb()),
+        "ChangeRequest",
+        &new.id,
+    );
+    tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
 
 impl Vigilo {
@@ -170,20 +192,7 @@ impl Vigilo {
                     unreachable!("decisions return above")
                 }
             }
-            new.version += 1;
-            new.updated_at = now;
-            let (before, after) = diff(&old, &new);
-            tx.put(change_item(&new), Some(Condition::version(old.version)));
-            tx.audit(
-                AuditEntry::new(
-                    format!("change.{}", action.audit_verb()),
-                    "ChangeRequest",
-                    &new.id,
-                )
-                .values(before, after)
-                .subject(&new.id)
-                .meta(Value::Object(meta)),
-            );
+            write_change(&mut tx, &old, &mut new, action, Value::Object(meta), now);
             for step in &opened {
                 tx.put(step_item(step), Some(Condition::NotExists));
                 let entry = AuditEntry::new("approval_step.create", "ApprovalStep", &step.id);
@@ -255,8 +264,7 @@ impl Vigilo {
     pub(crate) async fn round_steps(&self, c: &ChangeRequest) -> AppResult<Vec<ApprovalStep>> {
         let q = Query::table(keys::steps(&c.workspace_id, c.number))
             .begins_with(keys::round_prefix(c.approval_round));
-        let page = self.table.query(&q.limit(1000)).await?;
-        page.items.into_iter().map(decode).collect()
+        crate::paging::query_all(&*self.table, q.limit(500)).await
     }
 
     /// Closes every step still open in the round (the change left review).
@@ -401,21 +409,8 @@ impl Vigilo {
                 self.close_open_steps(&mut tx, &new, &mut rest, now).await?;
             }
         }
-        new.version += 1;
-        new.updated_at = now;
-        let (before, after) = diff(&old, &new);
-        tx.put(change_item(&new), Some(Condition::version(old.version)));
         let meta = comment.map_or(json!({}), |c| json!({"comment": c}));
-        tx.audit(
-            AuditEntry::new(
-                format!("change.{}", action.audit_verb()),
-                "ChangeRequest",
-                &new.id,
-            )
-            .values(before, after)
-            .subject(&new.id)
-            .meta(meta),
-        );
+        write_change(&mut tx, &old, &mut new, action, meta, now);
         tx.commit(now).await?;
         Ok(new)
     }

@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::retrying;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
-use crate::services::records::{decode, load, member_item, to_data, workspace_item};
+use crate::services::records::{load, member_item, to_data, workspace_item};
 use crate::services::views::{diff, WorkspaceView};
 use crate::store::{Condition, Item, Query};
 use crate::txn::{AuditEntry, Tx};
@@ -136,24 +136,17 @@ impl Vigilo {
 
     /// The caller's workspaces with their role, from the `by_user` index.
     pub async fn list_workspaces(&self, actor: &Actor) -> AppResult<Vec<WorkspaceView>> {
-        let mut q = Query::index(keys::BY_USER, keys::user_workspaces(&actor.user_id)).limit(200);
-        let mut out = Vec::new();
-        loop {
-            let page = self.table.query(&q).await?;
-            for item in page.items {
-                let m: Member = decode(item)?;
-                if let Some(workspace) =
-                    load::<Workspace>(&*self.table, &keys::workspace(&m.workspace_id)).await?
-                {
-                    out.push(WorkspaceView {
-                        workspace,
-                        role: m.role,
-                    });
-                }
-            }
-            match page.last {
-                Some(p) => q.after = Some(p),
-                None => break,
+        let q = Query::index(keys::BY_USER, keys::user_workspaces(&actor.user_id)).limit(200);
+        let memberships: Vec<Member> = crate::paging::query_all(&*self.table, q).await?;
+        let mut out = Vec::with_capacity(memberships.len());
+        for m in memberships {
+            if let Some(workspace) =
+                load::<Workspace>(&*self.table, &keys::workspace(&m.workspace_id)).await?
+            {
+                out.push(WorkspaceView {
+                    workspace,
+                    role: m.role,
+                });
             }
         }
         out.sort_by(|a, b| a.workspace.slug.as_str().cmp(b.workspace.slug.as_str()));
