@@ -30,7 +30,7 @@ pub fn verify(data: &Path, slug: &str) -> Result<ExitCode, String> {
                     let b = ProgressBar::new(total);
                     b.set_style(
                         ProgressStyle::with_template(
-                            "{spinner} verifying {pos}/{len} rows [{bar:40}] {per_sec} eta {eta}",
+                            "{spinner} verifying [{wide_bar}] {pos}/{len} rows, eta {eta}",
                         )
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );

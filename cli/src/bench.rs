@@ -14,7 +14,7 @@ use vigilo_app::services::workspaces::NewWorkspace;
 use vigilo_app::{Actor, RequestInfo, SystemClock, Vigilo};
 use vigilo_domain::change::RawChange;
 use vigilo_domain::ids::UserId;
-use vigilo_local::SqliteTable;
+use vigilo_local::{DataDir, SqliteTable};
 
 fn actor(id: &str) -> Actor {
     Actor {
@@ -78,15 +78,28 @@ fn peak_rss_kib() -> Option<u64> {
 
 pub fn run(changes: usize, data: Option<PathBuf>) -> Result<ExitCode, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let dir = data.unwrap_or_else(|| tmp.path().to_owned());
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let table = SqliteTable::open(&dir.join("bench.db")).map_err(|e| e.to_string())?;
+    let dir = DataDir::create(data.as_deref().unwrap_or(tmp.path())).map_err(|e| e.to_string())?;
+    if dir.table_path().exists() {
+        return Err(format!(
+            "{} already holds Vigilo data; bench needs an empty folder",
+            dir.root().display()
+        ));
+    }
+    let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
     let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(bench(app, changes.max(10)))
+    runtime.block_on(bench(app, changes.max(10)))?;
+    if data.is_some() {
+        println!(
+            "the data stays in {}: try vigilo audit verify --data {} --workspace bench",
+            dir.root().display(),
+            dir.root().display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn bench(app: Vigilo, n: usize) -> Result<ExitCode, String> {
+async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     let err = |e: vigilo_app::AppError| e.to_string();
     let (owner, approver) = (actor("bench-owner"), actor("bench-approver"));
     let slug = "bench";
@@ -254,5 +267,5 @@ async fn bench(app: Vigilo, n: usize) -> Result<ExitCode, String> {
         "\n{}",
         json!({"changes": n * 2, "audit_rows": report.rows_checked})
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -614,3 +614,58 @@ async fn racing_transitions_apply_once() {
     );
     assert_eq!(s.verify("alice", "acme").await["ok"], true);
 }
+
+#[tokio::test]
+async fn words_given_with_a_move_are_audited() {
+    let s = team().await;
+    let n = in_progress(&s).await;
+    s.act(
+        "alice",
+        "acme",
+        &n,
+        "complete",
+        json!({"closure_code": "successful", "closure_notes": "done", "comment": "smooth"}),
+    )
+    .await
+    .expect(200);
+    s.act(
+        "alice",
+        "acme",
+        &n,
+        "reopen",
+        json!({"reason": "monitoring alert"}),
+    )
+    .await
+    .expect(200);
+    let rows = s
+        .get("alice", "/ws/acme/audit?action=change.reopen")
+        .await
+        .expect(200);
+    assert_eq!(rows["items"][0]["metadata"]["reason"], "monitoring alert");
+    let rows = s
+        .get("alice", "/ws/acme/audit?action=change.complete")
+        .await
+        .expect(200);
+    assert_eq!(rows["items"][0]["metadata"]["comment"], "smooth");
+}
+
+#[tokio::test]
+async fn a_draft_that_changes_type_takes_the_new_types_lead_time() {
+    let s = team().await;
+    let n = s
+        .change(
+            "alice",
+            "acme",
+            json!({"title": "t", "change_type": "emergency"}),
+        )
+        .await;
+    let c = s
+        .patch(
+            "alice",
+            &format!("/ws/acme/changes/{n}"),
+            json!({"change_type": "normal"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(c["min_lead_time_hours"], 24);
+}

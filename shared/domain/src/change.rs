@@ -90,6 +90,8 @@ pub const ASSETS_MAX: usize = 100;
 pub const ASSET_LEN_MAX: usize = 200;
 pub const DEPENDENCIES_MAX: usize = 50;
 pub const CUSTOM_FIELDS_MAX: usize = 50;
+/// Keeps a change, with its audit rows, well inside a DynamoDB item (400 KB).
+pub const CUSTOM_VALUE_MAX: usize = 2_000;
 pub const LEAD_TIME_MAX_HOURS: u32 = 8_760;
 pub const REASON_MAX: usize = 5_000;
 
@@ -331,6 +333,12 @@ impl RawChange {
             if cf.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
                 e.add("custom_fields", "keys must be 1 to 100 characters");
             }
+            if cf.values().any(|v| v.to_string().len() > CUSTOM_VALUE_MAX) {
+                e.add(
+                    "custom_fields",
+                    format!("each value must be at most {CUSTOM_VALUE_MAX} bytes of JSON"),
+                );
+            }
             f.custom_fields = Some(cf.into_iter().collect());
         }
         if e.is_empty() {
@@ -414,8 +422,16 @@ impl ChangeRequest {
         }
     }
 
-    /// Applies edited fields; `None` leaves a field untouched.
+    /// Applies edited fields; `None` leaves a field untouched. A new type brings its
+    /// default lead time unless the edit sets one or the old one was set by hand.
     pub fn apply(&mut self, f: ChangeFields) {
+        if let Some(t) = f.change_type {
+            if f.min_lead_time_hours.is_none()
+                && self.min_lead_time_hours == self.change_type.default_lead_time_hours()
+            {
+                self.min_lead_time_hours = t.default_lead_time_hours();
+            }
+        }
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(v) = f.$field { self.$field = v; })* };
         }
@@ -514,6 +530,42 @@ mod tests {
     fn unknown_fields_are_a_type_error() {
         assert!(serde_json::from_value::<RawChange>(serde_json::json!({"titel": "x"})).is_err());
         assert!(serde_json::from_value::<RawChange>(serde_json::json!({"title": 5})).is_err());
+    }
+
+    #[test]
+    fn a_new_type_brings_its_lead_time_unless_one_was_chosen() {
+        let mut c = crate::test_support::draft();
+        c.change_type = ChangeType::Emergency;
+        c.min_lead_time_hours = 0;
+        c.apply(ChangeFields {
+            change_type: Some(ChangeType::Normal),
+            ..ChangeFields::default()
+        });
+        assert_eq!(c.min_lead_time_hours, 24);
+        c.min_lead_time_hours = 6;
+        c.apply(ChangeFields {
+            change_type: Some(ChangeType::Standard),
+            ..ChangeFields::default()
+        });
+        assert_eq!(c.min_lead_time_hours, 6, "a lead time set by hand stays");
+        c.apply(ChangeFields {
+            change_type: Some(ChangeType::Normal),
+            min_lead_time_hours: Some(12),
+            ..ChangeFields::default()
+        });
+        assert_eq!(c.min_lead_time_hours, 12);
+    }
+
+    #[test]
+    fn custom_field_values_are_bounded() {
+        let big = serde_json::json!({"custom_fields": {"blob": "x".repeat(CUSTOM_VALUE_MAX)}});
+        assert!(raw(big)
+            .parse()
+            .unwrap_err()
+            .0
+            .contains_key("custom_fields"));
+        let ok = serde_json::json!({"custom_fields": {"ticket": "OPS-1", "n": 3, "tags": ["a"]}});
+        assert!(raw(ok).parse().is_ok());
     }
 
     #[test]

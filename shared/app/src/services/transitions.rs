@@ -121,6 +121,12 @@ impl Vigilo {
             let mut new = old.clone();
             let mut meta = Map::new();
             let mut opened = Vec::new();
+            // Words given with any move are kept with its audit row.
+            for (k, v) in [("reason", &input.reason), ("comment", &input.comment)] {
+                if let Some(text) = fsm::reason(v.as_deref()) {
+                    meta.insert(k.into(), json!(text));
+                }
+            }
             let mut tx = Tx::begin(&*self.table, access.ws(), Some(actor)).await?;
             match action {
                 Action::Submit => {
@@ -172,9 +178,7 @@ impl Vigilo {
                     new.ended_at = Some(now);
                 }
                 Action::Reopen => {
-                    let reason =
-                        fsm::reason(input.reason.as_deref()).ok_or(DomainError::ReasonRequired)?;
-                    meta.insert("reason".into(), json!(reason));
+                    fsm::reason(input.reason.as_deref()).ok_or(DomainError::ReasonRequired)?;
                     new.status = Status::InProgress;
                     new.closure_code = None;
                     new.closure_notes = None;
