@@ -375,3 +375,43 @@ async fn racing_approvers_fill_a_quorum_exactly_once() {
     let report = s.verify("alice", "acme").await;
     assert_eq!(report["ok"], true, "{report}");
 }
+
+#[tokio::test]
+async fn approve_racing_cancel_never_leaves_an_open_step_on_a_closed_change() {
+    let s = std::sync::Arc::new(team().await);
+    for i in 0..6 {
+        let n = submitted(&s, "mia", normal_change(&format!("t{i}")), "low").await;
+        let (s1, n1) = (s.clone(), n.clone());
+        let approve = tokio::spawn(async move {
+            s1.act("bob", "acme", &n1, "approve", json!({}))
+                .await
+                .status
+        });
+        let (s2, n2) = (s.clone(), n.clone());
+        let cancel =
+            tokio::spawn(
+                async move { s2.act("mia", "acme", &n2, "cancel", json!({})).await.status },
+            );
+        let (a, c) = (approve.await.unwrap(), cancel.await.unwrap());
+        assert_eq!(c, 200, "cancel is allowed from review and from approved");
+        assert!(a == 200 || a == 409, "approve: {a}");
+        let change = s
+            .get("mia", &format!("/ws/acme/changes/{n}"))
+            .await
+            .expect(200);
+        assert_eq!(change["status"], "cancelled");
+        let steps = s
+            .get("mia", &format!("/ws/acme/changes/{n}/approvals"))
+            .await
+            .expect(200);
+        let step = steps["items"][0]["status"].as_str().unwrap().to_owned();
+        assert_eq!(step, if a == 200 { "approved" } else { "cancelled" });
+    }
+    assert!(
+        s.get("bob", "/ws/acme/approvals").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.verify("alice", "acme").await["ok"], true);
+}

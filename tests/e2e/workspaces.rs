@@ -128,6 +128,25 @@ async fn outsiders_get_404_for_everything_under_a_workspace() {
     s.post("mallory", "/ws/acme/changes", json!({"title": "x"}))
         .await
         .refused(404, "not_found");
+    s.post("mallory", "/ws/acme/changes", json!({"title": ""}))
+        .await
+        .refused(404, "not_found");
+    s.patch(
+        "mallory",
+        &format!("/ws/acme/changes/{n}"),
+        json!({"title": ""}),
+    )
+    .await
+    .refused(404, "not_found");
+    s.act(
+        "mallory",
+        "acme",
+        &n,
+        "cancel",
+        json!({"reason": "r".repeat(6000)}),
+    )
+    .await
+    .refused(404, "not_found");
     s.post("mallory", "/ws/acme/audit/verify", json!({}))
         .await
         .refused(404, "not_found");
@@ -247,6 +266,36 @@ async fn the_last_owner_cannot_leave_or_be_demoted() {
     )
     .await
     .expect(200);
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    for _ in 0..5 {
+        let s = std::sync::Arc::new(TestServer::start().await);
+        s.workspace("alice", "acme", &[("bob", "owner")]).await;
+        let demote = |by: &'static str, whom: &'static str| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let body = json!({"email": format!("{whom}@example.com"), "role": "admin"});
+                s.put(by, &format!("/ws/acme/members/{whom}"), body)
+                    .await
+                    .status
+            })
+        };
+        let (a, b) = (demote("alice", "bob"), demote("bob", "alice"));
+        let mut codes = [a.await.unwrap(), b.await.unwrap()];
+        codes.sort();
+        assert_eq!(codes[0], 200);
+        assert_ne!(codes[1], 200, "both demotions cannot succeed");
+        let members = s.get("alice", "/ws/acme/members").await.expect(200);
+        let owners = members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "owner")
+            .count();
+        assert_eq!(owners, 1);
+    }
 }
 
 #[tokio::test]

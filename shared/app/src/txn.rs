@@ -12,6 +12,7 @@ use vigilo_domain::time;
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
+use crate::services::access::Access;
 use crate::store::{Condition, Item, Key, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
 
 /// One audit row to write, before it is chained.
@@ -65,6 +66,10 @@ impl AuditEntry {
 /// Builds one workspace transaction. Created by [`Tx::begin`], which reads the head.
 pub struct Tx<'a> {
     table: &'a dyn Table,
+    /// The caller's membership as read when their permission was checked: the
+    /// transaction only commits if it is unchanged, so a role revoked mid-request
+    /// cannot still authorise the write.
+    guard: Option<(Key, u64)>,
     workspace_id: String,
     head: Option<ChainHead>,
     actor: Option<&'a Actor>,
@@ -82,6 +87,7 @@ impl<'a> Tx<'a> {
         let head = load_head(table, workspace_id).await?;
         Ok(Tx {
             table,
+            guard: None,
             workspace_id: workspace_id.to_owned(),
             head,
             actor,
@@ -89,6 +95,21 @@ impl<'a> Tx<'a> {
             derived: vec![],
             audit: vec![],
         })
+    }
+
+    /// Begins a transaction on behalf of a member whose permission was checked from
+    /// `access`; it commits only while that membership is unchanged.
+    pub async fn begin_as(
+        table: &'a dyn Table,
+        access: &Access,
+        actor: &'a Actor,
+    ) -> AppResult<Tx<'a>> {
+        let mut tx = Tx::begin(table, access.ws(), Some(actor)).await?;
+        tx.guard = Some((
+            keys::member(access.ws(), access.user()),
+            access.member.version,
+        ));
+        Ok(tx)
     }
 
     pub fn put(&mut self, item: Item, condition: Option<Condition>) {
@@ -185,6 +206,15 @@ impl<'a> Tx<'a> {
                 item: Item::new(keys::chain_head(&self.workspace_id), head),
                 condition: Some(expected),
             });
+        }
+        if let Some((key, version)) = self.guard.take() {
+            // An operation on the member itself already carries its own condition.
+            if !self.ops.iter().any(|op| op.key() == &key) {
+                self.ops.push(WriteOp::Check {
+                    key,
+                    condition: Condition::version(version),
+                });
+            }
         }
         let room = MAX_TRANSACTION_ITEMS.saturating_sub(self.ops.len());
         let later = self.derived.split_off(room.min(self.derived.len()));

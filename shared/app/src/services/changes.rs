@@ -168,15 +168,17 @@ impl Vigilo {
         raw: RawChange,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<ChangeRequest>> {
-        let access = self.access(actor, slug).await?;
-        access.require(Permission::CreateChange)?;
-        let fields = raw.parse()?;
-        if fields.title.is_none() {
-            return Err(FieldErrors::single("title", "required").into());
-        }
-        let ws = access.ws().to_owned();
-        let scope = format!("changes:{ws}");
         retrying!({
+            let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            access.require(Permission::CreateChange)?;
+            let fields = raw.clone().parse()?;
+            if fields.title.is_none() {
+                return Err(FieldErrors::single("title", "required").into());
+            }
+            let ws = access.ws().to_owned();
+            let scope = format!("changes:{ws}");
             let now = self.now();
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, now).await?;
             if let Slot::Replay(v) = slot {
@@ -200,9 +202,8 @@ impl Vigilo {
                 actor.user_id.clone(),
                 now,
             );
-            change.apply(fields.clone());
+            change.apply(fields);
             self.check_references(&ws, &change).await?;
-            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
             let counter_condition = match &counter {
                 None => Condition::NotExists,
                 Some(_) => Condition::Equals(vec![("last".into(), json!(last))]),
@@ -348,10 +349,12 @@ impl Vigilo {
         raw: RawChange,
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
-        let fields: ChangeFields = raw.parse()?;
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             access.require(Permission::CreateChange)?;
+            let fields: ChangeFields = raw.clone().parse()?;
             let ws = access.ws().to_owned();
             let old = self.load_change(&ws, number).await?;
             require_author_or(&access, &old, Role::Admin)?;
@@ -377,7 +380,6 @@ impl Vigilo {
             new.version += 1;
             new.updated_at = now;
             let (before, after) = diff(&old, &new);
-            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
             tx.put(change_item(&new), Some(Condition::version(old.version)));
             for op in asset_entries(&ws, new.number, &old.affected_assets, &new.affected_assets) {
                 tx.derived(op);

@@ -64,6 +64,8 @@ impl Vigilo {
     ) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             access.require(Permission::ManageWorkspace)?;
             let mut errors = FieldErrors::default();
             let user = UserId::parse(user_id)
@@ -112,7 +114,6 @@ impl Vigilo {
                 created_at: old.as_ref().map_or(now, |m| m.created_at),
                 updated_at: now,
             };
-            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
             let (action, before, after, condition) = match &old {
                 None => (
                     "member.add",
@@ -139,6 +140,8 @@ impl Vigilo {
     pub async fn remove_member(&self, actor: &Actor, slug: &str, user_id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             access.require(Permission::ManageWorkspace)?;
             let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
             let ws = access.ws().to_owned();
@@ -152,7 +155,6 @@ impl Vigilo {
                 self.ensure_another_owner(&ws, &user).await?;
             }
             let now = self.now();
-            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
             tx.delete(
                 keys::member(&ws, &user),
                 Some(Condition::version(old.version)),
@@ -190,6 +192,8 @@ impl Vigilo {
     ) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
             if &user != access.user() {
                 access.require(Permission::ManageWorkspace)?;
@@ -208,7 +212,6 @@ impl Vigilo {
             new.version += 1;
             new.updated_at = now;
             let (before, after) = diff(&old, &new);
-            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
             tx.put(member_item(&new), Some(Condition::version(old.version)));
             tx.audit(
                 AuditEntry::new("member.delegate", "Member", user.as_str()).values(before, after),
@@ -290,6 +293,8 @@ impl Vigilo {
     ) -> AppResult<Group> {
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             access.require(Permission::ManageWorkspace)?;
             let ws = access.ws().to_owned();
             let mut errors = FieldErrors::default();
@@ -332,7 +337,6 @@ impl Vigilo {
             let before = old
                 .as_ref()
                 .map_or(json!(null), |g| json!({"members": g.members}));
-            let mut tx = Tx::begin(&*self.table, &ws, Some(actor)).await?;
             tx.put(group_item(&new), Some(condition));
             tx.audit(
                 AuditEntry::new("group.put", "Group", name)

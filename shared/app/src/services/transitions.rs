@@ -98,11 +98,13 @@ impl Vigilo {
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
-        check_len("comment", &input.comment)?;
-        check_len("reason", &input.reason)?;
-        check_len("closure_notes", &input.closure_notes)?;
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            check_len("comment", &input.comment)?;
+            check_len("reason", &input.reason)?;
+            check_len("closure_notes", &input.closure_notes)?;
             let old = self.load_change(access.ws(), number).await?;
             if let Some(v) = if_match.filter(|v| *v != old.version) {
                 return Err(AppError::VersionConflict {
@@ -115,7 +117,7 @@ impl Vigilo {
             }
             fsm::check_transition(old.status, action)?;
             if action.is_decision() {
-                return self.decide(actor, &access, old, action, &input).await;
+                return self.decide(&access, tx, old, action, &input).await;
             }
             let now = self.now();
             let mut new = old.clone();
@@ -127,7 +129,6 @@ impl Vigilo {
                     meta.insert(k.into(), json!(text));
                 }
             }
-            let mut tx = Tx::begin(&*self.table, access.ws(), Some(actor)).await?;
             match action {
                 Action::Submit => {
                     fsm::check_submittable(&new)?;
@@ -305,8 +306,8 @@ impl Vigilo {
     /// holds a seat on; the change moves when the round is decided.
     async fn decide(
         &self,
-        actor: &Actor,
         access: &Access,
+        mut tx: Tx<'_>,
         old: ChangeRequest,
         action: Action,
         input: &ActionInput,
@@ -365,7 +366,6 @@ impl Vigilo {
             .into());
         }
         let (outcome, opened) = approval::advance(&mut steps);
-        let mut tx = Tx::begin(&*self.table, ws, Some(actor)).await?;
         for &i in decided.iter().chain(opened.iter()) {
             let s = &mut steps[i];
             s.version = before_steps[i].version + 1;

@@ -171,6 +171,8 @@ impl Vigilo {
     ) -> AppResult<WorkspaceView> {
         retrying!({
             let access = self.access(actor, slug).await?;
+            // The head is read first: any write committed after this read fails ours.
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             access.require(Permission::ManageWorkspace)?;
             let old = access.workspace.clone();
             if let Some(v) = if_match.filter(|v| *v != old.version) {
@@ -212,7 +214,6 @@ impl Vigilo {
             new.version += 1;
             new.updated_at = now;
             let (before, after) = diff(&old, &new);
-            let mut tx = Tx::begin(&*self.table, &new.id, Some(actor)).await?;
             tx.put(workspace_item(&new), Some(Condition::version(old.version)));
             tx.audit(
                 AuditEntry::new("workspace.update", "Workspace", &new.id).values(before, after),
