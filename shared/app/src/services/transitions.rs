@@ -116,9 +116,6 @@ impl Vigilo {
                 require_executor(&access, &old, action)?;
             }
             fsm::check_transition(old.status, action)?;
-            if action.is_decision() {
-                return self.decide(&access, tx, old, action, &input).await;
-            }
             let now = self.now();
             let mut new = old.clone();
             let mut meta = Map::new();
@@ -194,7 +191,7 @@ impl Vigilo {
                     }
                 }
                 Action::Approve | Action::Reject | Action::RequestChanges => {
-                    unreachable!("decisions return above")
+                    return self.decide(&access, tx, old, action, &input).await;
                 }
             }
             write_change(&mut tx, &old, &mut new, action, Value::Object(meta), now);
