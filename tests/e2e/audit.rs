@@ -152,6 +152,16 @@ async fn filters_find_rows_and_viewers_see_no_values() {
         .await
         .refused(400, "bad_request");
 
+    let viewer_count = items(&s.get("vic", "/ws/acme/audit?q=redeploy").await.expect(200)).len();
+    assert_eq!(
+        viewer_count, 0,
+        "a viewer's search does not look into values they cannot see"
+    );
+    assert_eq!(
+        count("?q=redeploy").await,
+        1,
+        "the rollback plan is in change.create's new value"
+    );
     let member_view = items(&s.get("mia", "/ws/acme/audit?limit=1").await.expect(200));
     assert!(member_view[0].get("new_value").is_some());
     let viewer_view = items(&s.get("vic", "/ws/acme/audit?limit=1").await.expect(200));

@@ -67,7 +67,9 @@ impl AuditFilter {
 }
 
 impl Checked {
-    fn matches(&self, row: &AuditRow) -> bool {
+    /// Whether a row passes every filter. The text search looks into old and new
+    /// values only for callers allowed to see them, so it cannot be used to probe them.
+    fn matches(&self, row: &AuditRow, detail: bool) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         eq(&self.action, &row.action)
             && eq(&self.target_type, &row.target_type)
@@ -85,14 +87,14 @@ impl Checked {
                 .as_deref()
                 .is_none_or(|t| row.created_at.as_str() <= t)
             && self.q.as_deref().is_none_or(|q| {
+                let values = if detail {
+                    format!("{} {}", row.old_value, row.new_value)
+                } else {
+                    String::new()
+                };
                 let hay = format!(
-                    "{} {} {} {} {} {}",
-                    row.action,
-                    row.target_type,
-                    row.target_id,
-                    row.old_value,
-                    row.new_value,
-                    row.metadata
+                    "{} {} {} {} {values}",
+                    row.action, row.target_type, row.target_id, row.metadata
                 );
                 hay.to_lowercase().contains(q)
             })
@@ -152,7 +154,7 @@ impl Vigilo {
         let detail = allows(access.role(), Permission::ReadAuditDetail);
         let (items, next_cursor) =
             paging::collect(&*self.table, f.query(access.ws()), limit, cursor, |item| {
-                row_of(item).is_ok_and(|r| f.matches(&r))
+                row_of(item).is_ok_and(|r| f.matches(&r, detail))
             })
             .await?;
         let items = items.into_iter().map(|i| redact(i.data, detail)).collect();
