@@ -150,17 +150,32 @@ async fn no_input_produces_a_server_error() {
         "/ws/acme/audit/verify".into(),
         "/ws/%E2%80%AE/changes".into(),
     ];
-    let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
     let mut checked = 0;
     for path in &paths {
         for method in &methods {
             for body in &bodies {
                 let r = s.raw(Some("alice"), method.clone(), path, body).await;
-                assert!(r.status < 500, "{method} {path} with {body:?} gave {}: {}", r.status, r.body);
+                assert!(
+                    r.status < 500,
+                    "{method} {path} with {body:?} gave {}: {}",
+                    r.status,
+                    r.body
+                );
                 checked += 1;
             }
         }
     }
     assert_eq!(checked, paths.len() * methods.len() * bodies.len());
-    assert_eq!(s.verify("alice", "acme").await["ok"], true, "whatever was accepted kept the chain intact");
+    assert_eq!(
+        s.verify("alice", "acme").await["ok"],
+        true,
+        "whatever was accepted kept the chain intact"
+    );
 }

@@ -102,36 +102,32 @@ pub async fn query_all<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Runs `q` page by page, keeping the items `accept` keeps, until `limit` are kept or
-/// the partition ends. Each call reads only the queried partition.
-pub async fn collect(
+/// Runs `q` page by page, keeping what `keep` makes of each item, until `limit` are
+/// kept or the partition ends. Each call reads only the queried partition; the next
+/// cursor resumes after the last item kept.
+pub async fn collect<T>(
     table: &dyn Table,
     mut q: Query,
     limit: usize,
     cursor: Option<&str>,
-    mut accept: impl FnMut(&Item) -> bool,
-) -> AppResult<(Vec<Item>, Option<String>)> {
+    mut keep: impl FnMut(&Item) -> AppResult<Option<T>>,
+) -> AppResult<(Vec<T>, Option<String>)> {
     let proto = q.clone();
     q.after = cursor.map(|c| decode_cursor(&proto, c)).transpose()?;
     let mut kept = Vec::new();
     loop {
         q.limit = (limit - kept.len()).max(25);
         let page = table.query(&q).await?;
-        let mut stopped_early = false;
         let n = page.items.len();
-        for (i, item) in page.items.into_iter().enumerate() {
-            if accept(&item) {
-                kept.push(item);
+        for (i, item) in page.items.iter().enumerate() {
+            if let Some(t) = keep(item)? {
+                kept.push(t);
                 if kept.len() == limit {
-                    stopped_early = i + 1 < n || page.last.is_some();
-                    break;
+                    let more = i + 1 < n || page.last.is_some();
+                    let next = more.then(|| encode_cursor(&proto, &position_of(&proto, item)));
+                    return Ok((kept, next));
                 }
             }
-        }
-        if kept.len() == limit {
-            let next = stopped_early
-                .then(|| encode_cursor(&proto, &position_of(&proto, &kept[kept.len() - 1])));
-            return Ok((kept, next));
         }
         match page.last {
             Some(p) => q.after = Some(p),

@@ -10,7 +10,7 @@ use crate::actor::Actor;
 use crate::error::AppResult;
 use crate::keys;
 use crate::paging::{self, Paged};
-use crate::services::records::{decode, load};
+use crate::services::records::{decode_ref, load};
 use crate::store::Query;
 use crate::Vigilo;
 
@@ -53,14 +53,13 @@ impl Vigilo {
             delegators: &delegators,
         };
         let q = Query::index(keys::PENDING, keys::pending_partition(&ws));
-        let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
-            decode::<ApprovalStep>(item.clone())
-                .is_ok_and(|s| s.offered_to(&seats) && !s.decided_by(&me))
+        let (steps, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
+            let step: ApprovalStep = decode_ref(item)?;
+            Ok((step.offered_to(&seats) && !step.decided_by(&me)).then_some(step))
         })
         .await?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let step: ApprovalStep = decode(item)?;
+        let mut out = Vec::with_capacity(steps.len());
+        for step in steps {
             let Some(c) =
                 load::<ChangeRequest>(&*self.table, &keys::change(&ws, step.change_number)).await?
             else {

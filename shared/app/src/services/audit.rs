@@ -9,8 +9,8 @@ use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging::{self, Paged};
-use crate::services::records::decode;
-use crate::store::{Item, Query};
+use crate::services::records::{decode, decode_ref};
+use crate::store::Query;
 use crate::txn::load_head;
 use crate::Vigilo;
 
@@ -135,10 +135,6 @@ fn redact(mut row: Value, detail: bool) -> Value {
     row
 }
 
-fn row_of(item: &Item) -> AppResult<AuditRow> {
-    decode(item.clone())
-}
-
 impl Vigilo {
     /// Audit rows newest first, narrowed by one index and filtered by the rest.
     pub async fn list_audit(
@@ -154,10 +150,11 @@ impl Vigilo {
         let detail = allows(access.role(), Permission::ReadAuditDetail);
         let (items, next_cursor) =
             paging::collect(&*self.table, f.query(access.ws()), limit, cursor, |item| {
-                row_of(item).is_ok_and(|r| f.matches(&r, detail))
+                let row: AuditRow = decode_ref(item)?;
+                Ok(f.matches(&row, detail)
+                    .then(|| redact(item.data.clone(), detail)))
             })
             .await?;
-        let items = items.into_iter().map(|i| redact(i.data, detail)).collect();
         Ok(Paged { items, next_cursor })
     }
 
@@ -197,12 +194,11 @@ impl Vigilo {
             keys::AUDIT_SUBJECT,
             keys::audit_subject_partition(access.ws(), &c.id),
         );
-        let (items, next_cursor) =
-            paging::collect(&*self.table, q, limit, cursor, |_| true).await?;
-        Ok(Paged {
-            items: items.into_iter().map(|i| redact(i.data, detail)).collect(),
-            next_cursor,
+        let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
+            Ok(Some(redact(item.data.clone(), detail)))
         })
+        .await?;
+        Ok(Paged { items, next_cursor })
     }
 
     /// Verifies a workspace's chain (admin+).

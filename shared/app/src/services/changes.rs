@@ -17,7 +17,7 @@ use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
-use crate::services::records::{change_item, decode, load, to_data};
+use crate::services::records::{change_item, decode_ref, load, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query, WriteOp};
 use crate::txn::{AuditEntry, Tx};
@@ -287,10 +287,10 @@ impl Vigilo {
         let q = filter.query(ws);
         if filter.asset.is_none() {
             let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
-                decode::<ChangeRequest>(item.clone()).is_ok_and(|c| filter.matches(&c))
+                let change: ChangeRequest = decode_ref(item)?;
+                Ok(filter.matches(&change).then_some(change))
             })
             .await?;
-            let items = items.into_iter().map(decode).collect::<AppResult<_>>()?;
             return Ok(Paged { items, next_cursor });
         }
         // Asset entries point at changes: follow each and apply the other filters.

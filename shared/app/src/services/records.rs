@@ -20,6 +20,12 @@ pub fn decode<T: DeserializeOwned>(item: Item) -> AppResult<T> {
         .map_err(|e| AppError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))
 }
 
+/// Decodes an item in place, for filters that look at many and keep few.
+pub fn decode_ref<T: DeserializeOwned>(item: &Item) -> AppResult<T> {
+    T::deserialize(&item.data)
+        .map_err(|e| AppError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))
+}
+
 pub async fn load<T: DeserializeOwned>(table: &dyn Table, key: &Key) -> AppResult<Option<T>> {
     table.get(key).await?.map(decode).transpose()
 }
