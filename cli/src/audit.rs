@@ -12,7 +12,28 @@ use vigilo_local::{DataDir, SqliteTable};
 /// Chains shorter than this verify too fast for a bar to help.
 const BAR_THRESHOLD: u64 = 5_000;
 
-pub fn verify(data: &Path, slug: &str) -> Result<ExitCode, String> {
+/// When to draw a progress bar (only ever on a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    /// On a terminal, for chains of 5,000 rows or more.
+    Auto,
+    /// On a terminal, whatever the chain's length.
+    Always,
+    Never,
+}
+
+impl Progress {
+    fn wanted(self, total: u64) -> bool {
+        let long_enough = match self {
+            Progress::Auto => total >= BAR_THRESHOLD,
+            Progress::Always => true,
+            Progress::Never => false,
+        };
+        long_enough && std::io::stderr().is_terminal()
+    }
+}
+
+pub fn verify(data: &Path, slug: &str, progress: Progress) -> Result<ExitCode, String> {
     let dir = DataDir::existing(data).map_err(|e| e.to_string())?;
     let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
     let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
@@ -26,7 +47,7 @@ pub fn verify(data: &Path, slug: &str) -> Result<ExitCode, String> {
         let mut bar: Option<ProgressBar> = None;
         let report = app
             .verify_chain(&ws.id, |checked, total| {
-                if bar.is_none() && total >= BAR_THRESHOLD && std::io::stderr().is_terminal() {
+                if bar.is_none() && progress.wanted(total) {
                     let b = ProgressBar::new(total);
                     b.set_style(
                         ProgressStyle::with_template(
@@ -34,6 +55,7 @@ pub fn verify(data: &Path, slug: &str) -> Result<ExitCode, String> {
                         )
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
+                    b.tick();
                     bar = Some(b);
                 }
                 if let Some(b) = &bar {

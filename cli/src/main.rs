@@ -70,6 +70,9 @@ enum AuditCommand {
         /// The workspace's slug.
         #[arg(long)]
         workspace: String,
+        /// When to show a progress bar on the terminal.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: audit::Progress,
     },
 }
 
@@ -85,8 +88,13 @@ fn main() -> ExitCode {
             name,
         } => token::run(&data, &sub, &email, name.as_deref()),
         Command::Audit {
-            command: AuditCommand::Verify { data, workspace },
-        } => audit::verify(&data, &workspace),
+            command:
+                AuditCommand::Verify {
+                    data,
+                    workspace,
+                    progress,
+                },
+        } => audit::verify(&data, &workspace, progress),
     };
     match result {
         Ok(code) => code,

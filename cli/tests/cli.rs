@@ -178,6 +178,60 @@ async fn serve_token_and_verify_work_together() {
     assert!(text.contains("reason: hash_mismatch"), "{text}");
 }
 
+/// The bar is drawn on a terminal only: `script` gives the command one.
+#[tokio::test]
+async fn verify_draws_a_progress_bar_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let alice = token(&data, "alice");
+    call(
+        &server.base,
+        &alice,
+        reqwest::Method::POST,
+        "/workspaces",
+        json!({"slug": "acme", "name": "Acme"}),
+    )
+    .await;
+    drop(server);
+    let command = format!(
+        "{BIN} audit verify --progress always --workspace acme --data {}",
+        data.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    assert_eq!(tty.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("verifying"),
+        "a bar on a terminal"
+    );
+    let piped = Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--progress",
+            "always",
+            "--workspace",
+            "acme",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&piped.stderr).contains("verifying"),
+        "no bar in a pipe"
+    );
+    let quiet = command.replace("always", "never");
+    let tty = Command::new("script")
+        .args(["-qec", &quiet, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&tty.stdout).contains("verifying"));
+}
+
 #[test]
 fn verify_refuses_missing_data_and_unknown_workspaces() {
     let tmp = tempfile::tempdir().unwrap();
