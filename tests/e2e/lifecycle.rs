@@ -455,6 +455,21 @@ async fn cancelling_in_review_closes_the_pending_steps() {
         .await
         .expect(200);
     assert_eq!(steps["items"][0]["status"], "cancelled");
+    let activity = s
+        .get("alice", &format!("/ws/acme/changes/{n}/activity"))
+        .await
+        .expect(200);
+    let actions: Vec<&str> = activity["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions[actions.len() - 2..],
+        ["change.cancel", "approval_step.cancel"],
+        "the change's row comes first"
+    );
 }
 
 #[tokio::test]

@@ -86,6 +86,29 @@ fn write_change(
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
 
+/// Closes the steps of `steps` that are still open (the change left review), each with
+/// its `approval_step.cancel` row.
+fn close_open_steps(
+    tx: &mut Tx<'_>,
+    change_id: &str,
+    steps: Vec<ApprovalStep>,
+    now: jiff::Timestamp,
+) {
+    for mut s in steps
+        .into_iter()
+        .filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Waiting))
+    {
+        let old = s.clone();
+        s.status = StepStatus::Cancelled;
+        s.decided_at = Some(now);
+        s.version += 1;
+        let (before, after) = diff(&old, &s);
+        tx.put(step_item(&s), Some(Condition::version(old.version)));
+        let entry = AuditEntry::new("approval_step.cancel", "ApprovalStep", &s.id);
+        tx.audit(entry.values(before, after).subject(change_id));
+    }
+}
+
 impl Vigilo {
     #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
     pub async fn act(
@@ -120,6 +143,7 @@ impl Vigilo {
             let mut new = old.clone();
             let mut meta = Map::new();
             let mut opened = Vec::new();
+            let mut closing = Vec::new();
             // Words given with any move are kept with its audit row.
             for (k, v) in [("reason", &input.reason), ("comment", &input.comment)] {
                 if let Some(text) = fsm::reason(v.as_deref()) {
@@ -186,8 +210,7 @@ impl Vigilo {
                     new.status = Status::Cancelled;
                     new.cancel_reason = fsm::reason(input.reason.as_deref());
                     if old.status == Status::Review {
-                        self.close_open_steps(&mut tx, &new, &mut Vec::new(), now)
-                            .await?;
+                        closing = self.round_steps(&old).await?;
                     }
                 }
                 Action::Approve | Action::Reject | Action::RequestChanges => {
@@ -195,6 +218,7 @@ impl Vigilo {
                 }
             }
             write_change(&mut tx, &old, &mut new, action, Value::Object(meta), now);
+            close_open_steps(&mut tx, &new.id, closing, now);
             for step in &opened {
                 tx.put(step_item(step), Some(Condition::NotExists));
                 let entry = AuditEntry::new("approval_step.create", "ApprovalStep", &step.id);
@@ -267,36 +291,6 @@ impl Vigilo {
         let q = Query::table(keys::steps(&c.workspace_id, c.number))
             .begins_with(keys::round_prefix(c.approval_round));
         crate::paging::query_all(&*self.table, q.limit(500)).await
-    }
-
-    /// Closes every step still open in the round (the change left review).
-    async fn close_open_steps(
-        &self,
-        tx: &mut Tx<'_>,
-        c: &ChangeRequest,
-        steps: &mut Vec<ApprovalStep>,
-        now: jiff::Timestamp,
-    ) -> AppResult<()> {
-        if steps.is_empty() {
-            *steps = self.round_steps(c).await?;
-        }
-        for s in steps
-            .iter_mut()
-            .filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Waiting))
-        {
-            let old = s.clone();
-            s.status = StepStatus::Cancelled;
-            s.decided_at = Some(now);
-            s.version += 1;
-            let (before, after) = diff(&old, s);
-            tx.put(step_item(s), Some(Condition::version(old.version)));
-            tx.audit(
-                AuditEntry::new("approval_step.cancel", "ApprovalStep", &s.id)
-                    .values(before, after)
-                    .subject(&c.id),
-            );
-        }
-        Ok(())
     }
 
     /// Approve, reject or request changes: recorded on every pending step the caller
@@ -399,19 +393,18 @@ impl Vigilo {
             tx.commit(now).await?;
             return Ok(old);
         }
+        let meta = comment.map_or(json!({}), |c| json!({"comment": c}));
+        write_change(&mut tx, &old, &mut new, action, meta, now);
         if outcome != RoundOutcome::Approved {
-            let mut rest: Vec<ApprovalStep> = steps
+            // The round is over: steps nobody decided are closed. Decided ones were
+            // written above with their decision.
+            let rest = steps
                 .into_iter()
                 .enumerate()
                 .filter(|(i, _)| !decided.contains(i))
-                .map(|(_, s)| s)
-                .collect();
-            if !rest.is_empty() {
-                self.close_open_steps(&mut tx, &new, &mut rest, now).await?;
-            }
+                .map(|(_, s)| s);
+            close_open_steps(&mut tx, &new.id, rest.collect(), now);
         }
-        let meta = comment.map_or(json!({}), |c| json!({"comment": c}));
-        write_change(&mut tx, &old, &mut new, action, meta, now);
         tx.commit(now).await?;
         Ok(new)
     }
