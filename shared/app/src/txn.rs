@@ -313,3 +313,53 @@ macro_rules! retrying {
         }
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn lost_races_are_retried_a_bounded_number_of_times() {
+        let mut retry = Retry::default();
+        let mut attempts = 1;
+        while retry.again(&AppError::Contended).await {
+            attempts += 1;
+        }
+        assert_eq!(attempts, MAX_ATTEMPTS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_lost_races_are_retried() {
+        let mut retry = Retry::default();
+        assert!(!retry.again(&AppError::NotFound).await);
+        assert!(
+            !retry
+                .again(&AppError::VersionConflict {
+                    expected: 1,
+                    current: 2
+                })
+                .await
+        );
+        assert!(retry.again(&AppError::Contended).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_retrying_block_reruns_until_it_stops_losing() {
+        let mut runs = 0;
+        let result: AppResult<u32> = crate::retrying!({
+            runs += 1;
+            if runs < 3 {
+                return Err(AppError::Contended);
+            }
+            Ok(runs)
+        });
+        assert_eq!(result.unwrap(), 3);
+        let mut runs = 0;
+        let gave_up: AppResult<()> = crate::retrying!({
+            runs += 1;
+            Err(AppError::Contended)
+        });
+        assert!(matches!(gave_up, Err(AppError::Contended)));
+        assert_eq!(runs, MAX_ATTEMPTS);
+    }
+}

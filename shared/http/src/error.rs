@@ -185,3 +185,130 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     );
     (StatusCode::INTERNAL_SERVER_ERROR, Json(b)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigilo_app::store::StoreError;
+    use vigilo_domain::FieldErrors;
+
+    #[test]
+    fn every_error_has_its_status_and_code() {
+        let d = |e: DomainError| ApiError::from(e);
+        let a = |e: AppError| ApiError::App(e);
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (
+                d(DomainError::Validation(FieldErrors::default())),
+                422,
+                "validation_failed",
+            ),
+            (
+                d(DomainError::LeadTimeViolation {
+                    required_hours: 24,
+                    actual_hours: 1.0,
+                }),
+                409,
+                "lead_time_violation",
+            ),
+            (
+                d(DomainError::InvalidTransition {
+                    status: "draft".into(),
+                    action: "start".into(),
+                    allowed: vec![],
+                }),
+                409,
+                "invalid_transition",
+            ),
+            (d(DomainError::ClosureRequired), 422, "closure_required"),
+            (
+                d(DomainError::RollbackReasonRequired),
+                422,
+                "rollback_reason_required",
+            ),
+            (d(DomainError::ReasonRequired), 422, "reason_required"),
+            (d(DomainError::NotAnApprover), 403, "not_an_approver"),
+            (
+                d(DomainError::SelfApprovalForbidden),
+                403,
+                "self_approval_forbidden",
+            ),
+            (d(DomainError::AlreadyDecided), 409, "already_decided"),
+            (
+                d(DomainError::NoEligibleApprovers {
+                    needed: 1,
+                    available: 0,
+                }),
+                409,
+                "no_eligible_approvers",
+            ),
+            (
+                d(DomainError::NotEditable {
+                    status: "review".into(),
+                }),
+                409,
+                "not_editable",
+            ),
+            (
+                d(DomainError::DependenciesUnmet { blockers: vec![] }),
+                409,
+                "dependencies_unmet",
+            ),
+            (d(DomainError::Forbidden), 403, "forbidden"),
+            (a(AppError::NotFound), 404, "not_found"),
+            (a(AppError::SlugTaken("x".into())), 409, "slug_taken"),
+            (
+                a(AppError::VersionConflict {
+                    expected: 1,
+                    current: 2,
+                }),
+                412,
+                "version_conflict",
+            ),
+            (a(AppError::BadRequest("x".into())), 400, "bad_request"),
+            (
+                a(AppError::IdempotencyKeyReused),
+                422,
+                "idempotency_key_reused",
+            ),
+            (a(AppError::LastOwner), 409, "last_owner"),
+            (a(AppError::Contended), 409, "write_contention"),
+            (
+                a(AppError::from(StoreError::ConditionFailed { index: 0 })),
+                409,
+                "write_contention",
+            ),
+            (
+                a(AppError::Store(StoreError::Backend("disk".into()))),
+                500,
+                "internal",
+            ),
+            (a(AppError::Corrupt("x".into())), 500, "internal"),
+            (
+                ApiError::Unauthenticated("x".into()),
+                401,
+                "unauthenticated",
+            ),
+            (ApiError::BadRequest("x".into()), 400, "bad_request"),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
+            (ApiError::RouteNotFound, 404, "not_found"),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+        ];
+        for (err, status, code) in cases {
+            let (s, c, _) = err.parts();
+            assert_eq!((s.as_u16(), c), (status, code), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_error_hides_its_cause_from_the_caller() {
+        let response = ApiError::App(AppError::Store(StoreError::Backend("/secret/path".into())))
+            .into_response();
+        assert_eq!(response.status(), 500);
+        let bytes = axum::body::to_bytes(response.into_body(), 10_000)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("secret"), "{body}");
+    }
+}
