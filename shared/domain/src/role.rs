@@ -37,7 +37,7 @@ impl Role {
 
     /// Roles whose holders may be asked to approve (the author is excluded elsewhere).
     pub fn can_approve(self) -> bool {
-        self >= Role::Approver
+        allows(self, Permission::Decide)
     }
 }
 
@@ -48,7 +48,6 @@ pub enum Permission {
     Read,
     ReadAuditDetail,
     CreateChange,
-    Comment,
     Decide,
     ExecuteAny,
     CancelAny,
@@ -61,9 +60,7 @@ impl Permission {
     pub fn min_role(self) -> Role {
         match self {
             Permission::Read => Role::Viewer,
-            Permission::ReadAuditDetail | Permission::CreateChange | Permission::Comment => {
-                Role::Member
-            }
+            Permission::ReadAuditDetail | Permission::CreateChange => Role::Member,
             Permission::Decide => Role::Approver,
             Permission::ExecuteAny
             | Permission::CancelAny

@@ -7,7 +7,7 @@ use vigilo_domain::change::{
     ChangeFields, ChangeRequest, ChangeType, Priority, RawChange, RiskLevel, Status,
 };
 use vigilo_domain::ids::{ChangeNumber, UserId};
-use vigilo_domain::role::{Permission, Role};
+use vigilo_domain::role::{allows, Permission};
 use vigilo_domain::{DomainError, FieldErrors};
 
 use crate::actor::Actor;
@@ -357,7 +357,7 @@ impl Vigilo {
             let fields: ChangeFields = raw.clone().parse()?;
             let ws = access.ws().to_owned();
             let old = self.load_change(&ws, number).await?;
-            require_author_or(&access, &old, Role::Admin)?;
+            require_author_or(&access, &old, Permission::ExecuteAny)?;
             if old.status != Status::Draft {
                 return Err(DomainError::NotEditable {
                     status: old.status.to_string(),
@@ -395,9 +395,13 @@ impl Vigilo {
     }
 }
 
-/// The author may act on their change; otherwise the caller needs `role`.
-pub(crate) fn require_author_or(access: &Access, c: &ChangeRequest, role: Role) -> AppResult<()> {
-    if &c.author == access.user() || access.role() >= role {
+/// The author may act on their change; anyone else needs `permission`.
+pub(crate) fn require_author_or(
+    access: &Access,
+    c: &ChangeRequest,
+    permission: Permission,
+) -> AppResult<()> {
+    if &c.author == access.user() || allows(access.role(), permission) {
         Ok(())
     } else {
         Err(DomainError::Forbidden.into())

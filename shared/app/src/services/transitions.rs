@@ -56,12 +56,12 @@ fn check_len(field: &str, text: &Option<String>) -> AppResult<()> {
 fn require_executor(access: &Access, c: &ChangeRequest, action: Action) -> AppResult<()> {
     access.require(Permission::CreateChange)?;
     if action == Action::Cancel {
-        return require_author_or(access, c, Role::Admin);
+        return require_author_or(access, c, Permission::CancelAny);
     }
     if c.assignee.as_ref() == Some(access.user()) {
         return Ok(());
     }
-    require_author_or(access, c, Role::Admin)
+    require_author_or(access, c, Permission::ExecuteAny)
 }
 
 /// Writes a change's new state, guarded by the version that was read, with its
