@@ -50,10 +50,8 @@ pub fn verify(data: &Path, slug: &str, progress: Progress) -> Result<ExitCode, S
                 if bar.is_none() && progress.wanted(total) {
                     let b = ProgressBar::new(total);
                     b.set_style(
-                        ProgressStyle::with_template(
-                            "{spinner} verifying [{wide_bar}] {pos}/{len} rows, eta {eta}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        ProgressStyle::with_template("{spinner} verifying [{wide_bar}] {pos}/{len} rows, eta {eta}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
                     b.tick();
                     bar = Some(b);
@@ -69,20 +67,14 @@ pub fn verify(data: &Path, slug: &str, progress: Progress) -> Result<ExitCode, S
         }
         match &report.chain_break {
             None => {
-                println!(
-                    "intact: {} rows verified in workspace {slug}",
-                    report.rows_checked
-                );
+                println!("intact: {} rows verified in workspace {slug}", report.rows_checked);
                 if let (Some(first), Some(last)) = (&report.first_hash, &report.last_hash) {
                     println!("first hash: {first}\nlast hash:  {last}");
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Some(b) => {
-                println!(
-                    "BROKEN: workspace {slug}, {} rows verified before the break",
-                    report.rows_checked
-                );
+                println!("BROKEN: workspace {slug}, {} rows verified before the break", report.rows_checked);
                 println!("row id: {}", b.row_id.as_deref().unwrap_or("(missing)"));
                 println!("seq:    {}", b.seq);
                 println!("reason: {} ({})", b.reason, b.detail);

@@ -63,11 +63,7 @@ where
         op(i).await?;
         samples.push(t.elapsed());
     }
-    Ok(Phase {
-        name,
-        samples,
-        wall: start.elapsed(),
-    })
+    Ok(Phase { name, samples, wall: start.elapsed() })
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -80,10 +76,7 @@ pub fn run(changes: usize, data: Option<PathBuf>) -> Result<ExitCode, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dir = DataDir::create(data.as_deref().unwrap_or(tmp.path())).map_err(|e| e.to_string())?;
     if dir.table_path().exists() {
-        return Err(format!(
-            "{} already holds Vigilo data; bench needs an empty folder",
-            dir.root().display()
-        ));
+        return Err(format!("{} already holds Vigilo data; bench needs an empty folder", dir.root().display()));
     }
     let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
     let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
@@ -105,28 +98,15 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     let slug = "bench";
     app.create_workspace(
         &owner,
-        NewWorkspace {
-            slug: slug.into(),
-            name: "Bench".into(),
-            locale: None,
-            timezone: None,
-        },
+        NewWorkspace { slug: slug.into(), name: "Bench".into(), locale: None, timezone: None },
         None,
     )
     .await
     .map_err(err)?;
-    let member = MemberInput {
-        email: "bench-approver@example.com".into(),
-        role: "approver".into(),
-        name: None,
-    };
-    app.put_member(&owner, slug, "bench-approver", member)
-        .await
-        .map_err(err)?;
-    let start =
-        vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48));
-    let end =
-        vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(49));
+    let member = MemberInput { email: "bench-approver@example.com".into(), role: "approver".into(), name: None };
+    app.put_member(&owner, slug, "bench-approver", member).await.map_err(err)?;
+    let start = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48));
+    let end = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(49));
     let draft = |i: usize| RawChange {
         title: Some(format!("bench change {i}")),
         affected_assets: Some(vec![format!("host-{}", i % 50), "shared-lb".into()]),
@@ -138,12 +118,7 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     println!("vigilo bench: {n} changes on SQLite (WAL, synchronous=FULL)\n");
     let mut create = timed("create change", n, |i| {
         let (app, owner, raw) = (&app, &owner, draft(i));
-        async move {
-            app.create_change(owner, slug, raw, None)
-                .await
-                .map(drop)
-                .map_err(err)
-        }
+        async move { app.create_change(owner, slug, raw, None).await.map(drop).map_err(err) }
     })
     .await?;
     create.print();
@@ -159,9 +134,7 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
             let mut lat = Vec::with_capacity(raws.len());
             for raw in raws {
                 let s = Instant::now();
-                app.create_change(&owner, slug, raw, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                app.create_change(&owner, slug, raw, None).await.map_err(|e| e.to_string())?;
                 lat.push(s.elapsed());
             }
             Ok::<_, String>(lat)
@@ -171,12 +144,7 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     for task in tasks {
         samples.extend(task.await.map_err(|e| e.to_string())??);
     }
-    Phase {
-        name: "create change, 8 racing writers",
-        samples,
-        wall: t.elapsed(),
-    }
-    .print();
+    Phase { name: "create change, 8 racing writers", samples, wall: t.elapsed() }.print();
 
     let lifecycle = n / 4;
     let mut life = timed("lifecycle, 5 transitions each", lifecycle, |i| {
@@ -184,68 +152,35 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
         async move {
             let number = format!("CHG-{:05}", i + 1);
             let plain = ActionInput::default;
-            app.act(owner, slug, &number, "submit", plain(), None)
-                .await
-                .map_err(err)?;
-            app.act(approver, slug, &number, "approve", plain(), None)
-                .await
-                .map_err(err)?;
-            app.act(owner, slug, &number, "schedule", plain(), None)
-                .await
-                .map_err(err)?;
-            app.act(owner, slug, &number, "start", plain(), None)
-                .await
-                .map_err(err)?;
-            let close = ActionInput {
-                closure_code: Some("successful".into()),
-                closure_notes: Some("ok".into()),
-                ..plain()
-            };
-            app.act(owner, slug, &number, "complete", close, None)
-                .await
-                .map_err(err)?;
+            app.act(owner, slug, &number, "submit", plain(), None).await.map_err(err)?;
+            app.act(approver, slug, &number, "approve", plain(), None).await.map_err(err)?;
+            app.act(owner, slug, &number, "schedule", plain(), None).await.map_err(err)?;
+            app.act(owner, slug, &number, "start", plain(), None).await.map_err(err)?;
+            let close =
+                ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
+            app.act(owner, slug, &number, "complete", close, None).await.map_err(err)?;
             Ok(())
         }
     })
     .await?;
     life.print();
 
-    let filter = ChangeFilter {
-        status: Some("completed".into()),
-        ..ChangeFilter::default()
-    };
+    let filter = ChangeFilter { status: Some("completed".into()), ..ChangeFilter::default() };
     timed("list 50 completed (status index)", 200, |_| {
         let (app, owner, filter) = (&app, &owner, &filter);
-        async move {
-            app.list_changes(owner, slug, filter, 50, None)
-                .await
-                .map(drop)
-                .map_err(err)
-        }
+        async move { app.list_changes(owner, slug, filter, 50, None).await.map(drop).map_err(err) }
     })
     .await?
     .print();
-    let by_asset = ChangeFilter {
-        asset: Some("host-7".into()),
-        ..ChangeFilter::default()
-    };
+    let by_asset = ChangeFilter { asset: Some("host-7".into()), ..ChangeFilter::default() };
     timed("list 50 by asset (asset entries)", 200, |_| {
         let (app, owner, filter) = (&app, &owner, &by_asset);
-        async move {
-            app.list_changes(owner, slug, filter, 50, None)
-                .await
-                .map(drop)
-                .map_err(err)
-        }
+        async move { app.list_changes(owner, slug, filter, 50, None).await.map(drop).map_err(err) }
     })
     .await?
     .print();
 
-    let ws = app
-        .workspace_by_slug(slug)
-        .await
-        .map_err(err)?
-        .ok_or("bench workspace vanished")?;
+    let ws = app.workspace_by_slug(slug).await.map_err(err)?.ok_or("bench workspace vanished")?;
     let t = Instant::now();
     let report = app.verify_chain(&ws.id, |_, _| {}).await.map_err(err)?;
     let secs = t.elapsed().as_secs_f64();
@@ -257,15 +192,8 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
         report.ok
     );
     if let Some(kib) = peak_rss_kib() {
-        println!(
-            "{:<34} {:>7.1} MiB",
-            "peak resident memory",
-            kib as f64 / 1024.0
-        );
+        println!("{:<34} {:>7.1} MiB", "peak resident memory", kib as f64 / 1024.0);
     }
-    println!(
-        "\n{}",
-        json!({"changes": n * 2, "audit_rows": report.rows_checked})
-    );
+    println!("\n{}", json!({"changes": n * 2, "audit_rows": report.rows_checked}));
     Ok(())
 }

@@ -12,11 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "vigilo",
-    version,
-    about = "Vigilo: change management with a verifiable audit log"
-)]
+#[command(name = "vigilo", version, about = "Vigilo: change management with a verifiable audit log")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,20 +77,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { addr, data } => serve::run(&addr, &data),
         Command::Bench { changes, data } => bench::run(changes, data),
-        Command::Token {
-            data,
-            sub,
-            email,
-            name,
-        } => token::run(&data, &sub, &email, name.as_deref()),
-        Command::Audit {
-            command:
-                AuditCommand::Verify {
-                    data,
-                    workspace,
-                    progress,
-                },
-        } => audit::verify(&data, &workspace, progress),
+        Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
+        Command::Audit { command: AuditCommand::Verify { data, workspace, progress } } => {
+            audit::verify(&data, &workspace, progress)
+        }
     };
     match result {
         Ok(code) => code,

@@ -11,8 +11,7 @@ use vigilo_http::{AppState, AuthMode};
 use vigilo_local::{DataDir, SqliteTable};
 
 fn init_logs() {
-    let filter = EnvFilter::try_from_env("VIGILO_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+    let filter = EnvFilter::try_from_env("VIGILO_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
     // A closed log pipe (`vigilo serve 2>&1 | head`) must not take requests down with
     // it: by default the subscriber reports a failed write with a print that panics.
     let _ = tracing_subscriber::fmt()
@@ -26,9 +25,7 @@ fn init_logs() {
 
 pub fn run(addr: &str, data: &Path) -> Result<ExitCode, String> {
     init_logs();
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("--addr {addr} is not an address like 127.0.0.1:3000"))?;
+    let addr: SocketAddr = addr.parse().map_err(|_| format!("--addr {addr} is not an address like 127.0.0.1:3000"))?;
     let dir = DataDir::create(data).map_err(|e| e.to_string())?;
     let key = dir.token_secret().map_err(|e| e.to_string())?;
     let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
@@ -58,8 +55,7 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

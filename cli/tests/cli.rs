@@ -36,46 +36,18 @@ fn serve(data: &Path) -> Server {
     reader.read_line(&mut line).expect("first log line");
     // Keep reading so the server never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let first_line: Value =
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line, got {line:?}"));
-    let addr = first_line["fields"]["addr"]
-        .as_str()
-        .expect("addr field")
-        .to_owned();
-    Server {
-        child,
-        base: format!("http://{addr}"),
-        first_line,
-    }
+    let first_line: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line, got {line:?}"));
+    let addr = first_line["fields"]["addr"].as_str().expect("addr field").to_owned();
+    Server { child, base: format!("http://{addr}"), first_line }
 }
 
 fn vigilo(args: &[&str], data: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .expect("run vigilo")
+    Command::new(BIN).args(args).arg("--data").arg(data).output().expect("run vigilo")
 }
 
 fn token(data: &Path, sub: &str) -> String {
-    let out = vigilo(
-        &[
-            "token",
-            "--sub",
-            sub,
-            "--email",
-            &format!("{sub}@example.com"),
-            "--name",
-            sub,
-        ],
-        data,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = vigilo(&["token", "--sub", sub, "--email", &format!("{sub}@example.com"), "--name", sub], data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -101,10 +73,7 @@ async fn serve_token_and_verify_work_together() {
     let data = tmp.path().join("data");
     let server = serve(&data);
     let message = server.first_line["fields"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("vigilo token --data"),
-        "start-up says how to mint a token: {message}"
-    );
+    assert!(message.contains("vigilo token --data"), "start-up says how to mint a token: {message}");
     assert!(
         message.contains(data.canonicalize().unwrap().to_str().unwrap()),
         "start-up says where data lives: {message}"
@@ -113,14 +82,7 @@ async fn serve_token_and_verify_work_together() {
     let alice = token(&data, "alice");
     let bob = token(&data, "bob");
     let b = &server.base;
-    call(
-        b,
-        &alice,
-        reqwest::Method::POST,
-        "/workspaces",
-        json!({"slug": "acme", "name": "Acme"}),
-    )
-    .await;
+    call(b, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
     call(
         b,
         &alice,
@@ -129,44 +91,23 @@ async fn serve_token_and_verify_work_together() {
         json!({"email": "bob@example.com", "role": "approver"}),
     )
     .await;
-    call(
-        b,
-        &alice,
-        reqwest::Method::POST,
-        "/ws/acme/changes",
-        json!({"title": "deploy"}),
-    )
-    .await;
-    call(
-        b,
-        &alice,
-        reqwest::Method::POST,
-        "/ws/acme/changes/CHG-00001/submit",
-        json!({}),
-    )
-    .await;
-    call(
-        b,
-        &bob,
-        reqwest::Method::POST,
-        "/ws/acme/changes/CHG-00001/approve",
-        json!({}),
-    )
-    .await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes", json!({"title": "deploy"})).await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes/CHG-00001/submit", json!({})).await;
+    call(b, &bob, reqwest::Method::POST, "/ws/acme/changes/CHG-00001/approve", json!({})).await;
 
     // The chain verifies offline, while the service is still running.
     let ok = vigilo(&["audit", "verify", "--workspace", "acme"], &data);
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
-    assert!(
-        stdout(&ok).contains("intact: 8 rows verified"),
-        "{}",
-        stdout(&ok)
-    );
+    assert!(stdout(&ok).contains("intact: 8 rows verified"), "{}", stdout(&ok));
     drop(server);
 
     let db = rusqlite::Connection::open(data.join("vigilo.db")).unwrap();
     let row_id: String = db
-        .query_row("SELECT json_extract(data, '$.id') FROM items WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004'", [], |r| r.get(0))
+        .query_row(
+            "SELECT json_extract(data, '$.id') FROM items WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     db.execute("UPDATE items SET data = json_set(data, '$.new_value', json('{\"role\":\"owner\"}')) WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004'", [])
         .unwrap();
@@ -185,60 +126,27 @@ async fn verify_draws_a_progress_bar_on_a_terminal_only() {
     let data = tmp.path().join("data");
     let server = serve(&data);
     let alice = token(&data, "alice");
-    call(
-        &server.base,
-        &alice,
-        reqwest::Method::POST,
-        "/workspaces",
-        json!({"slug": "acme", "name": "Acme"}),
-    )
-    .await;
+    call(&server.base, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
     drop(server);
-    let command = format!(
-        "{BIN} audit verify --progress always --workspace acme --data {}",
-        data.display()
-    );
-    let tty = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("script (util-linux) runs");
+    let command = format!("{BIN} audit verify --progress always --workspace acme --data {}", data.display());
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script (util-linux) runs");
     assert_eq!(tty.status.code(), Some(0));
-    assert!(
-        String::from_utf8_lossy(&tty.stdout).contains("verifying"),
-        "a bar on a terminal"
-    );
+    assert!(String::from_utf8_lossy(&tty.stdout).contains("verifying"), "a bar on a terminal");
     let piped = Command::new(BIN)
-        .args([
-            "audit",
-            "verify",
-            "--progress",
-            "always",
-            "--workspace",
-            "acme",
-            "--data",
-        ])
+        .args(["audit", "verify", "--progress", "always", "--workspace", "acme", "--data"])
         .arg(&data)
         .output()
         .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&piped.stderr).contains("verifying"),
-        "no bar in a pipe"
-    );
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("verifying"), "no bar in a pipe");
     let quiet = command.replace("always", "never");
-    let tty = Command::new("script")
-        .args(["-qec", &quiet, "/dev/null"])
-        .output()
-        .unwrap();
+    let tty = Command::new("script").args(["-qec", &quiet, "/dev/null"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&tty.stdout).contains("verifying"));
 }
 
 #[test]
 fn verify_refuses_missing_data_and_unknown_workspaces() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = vigilo(
-        &["audit", "verify", "--workspace", "acme"],
-        &tmp.path().join("nothing"),
-    );
+    let out = vigilo(&["audit", "verify", "--workspace", "acme"], &tmp.path().join("nothing"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Vigilo data"));
 
@@ -260,19 +168,12 @@ async fn the_service_keeps_answering_when_its_log_reader_goes_away() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
     let first: Value = serde_json::from_str(&line).unwrap();
-    let server = Server {
-        child,
-        base: format!("http://{}", first["fields"]["addr"].as_str().unwrap()),
-        first_line: first,
-    };
+    let server =
+        Server { child, base: format!("http://{}", first["fields"]["addr"].as_str().unwrap()), first_line: first };
     for _ in 0..3 {
-        let res = reqwest::get(format!("{}/health", server.base))
-            .await
-            .unwrap();
+        let res = reqwest::get(format!("{}/health", server.base)).await.unwrap();
         assert_eq!(res.status(), 200);
     }
 }
@@ -280,18 +181,10 @@ async fn the_service_keeps_answering_when_its_log_reader_goes_away() {
 #[test]
 fn bad_arguments_are_explained() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = vigilo(
-        &["token", "--sub", "alice", "--email", "not-an-email"],
-        tmp.path(),
-    );
+    let out = vigilo(&["token", "--sub", "alice", "--email", "not-an-email"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--email"));
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "nowhere"])
-        .arg("--data")
-        .arg(tmp.path())
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["serve", "--addr", "nowhere"]).arg("--data").arg(tmp.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--addr"));
 }

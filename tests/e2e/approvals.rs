@@ -18,17 +18,10 @@ async fn team() -> TestServer {
     s
 }
 
-async fn submitted(
-    s: &TestServer,
-    author: &str,
-    mut body: serde_json::Value,
-    risk: &str,
-) -> String {
+async fn submitted(s: &TestServer, author: &str, mut body: serde_json::Value, risk: &str) -> String {
     body["risk_level"] = json!(risk);
     let n = s.change(author, "acme", body).await;
-    s.act(author, "acme", &n, "submit", json!({}))
-        .await
-        .expect(200);
+    s.act(author, "acme", &n, "submit", json!({})).await.expect(200);
     n
 }
 
@@ -40,112 +33,53 @@ fn queue_len(v: &serde_json::Value) -> usize {
 async fn authors_never_approve_their_own_change() {
     let s = team().await;
     let n = submitted(&s, "bob", normal_change("t"), "low").await;
-    s.act("bob", "acme", &n, "approve", json!({}))
-        .await
-        .refused(403, "self_approval_forbidden");
-    s.act("bob", "acme", &n, "reject", json!({"comment": "no"}))
-        .await
-        .refused(403, "self_approval_forbidden");
-    assert_eq!(
-        queue_len(&s.get("bob", "/ws/acme/approvals").await.expect(200)),
-        0
-    );
+    s.act("bob", "acme", &n, "approve", json!({})).await.refused(403, "self_approval_forbidden");
+    s.act("bob", "acme", &n, "reject", json!({"comment": "no"})).await.refused(403, "self_approval_forbidden");
+    assert_eq!(queue_len(&s.get("bob", "/ws/acme/approvals").await.expect(200)), 0);
     let n = submitted(&s, "alice", normal_change("t"), "low").await;
-    s.act("alice", "acme", &n, "approve", json!({}))
-        .await
-        .refused(403, "self_approval_forbidden");
+    s.act("alice", "acme", &n, "approve", json!({})).await.refused(403, "self_approval_forbidden");
 }
 
 #[tokio::test]
 async fn only_holders_of_a_pending_step_decide() {
     let s = team().await;
     let n = submitted(&s, "mia", normal_change("t"), "low").await;
-    s.act("vic", "acme", &n, "approve", json!({}))
-        .await
-        .refused(403, "not_an_approver");
-    s.act("erin", "acme", &n, "approve", json!({}))
-        .await
-        .refused(403, "not_an_approver");
-    s.act("outsider", "acme", &n, "approve", json!({}))
-        .await
-        .refused(404, "not_found");
-    assert_eq!(
-        queue_len(&s.get("erin", "/ws/acme/approvals").await.expect(200)),
-        0
-    );
+    s.act("vic", "acme", &n, "approve", json!({})).await.refused(403, "not_an_approver");
+    s.act("erin", "acme", &n, "approve", json!({})).await.refused(403, "not_an_approver");
+    s.act("outsider", "acme", &n, "approve", json!({})).await.refused(404, "not_found");
+    assert_eq!(queue_len(&s.get("erin", "/ws/acme/approvals").await.expect(200)), 0);
     let q = s.get("carol", "/ws/acme/approvals").await.expect(200);
     assert_eq!(queue_len(&q), 1);
     assert_eq!(
-        (
-            q["items"][0]["change_number"].as_str(),
-            q["items"][0]["change_title"].as_str()
-        ),
+        (q["items"][0]["change_number"].as_str(), q["items"][0]["change_title"].as_str()),
         (Some(n.as_str()), Some("t"))
     );
     // A demoted approver loses the seat they were offered.
-    s.put(
-        "alice",
-        "/ws/acme/members/dan",
-        json!({"email": "d@example.com", "role": "member"}),
-    )
-    .await
-    .expect(200);
-    s.act("dan", "acme", &n, "approve", json!({}))
-        .await
-        .refused(403, "not_an_approver");
-    assert_eq!(
-        queue_len(&s.get("dan", "/ws/acme/approvals").await.expect(200)),
-        0
-    );
-    s.act("carol", "acme", &n, "approve", json!({}))
-        .await
-        .expect(200);
-    assert_eq!(
-        queue_len(&s.get("carol", "/ws/acme/approvals").await.expect(200)),
-        0
-    );
+    s.put("alice", "/ws/acme/members/dan", json!({"email": "d@example.com", "role": "member"})).await.expect(200);
+    s.act("dan", "acme", &n, "approve", json!({})).await.refused(403, "not_an_approver");
+    assert_eq!(queue_len(&s.get("dan", "/ws/acme/approvals").await.expect(200)), 0);
+    s.act("carol", "acme", &n, "approve", json!({})).await.expect(200);
+    assert_eq!(queue_len(&s.get("carol", "/ws/acme/approvals").await.expect(200)), 0);
 }
 
 #[tokio::test]
 async fn high_risk_needs_two_distinct_approvers() {
     let s = team().await;
     let n = submitted(&s, "mia", normal_change("t"), "high").await;
-    let c = s
-        .act("bob", "acme", &n, "approve", json!({"comment": "one"}))
-        .await
-        .expect(200);
+    let c = s.act("bob", "acme", &n, "approve", json!({"comment": "one"})).await.expect(200);
     assert_eq!(c["status"], "review");
-    s.act("bob", "acme", &n, "approve", json!({}))
-        .await
-        .refused(409, "already_decided");
-    assert_eq!(
-        queue_len(&s.get("bob", "/ws/acme/approvals").await.expect(200)),
-        0
-    );
-    let c = s
-        .act("carol", "acme", &n, "approve", json!({}))
-        .await
-        .expect(200);
+    s.act("bob", "acme", &n, "approve", json!({})).await.refused(409, "already_decided");
+    assert_eq!(queue_len(&s.get("bob", "/ws/acme/approvals").await.expect(200)), 0);
+    let c = s.act("carol", "acme", &n, "approve", json!({})).await.expect(200);
     assert_eq!(c["status"], "approved");
-    let steps = s
-        .get("vic", &format!("/ws/acme/changes/{n}/approvals"))
-        .await
-        .expect(200);
+    let steps = s.get("vic", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
     let step = &steps["items"][0];
     assert_eq!(
-        (
-            step["mode"].as_str(),
-            step["quorum"].as_u64(),
-            step["status"].as_str()
-        ),
+        (step["mode"].as_str(), step["quorum"].as_u64(), step["status"].as_str()),
         (Some("quorum"), Some(2), Some("approved"))
     );
-    let deciders: Vec<&str> = step["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["user"].as_str().unwrap())
-        .collect();
+    let deciders: Vec<&str> =
+        step["decisions"].as_array().unwrap().iter().map(|d| d["user"].as_str().unwrap()).collect();
     assert_eq!(deciders, ["bob", "carol"]);
     assert_eq!(step["decisions"][0]["comment"], "one");
 }
@@ -154,30 +88,12 @@ async fn high_risk_needs_two_distinct_approvers() {
 async fn a_rejection_ends_the_change() {
     let s = team().await;
     let n = submitted(&s, "mia", normal_change("t"), "high").await;
-    s.act("bob", "acme", &n, "reject", json!({}))
-        .await
-        .refused(422, "validation_failed");
-    s.act("bob", "acme", &n, "approve", json!({}))
-        .await
-        .expect(200);
-    let c = s
-        .act(
-            "carol",
-            "acme",
-            &n,
-            "reject",
-            json!({"comment": "too risky on a Friday"}),
-        )
-        .await
-        .expect(200);
+    s.act("bob", "acme", &n, "reject", json!({})).await.refused(422, "validation_failed");
+    s.act("bob", "acme", &n, "approve", json!({})).await.expect(200);
+    let c = s.act("carol", "acme", &n, "reject", json!({"comment": "too risky on a Friday"})).await.expect(200);
     assert_eq!(c["status"], "rejected");
-    s.act("dan", "acme", &n, "approve", json!({}))
-        .await
-        .refused(409, "invalid_transition");
-    let steps = s
-        .get("mia", &format!("/ws/acme/changes/{n}/approvals"))
-        .await
-        .expect(200);
+    s.act("dan", "acme", &n, "approve", json!({})).await.refused(409, "invalid_transition");
+    let steps = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
     assert_eq!(steps["items"][0]["status"], "rejected");
 }
 
@@ -185,39 +101,13 @@ async fn a_rejection_ends_the_change() {
 async fn requested_changes_send_the_draft_back_for_a_new_round() {
     let s = team().await;
     let n = submitted(&s, "mia", normal_change("t"), "low").await;
-    s.act("bob", "acme", &n, "request-changes", json!({}))
-        .await
-        .refused(422, "validation_failed");
-    let c = s
-        .act(
-            "bob",
-            "acme",
-            &n,
-            "request-changes",
-            json!({"comment": "add a test plan"}),
-        )
-        .await
-        .expect(200);
+    s.act("bob", "acme", &n, "request-changes", json!({})).await.refused(422, "validation_failed");
+    let c = s.act("bob", "acme", &n, "request-changes", json!({"comment": "add a test plan"})).await.expect(200);
     assert_eq!(c["status"], "draft");
-    s.patch(
-        "mia",
-        &format!("/ws/acme/changes/{n}"),
-        json!({"test_plan": "curl /health"}),
-    )
-    .await
-    .expect(200);
-    let c = s
-        .act("mia", "acme", &n, "submit", json!({}))
-        .await
-        .expect(200);
-    assert_eq!(
-        (c["status"].as_str(), c["approval_round"].as_u64()),
-        (Some("review"), Some(2))
-    );
-    let steps = s
-        .get("mia", &format!("/ws/acme/changes/{n}/approvals"))
-        .await
-        .expect(200);
+    s.patch("mia", &format!("/ws/acme/changes/{n}"), json!({"test_plan": "curl /health"})).await.expect(200);
+    let c = s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    assert_eq!((c["status"].as_str(), c["approval_round"].as_u64()), (Some("review"), Some(2)));
+    let steps = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
     let statuses: Vec<(u64, &str)> = steps["items"]
         .as_array()
         .unwrap()
@@ -225,12 +115,7 @@ async fn requested_changes_send_the_draft_back_for_a_new_round() {
         .map(|s| (s["round"].as_u64().unwrap(), s["status"].as_str().unwrap()))
         .collect();
     assert_eq!(statuses, [(1, "changes_requested"), (2, "pending")]);
-    assert_eq!(
-        s.act("carol", "acme", &n, "approve", json!({}))
-            .await
-            .expect(200)["status"],
-        "approved"
-    );
+    assert_eq!(s.act("carol", "acme", &n, "approve", json!({})).await.expect(200)["status"], "approved");
 }
 
 #[tokio::test]
@@ -239,46 +124,16 @@ async fn emergencies_need_two_from_ecab_when_it_exists() {
     let body = json!({"title": "hotfix", "change_type": "emergency", "affected_assets": ["db"], "rollback_plan": "revert",
                       "planned_start": in_hours(1), "planned_end": in_hours(2)});
     let open = submitted(&s, "mia", body.clone(), "medium").await;
-    let open_step = &s
-        .get("mia", &format!("/ws/acme/changes/{open}/approvals"))
-        .await
-        .expect(200)["items"][0];
-    assert!(
-        open_step["group"].is_null(),
-        "without ecab any eligible role may approve"
-    );
+    let open_step = &s.get("mia", &format!("/ws/acme/changes/{open}/approvals")).await.expect(200)["items"][0];
+    assert!(open_step["group"].is_null(), "without ecab any eligible role may approve");
 
-    s.put(
-        "alice",
-        "/ws/acme/groups/ecab",
-        json!({"members": ["bob", "carol"]}),
-    )
-    .await
-    .expect(200);
+    s.put("alice", "/ws/acme/groups/ecab", json!({"members": ["bob", "carol"]})).await.expect(200);
     let n = submitted(&s, "mia", body.clone(), "medium").await;
-    s.act("dan", "acme", &n, "approve", json!({}))
-        .await
-        .refused(403, "not_an_approver");
-    assert_eq!(
-        s.act("bob", "acme", &n, "approve", json!({}))
-            .await
-            .expect(200)["status"],
-        "review"
-    );
-    assert_eq!(
-        s.act("carol", "acme", &n, "approve", json!({}))
-            .await
-            .expect(200)["status"],
-        "approved"
-    );
+    s.act("dan", "acme", &n, "approve", json!({})).await.refused(403, "not_an_approver");
+    assert_eq!(s.act("bob", "acme", &n, "approve", json!({})).await.expect(200)["status"], "review");
+    assert_eq!(s.act("carol", "acme", &n, "approve", json!({})).await.expect(200)["status"], "approved");
 
-    s.put(
-        "alice",
-        "/ws/acme/groups/ecab",
-        json!({"members": ["bob", "mia"]}),
-    )
-    .await
-    .expect(200);
+    s.put("alice", "/ws/acme/groups/ecab", json!({"members": ["bob", "mia"]})).await.expect(200);
     let m = s.change("mia", "acme", body).await;
     let r = s.act("mia", "acme", &m, "submit", json!({})).await;
     r.refused(409, "no_eligible_approvers");
@@ -289,54 +144,24 @@ async fn a_delegate_approves_for_the_delegator_while_it_holds() {
     let s = team().await;
     let n = submitted(&s, "mia", normal_change("t"), "high").await;
     let window = json!({"delegate": "erin", "from": in_hours(-1), "until": in_hours(8)});
-    s.put("bob", "/ws/acme/members/bob/delegate", window)
-        .await
-        .expect(200);
+    s.put("bob", "/ws/acme/members/bob/delegate", window).await.expect(200);
     let q = s.get("erin", "/ws/acme/approvals").await.expect(200);
     assert_eq!(queue_len(&q), 1);
     assert_eq!(q["items"][0]["on_behalf_of"], json!(["bob"]));
+    assert_eq!(s.act("erin", "acme", &n, "approve", json!({})).await.expect(200)["status"], "review");
+    s.act("bob", "acme", &n, "approve", json!({})).await.refused(409, "already_decided");
+    assert_eq!(s.act("carol", "acme", &n, "approve", json!({})).await.expect(200)["status"], "approved");
+    let step = &s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200)["items"][0];
     assert_eq!(
-        s.act("erin", "acme", &n, "approve", json!({}))
-            .await
-            .expect(200)["status"],
-        "review"
-    );
-    s.act("bob", "acme", &n, "approve", json!({}))
-        .await
-        .refused(409, "already_decided");
-    assert_eq!(
-        s.act("carol", "acme", &n, "approve", json!({}))
-            .await
-            .expect(200)["status"],
-        "approved"
-    );
-    let step = &s
-        .get("mia", &format!("/ws/acme/changes/{n}/approvals"))
-        .await
-        .expect(200)["items"][0];
-    assert_eq!(
-        (
-            step["decisions"][0]["user"].as_str(),
-            step["decisions"][0]["on_behalf_of"].as_str()
-        ),
+        (step["decisions"][0]["user"].as_str(), step["decisions"][0]["on_behalf_of"].as_str()),
         (Some("erin"), Some("bob"))
     );
 
     let later = json!({"delegate": "erin", "from": in_hours(24), "until": in_hours(48)});
-    s.put("carol", "/ws/acme/members/carol/delegate", later)
-        .await
-        .expect(200);
+    s.put("carol", "/ws/acme/members/carol/delegate", later).await.expect(200);
     let m = submitted(&s, "mia", normal_change("u"), "low").await;
-    s.put(
-        "bob",
-        "/ws/acme/members/bob/delegate",
-        json!({"delegate": null}),
-    )
-    .await
-    .expect(200);
-    s.act("erin", "acme", &m, "approve", json!({}))
-        .await
-        .refused(403, "not_an_approver");
+    s.put("bob", "/ws/acme/members/bob/delegate", json!({"delegate": null})).await.expect(200);
+    s.act("erin", "acme", &m, "approve", json!({})).await.refused(403, "not_an_approver");
 }
 
 #[tokio::test]
@@ -346,9 +171,7 @@ async fn racing_approvers_fill_a_quorum_exactly_once() {
     let mut tasks = Vec::new();
     for who in ["bob", "carol", "dan", "alice"] {
         let (s, n) = (s.clone(), n.clone());
-        tasks.push(tokio::spawn(async move {
-            s.act(who, "acme", &n, "approve", json!({})).await
-        }));
+        tasks.push(tokio::spawn(async move { s.act(who, "acme", &n, "approve", json!({})).await }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -359,19 +182,11 @@ async fn racing_approvers_fill_a_quorum_exactly_once() {
             other => panic!("unexpected {other}: {}", r.body),
         }
     }
-    let step = &s
-        .get("mia", &format!("/ws/acme/changes/{n}/approvals"))
-        .await
-        .expect(200)["items"][0];
+    let step = &s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200)["items"][0];
     let approvals = step["decisions"].as_array().unwrap().len();
     assert_eq!(approvals, 2, "the step closes at its quorum");
     assert!(ok >= 2);
-    assert_eq!(
-        s.get("mia", &format!("/ws/acme/changes/{n}"))
-            .await
-            .expect(200)["status"],
-        "approved"
-    );
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "approved");
     let report = s.verify("alice", "acme").await;
     assert_eq!(report["ok"], true, "{report}");
 }
@@ -382,36 +197,18 @@ async fn approve_racing_cancel_never_leaves_an_open_step_on_a_closed_change() {
     for i in 0..6 {
         let n = submitted(&s, "mia", normal_change(&format!("t{i}")), "low").await;
         let (s1, n1) = (s.clone(), n.clone());
-        let approve = tokio::spawn(async move {
-            s1.act("bob", "acme", &n1, "approve", json!({}))
-                .await
-                .status
-        });
+        let approve = tokio::spawn(async move { s1.act("bob", "acme", &n1, "approve", json!({})).await.status });
         let (s2, n2) = (s.clone(), n.clone());
-        let cancel =
-            tokio::spawn(
-                async move { s2.act("mia", "acme", &n2, "cancel", json!({})).await.status },
-            );
+        let cancel = tokio::spawn(async move { s2.act("mia", "acme", &n2, "cancel", json!({})).await.status });
         let (a, c) = (approve.await.unwrap(), cancel.await.unwrap());
         assert_eq!(c, 200, "cancel is allowed from review and from approved");
         assert!(a == 200 || a == 409, "approve: {a}");
-        let change = s
-            .get("mia", &format!("/ws/acme/changes/{n}"))
-            .await
-            .expect(200);
+        let change = s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200);
         assert_eq!(change["status"], "cancelled");
-        let steps = s
-            .get("mia", &format!("/ws/acme/changes/{n}/approvals"))
-            .await
-            .expect(200);
+        let steps = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
         let step = steps["items"][0]["status"].as_str().unwrap().to_owned();
         assert_eq!(step, if a == 200 { "approved" } else { "cancelled" });
     }
-    assert!(
-        s.get("bob", "/ws/acme/approvals").await.expect(200)["items"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.get("bob", "/ws/acme/approvals").await.expect(200)["items"].as_array().unwrap().is_empty());
     assert_eq!(s.verify("alice", "acme").await["ok"], true);
 }

@@ -6,24 +6,10 @@ async fn unknown_routes_and_wrong_methods_answer_in_the_error_shape() {
     let s = TestServer::start().await;
     s.workspace("alice", "acme", &[]).await;
     s.get("alice", "/nowhere").await.refused(404, "not_found");
-    s.get("alice", "/ws/acme/changes/CHG-00001/approvals/extra")
-        .await
-        .refused(404, "not_found");
-    s.send(Some("alice"), Method::DELETE, "/health", None, &[])
-        .await
-        .refused(405, "method_not_allowed");
-    s.send(
-        Some("alice"),
-        Method::PUT,
-        "/workspaces",
-        Some(json!({})),
-        &[],
-    )
-    .await
-    .refused(405, "method_not_allowed");
-    s.get("alice", "/ws/acme/changes/CHG-00001/submit")
-        .await
-        .refused(405, "method_not_allowed");
+    s.get("alice", "/ws/acme/changes/CHG-00001/approvals/extra").await.refused(404, "not_found");
+    s.send(Some("alice"), Method::DELETE, "/health", None, &[]).await.refused(405, "method_not_allowed");
+    s.send(Some("alice"), Method::PUT, "/workspaces", Some(json!({})), &[]).await.refused(405, "method_not_allowed");
+    s.get("alice", "/ws/acme/changes/CHG-00001/submit").await.refused(405, "method_not_allowed");
 }
 
 #[tokio::test]
@@ -31,33 +17,15 @@ async fn malformed_bodies_are_400_never_500() {
     let s = TestServer::start().await;
     s.workspace("alice", "acme", &[]).await;
     for body in ["{", "[1,2]", "\"text\"", "null", "{\"title\": }", "\u{0}"] {
-        s.raw(Some("alice"), Method::POST, "/ws/acme/changes", body)
-            .await
-            .refused(400, "bad_request");
+        s.raw(Some("alice"), Method::POST, "/ws/acme/changes", body).await.refused(400, "bad_request");
     }
-    s.raw(
-        Some("alice"),
-        Method::POST,
-        "/workspaces",
-        "{\"slug\": \"x\", \"name\": 1}",
-    )
-    .await
-    .refused(400, "bad_request");
-    s.raw(
-        Some("alice"),
-        Method::POST,
-        "/ws/acme/changes/CHG-00001/submit",
-        "{oops",
-    )
-    .await
-    .refused(400, "bad_request");
+    s.raw(Some("alice"), Method::POST, "/workspaces", "{\"slug\": \"x\", \"name\": 1}")
+        .await
+        .refused(400, "bad_request");
+    s.raw(Some("alice"), Method::POST, "/ws/acme/changes/CHG-00001/submit", "{oops").await.refused(400, "bad_request");
     let n = s.change("alice", "acme", json!({"title": "t"})).await;
-    s.act("alice", "acme", &n, "cancel", json!({"reason": 5}))
-        .await
-        .refused(400, "bad_request");
-    s.act("alice", "acme", &n, "cancel", json!({"why": "x"}))
-        .await
-        .refused(400, "bad_request");
+    s.act("alice", "acme", &n, "cancel", json!({"reason": 5})).await.refused(400, "bad_request");
+    s.act("alice", "acme", &n, "cancel", json!({"why": "x"})).await.refused(400, "bad_request");
 }
 
 #[tokio::test]
@@ -80,9 +48,7 @@ async fn oversized_input_is_refused_cleanly() {
     r.refused(400, "bad_request");
     let reason = json!({"reason": "r".repeat(5001)});
     let n = s.change("alice", "acme", json!({"title": "t"})).await;
-    s.act("alice", "acme", &n, "cancel", reason)
-        .await
-        .refused(422, "validation_failed");
+    s.act("alice", "acme", &n, "cancel", reason).await.refused(422, "validation_failed");
 }
 
 #[tokio::test]
@@ -90,15 +56,7 @@ async fn every_response_carries_a_request_id() {
     let s = TestServer::start().await;
     let r = s.send(None, Method::GET, "/health", None, &[]).await;
     assert!(r.headers.get("x-request-id").is_some());
-    let r = s
-        .send(
-            None,
-            Method::GET,
-            "/health",
-            None,
-            &[("x-request-id", "trace-me")],
-        )
-        .await;
+    let r = s.send(None, Method::GET, "/health", None, &[("x-request-id", "trace-me")]).await;
     assert_eq!(r.headers["x-request-id"], "trace-me");
 }
 
@@ -150,32 +108,17 @@ async fn no_input_produces_a_server_error() {
         "/ws/acme/audit/verify".into(),
         "/ws/%E2%80%AE/changes".into(),
     ];
-    let methods = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-    ];
+    let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
     let mut checked = 0;
     for path in &paths {
         for method in &methods {
             for body in &bodies {
                 let r = s.raw(Some("alice"), method.clone(), path, body).await;
-                assert!(
-                    r.status < 500,
-                    "{method} {path} with {body:?} gave {}: {}",
-                    r.status,
-                    r.body
-                );
+                assert!(r.status < 500, "{method} {path} with {body:?} gave {}: {}", r.status, r.body);
                 checked += 1;
             }
         }
     }
     assert_eq!(checked, paths.len() * methods.len() * bodies.len());
-    assert_eq!(
-        s.verify("alice", "acme").await["ok"],
-        true,
-        "whatever was accepted kept the chain intact"
-    );
+    assert_eq!(s.verify("alice", "acme").await["ok"], true, "whatever was accepted kept the chain intact");
 }

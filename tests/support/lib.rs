@@ -37,22 +37,13 @@ impl Resp {
 
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
         self.body
     }
 
     #[track_caller]
     pub fn refused(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.code()),
-            (status, code),
-            "body: {}",
-            self.body
-        );
+        assert_eq!((self.status, self.code()), (status, code), "body: {}", self.body);
     }
 }
 
@@ -66,10 +57,7 @@ impl TestServer {
         Self::start_mode(AuthMode::Hs256 { key: vec![] }, wrap).await
     }
 
-    pub async fn start_mode(
-        mode: AuthMode,
-        wrap: impl FnOnce(axum::Router) -> axum::Router,
-    ) -> TestServer {
+    pub async fn start_mode(mode: AuthMode, wrap: impl FnOnce(axum::Router) -> axum::Router) -> TestServer {
         Self::launch(mode, Arc::new(SystemClock), wrap).await
     }
 
@@ -93,24 +81,12 @@ impl TestServer {
         let table = SqliteTable::open(&data.table_path()).expect("table");
         let app = Vigilo::new(Arc::new(table), clock);
         let router = wrap(vigilo_http::router(AppState::new(app, mode)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
+            let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
         });
-        TestServer {
-            base: format!("http://{addr}"),
-            key,
-            client: reqwest::Client::new(),
-            data,
-            _tmp: tmp,
-        }
+        TestServer { base: format!("http://{addr}"), key, client: reqwest::Client::new(), data, _tmp: tmp }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -123,8 +99,7 @@ impl TestServer {
 
     pub fn token(&self, sub: &str) -> String {
         let now = jiff::Timestamp::now().as_second() as u64;
-        vigilo_http::auth::mint(&self.key, sub, &format!("{sub}@example.com"), None, now)
-            .expect("token")
+        vigilo_http::auth::mint(&self.key, sub, &format!("{sub}@example.com"), None, now).expect("token")
     }
 
     /// Sends a request as `user` (`None`: no token) with optional JSON body and headers.
@@ -150,29 +125,13 @@ impl TestServer {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Resp { status, headers, body }
     }
 
-    pub async fn raw(
-        &self,
-        user: Option<&str>,
-        method: Method,
-        path: &str,
-        body: &'static str,
-    ) -> Resp {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .body(body);
+    pub async fn raw(&self, user: Option<&str>, method: Method, path: &str, body: &'static str) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).body(body);
         if let Some(u) = user {
             req = req.bearer_auth(self.token(u));
         }
@@ -180,11 +139,7 @@ impl TestServer {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let body = res.json().await.unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Resp {
@@ -192,18 +147,15 @@ impl TestServer {
     }
 
     pub async fn post(&self, user: &str, path: &str, body: Value) -> Resp {
-        self.send(Some(user), Method::POST, path, Some(body), &[])
-            .await
+        self.send(Some(user), Method::POST, path, Some(body), &[]).await
     }
 
     pub async fn put(&self, user: &str, path: &str, body: Value) -> Resp {
-        self.send(Some(user), Method::PUT, path, Some(body), &[])
-            .await
+        self.send(Some(user), Method::PUT, path, Some(body), &[]).await
     }
 
     pub async fn patch(&self, user: &str, path: &str, body: Value) -> Resp {
-        self.send(Some(user), Method::PATCH, path, Some(body), &[])
-            .await
+        self.send(Some(user), Method::PATCH, path, Some(body), &[]).await
     }
 
     pub async fn delete(&self, user: &str, path: &str) -> Resp {
@@ -212,44 +164,27 @@ impl TestServer {
 
     /// A workspace owned by `owner`, with each `(user, role)` added as a member.
     pub async fn workspace(&self, owner: &str, slug: &str, members: &[(&str, &str)]) {
-        self.post(owner, "/workspaces", json!({"slug": slug, "name": slug}))
-            .await
-            .expect(201);
+        self.post(owner, "/workspaces", json!({"slug": slug, "name": slug})).await.expect(201);
         for (user, role) in members {
             let body = json!({"email": format!("{user}@example.com"), "role": role});
-            self.put(owner, &format!("/ws/{slug}/members/{user}"), body)
-                .await
-                .expect(200);
+            self.put(owner, &format!("/ws/{slug}/members/{user}"), body).await.expect(200);
         }
     }
 
     /// Files a change as `user` and returns its number.
     pub async fn change(&self, user: &str, slug: &str, body: Value) -> String {
-        let c = self
-            .post(user, &format!("/ws/{slug}/changes"), body)
-            .await
-            .expect(201);
+        let c = self.post(user, &format!("/ws/{slug}/changes"), body).await.expect(201);
         c["number"].as_str().expect("number").to_owned()
     }
 
     /// Runs an action on a change and returns the response.
-    pub async fn act(
-        &self,
-        user: &str,
-        slug: &str,
-        number: &str,
-        action: &str,
-        body: Value,
-    ) -> Resp {
-        self.post(user, &format!("/ws/{slug}/changes/{number}/{action}"), body)
-            .await
+    pub async fn act(&self, user: &str, slug: &str, number: &str, action: &str, body: Value) -> Resp {
+        self.post(user, &format!("/ws/{slug}/changes/{number}/{action}"), body).await
     }
 
     /// Verifies the workspace's chain through the API as `admin` and returns the report.
     pub async fn verify(&self, admin: &str, slug: &str) -> Value {
-        self.post(admin, &format!("/ws/{slug}/audit/verify"), json!({}))
-            .await
-            .expect(200)
+        self.post(admin, &format!("/ws/{slug}/audit/verify"), json!({})).await.expect(200)
     }
 }
 

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::store::{
-    Condition, Item, Key, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS,
-};
+use crate::store::{Condition, Item, Key, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
 
 fn put(item: Item, condition: Option<Condition>) -> WriteOp {
     WriteOp::Put { item, condition }
@@ -26,9 +24,7 @@ pub async fn put_get_round_trip(t: Arc<dyn Table>) {
 }
 
 pub async fn not_exists_refuses_a_second_put_and_writes_nothing(t: Arc<dyn Table>) {
-    t.transact(vec![put(item("P", "a", 1), Some(Condition::NotExists))])
-        .await
-        .unwrap();
+    t.transact(vec![put(item("P", "a", 1), Some(Condition::NotExists))]).await.unwrap();
     let err = t
         .transact(vec![
             put(item("P", "b", 2), Some(Condition::NotExists)),
@@ -36,75 +32,34 @@ pub async fn not_exists_refuses_a_second_put_and_writes_nothing(t: Arc<dyn Table
         ])
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, StoreError::ConditionFailed { index: 1 }),
-        "{err:?}"
-    );
-    assert_eq!(
-        t.get(&Key::new("P", "b")).await.unwrap(),
-        None,
-        "a failed transaction writes nothing"
-    );
-    assert_eq!(
-        t.get(&Key::new("P", "a")).await.unwrap().unwrap().data["v"],
-        1
-    );
+    assert!(matches!(err, StoreError::ConditionFailed { index: 1 }), "{err:?}");
+    assert_eq!(t.get(&Key::new("P", "b")).await.unwrap(), None, "a failed transaction writes nothing");
+    assert_eq!(t.get(&Key::new("P", "a")).await.unwrap().unwrap().data["v"], 1);
 }
 
 pub async fn equals_conditions_guard_versions(t: Arc<dyn Table>) {
-    let missing = t
-        .transact(vec![put(item("P", "a", 1), Some(Condition::version(1)))])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(missing, StoreError::ConditionFailed { index: 0 }),
-        "Equals on a missing item fails"
-    );
-    t.transact(vec![put(item("P", "a", 1), None)])
-        .await
-        .unwrap();
-    let stale = t
-        .transact(vec![put(item("P", "a", 2), Some(Condition::version(7)))])
-        .await
-        .unwrap_err();
+    let missing = t.transact(vec![put(item("P", "a", 1), Some(Condition::version(1)))]).await.unwrap_err();
+    assert!(matches!(missing, StoreError::ConditionFailed { index: 0 }), "Equals on a missing item fails");
+    t.transact(vec![put(item("P", "a", 1), None)]).await.unwrap();
+    let stale = t.transact(vec![put(item("P", "a", 2), Some(Condition::version(7)))]).await.unwrap_err();
     assert!(matches!(stale, StoreError::ConditionFailed { index: 0 }));
     let mut next = item("P", "a", 2);
     next.data["version"] = json!(2);
-    t.transact(vec![put(next, Some(Condition::version(1)))])
-        .await
-        .unwrap();
+    t.transact(vec![put(next, Some(Condition::version(1)))]).await.unwrap();
     let multi = Condition::Equals(vec![("v".into(), json!(2)), ("version".into(), json!(2))]);
-    t.transact(vec![WriteOp::Check {
-        key: Key::new("P", "a"),
-        condition: multi,
-    }])
-    .await
-    .unwrap();
-    let exists = t
-        .transact(vec![WriteOp::Check {
-            key: Key::new("P", "zz"),
-            condition: Condition::Exists,
-        }])
-        .await
-        .unwrap_err();
+    t.transact(vec![WriteOp::Check { key: Key::new("P", "a"), condition: multi }]).await.unwrap();
+    let exists =
+        t.transact(vec![WriteOp::Check { key: Key::new("P", "zz"), condition: Condition::Exists }]).await.unwrap_err();
     assert!(matches!(exists, StoreError::ConditionFailed { index: 0 }));
 }
 
 pub async fn a_failed_check_rejects_the_whole_transaction(t: Arc<dyn Table>) {
-    t.transact(vec![put(item("P", "a", 1), None)])
-        .await
-        .unwrap();
+    t.transact(vec![put(item("P", "a", 1), None)]).await.unwrap();
     let err = t
         .transact(vec![
             put(item("P", "b", 1), None),
-            WriteOp::Delete {
-                key: Key::new("P", "a"),
-                condition: None,
-            },
-            WriteOp::Check {
-                key: Key::new("P", "c"),
-                condition: Condition::Exists,
-            },
+            WriteOp::Delete { key: Key::new("P", "a"), condition: None },
+            WriteOp::Check { key: Key::new("P", "c"), condition: Condition::Exists },
         ])
         .await
         .unwrap_err();
@@ -116,25 +71,13 @@ pub async fn a_failed_check_rejects_the_whole_transaction(t: Arc<dyn Table>) {
 pub async fn delete_removes_the_item_and_its_index_entries(t: Arc<dyn Table>) {
     let it = item("P", "a", 1).index("by_x", Key::new("X", "1"));
     t.transact(vec![put(it, None)]).await.unwrap();
-    t.transact(vec![WriteOp::Delete {
-        key: Key::new("P", "a"),
-        condition: Some(Condition::Exists),
-    }])
-    .await
-    .unwrap();
+    t.transact(vec![WriteOp::Delete { key: Key::new("P", "a"), condition: Some(Condition::Exists) }]).await.unwrap();
     assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), None);
-    assert!(t
-        .query(&Query::index("by_x", "X"))
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    assert!(t.query(&Query::index("by_x", "X")).await.unwrap().items.is_empty());
 }
 
 pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Table>) {
-    let mut ops: Vec<WriteOp> = (0..7)
-        .map(|i| put(item("P", &format!("A#{i}"), i), None))
-        .collect();
+    let mut ops: Vec<WriteOp> = (0..7).map(|i| put(item("P", &format!("A#{i}"), i), None)).collect();
     ops.push(put(item("P", "B#0", 9), None));
     ops.push(put(item("PX", "A#0", 9), None));
     t.transact(ops).await.unwrap();
@@ -144,10 +87,7 @@ pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Ta
     assert_eq!(sks, ["A#0", "A#1", "A#2", "A#3", "A#4", "A#5", "A#6"]);
     assert_eq!(all.last, None);
 
-    let between = t
-        .query(&Query::table("P").between("A#2", "A#4"))
-        .await
-        .unwrap();
+    let between = t.query(&Query::table("P").between("A#2", "A#4")).await.unwrap();
     assert_eq!(between.items.len(), 3);
 
     let mut q = Query::table("P").begins_with("A#").backward().limit(3);
@@ -165,9 +105,7 @@ pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Ta
 }
 
 pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
-    let tagged = |sk: &str, status: &str| {
-        item("P", sk, 0).index("by_status", Key::new(format!("S#{status}"), "same"))
-    };
+    let tagged = |sk: &str, status: &str| item("P", sk, 0).index("by_status", Key::new(format!("S#{status}"), "same"));
     t.transact(vec![
         put(tagged("a", "open"), None),
         put(tagged("b", "open"), None),
@@ -180,93 +118,46 @@ pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
     let first = t.query(&q).await.unwrap();
     assert_eq!(first.items.len(), 2);
     let rest = t.query(&q.clone().after(first.last.clone())).await.unwrap();
-    let mut keys: Vec<String> = first
-        .items
-        .iter()
-        .chain(rest.items.iter())
-        .map(|i| i.key.sk.clone())
-        .collect();
+    let mut keys: Vec<String> = first.items.iter().chain(rest.items.iter()).map(|i| i.key.sk.clone()).collect();
     keys.sort();
-    assert_eq!(
-        keys,
-        ["a", "b", "c"],
-        "equal index sort keys page by primary key without loss"
-    );
+    assert_eq!(keys, ["a", "b", "c"], "equal index sort keys page by primary key without loss");
 
-    t.transact(vec![put(tagged("a", "closed"), None)])
-        .await
-        .unwrap();
+    t.transact(vec![put(tagged("a", "closed"), None)]).await.unwrap();
     let open = t.query(&Query::index("by_status", "S#open")).await.unwrap();
     assert_eq!(open.items.len(), 2);
-    let closed = t
-        .query(&Query::index("by_status", "S#closed"))
-        .await
-        .unwrap();
+    let closed = t.query(&Query::index("by_status", "S#closed")).await.unwrap();
     assert_eq!(closed.items[0].key.sk, "a");
-    assert_eq!(
-        closed.items[0].indexes["by_status"],
-        Key::new("S#closed", "same")
-    );
+    assert_eq!(closed.items[0].indexes["by_status"], Key::new("S#closed", "same"));
 
-    t.transact(vec![put(item("P", "b", 0), None)])
-        .await
-        .unwrap();
+    t.transact(vec![put(item("P", "b", 0), None)]).await.unwrap();
     assert_eq!(
-        t.query(&Query::index("by_status", "S#open"))
-            .await
-            .unwrap()
-            .items
-            .len(),
+        t.query(&Query::index("by_status", "S#open")).await.unwrap().items.len(),
         1,
         "dropping the index key leaves the index"
     );
 }
 
 pub async fn malformed_transactions_are_refused(t: Arc<dyn Table>) {
-    let twice = t
-        .transact(vec![
-            put(item("P", "a", 1), None),
-            put(item("P", "a", 2), None),
-        ])
-        .await
-        .unwrap_err();
+    let twice = t.transact(vec![put(item("P", "a", 1), None), put(item("P", "a", 2), None)]).await.unwrap_err();
     assert!(matches!(twice, StoreError::InvalidTransaction));
-    let many: Vec<WriteOp> = (0..=MAX_TRANSACTION_ITEMS)
-        .map(|i| put(item("P", &i.to_string(), 0), None))
-        .collect();
-    assert!(matches!(
-        t.transact(many).await.unwrap_err(),
-        StoreError::InvalidTransaction
-    ));
-    assert!(matches!(
-        t.transact(vec![]).await.unwrap_err(),
-        StoreError::InvalidTransaction
-    ));
+    let many: Vec<WriteOp> = (0..=MAX_TRANSACTION_ITEMS).map(|i| put(item("P", &i.to_string(), 0), None)).collect();
+    assert!(matches!(t.transact(many).await.unwrap_err(), StoreError::InvalidTransaction));
+    assert!(matches!(t.transact(vec![]).await.unwrap_err(), StoreError::InvalidTransaction));
     assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), None);
 }
 
 /// Racing read-modify-write loops on one counter lose no update.
 pub async fn racing_writers_lose_no_update(t: Arc<dyn Table>) {
-    t.transact(vec![put(
-        Item::new(Key::new("C", "n"), json!({"version": 0})),
-        None,
-    )])
-    .await
-    .unwrap();
+    t.transact(vec![put(Item::new(Key::new("C", "n"), json!({"version": 0})), None)]).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..10 {
                 loop {
-                    let cur = t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"]
-                        .as_u64()
-                        .unwrap();
+                    let cur = t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"].as_u64().unwrap();
                     let next = Item::new(Key::new("C", "n"), json!({"version": cur + 1}));
-                    match t
-                        .transact(vec![put(next, Some(Condition::version(cur)))])
-                        .await
-                    {
+                    match t.transact(vec![put(next, Some(Condition::version(cur)))]).await {
                         Ok(()) => break,
                         Err(StoreError::ConditionFailed { .. }) => tokio::task::yield_now().await,
                         Err(e) => panic!("{e}"),
@@ -278,10 +169,7 @@ pub async fn racing_writers_lose_no_update(t: Arc<dyn Table>) {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(
-        t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"],
-        80
-    );
+    assert_eq!(t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"], 80);
 }
 
 /// Expands to one `#[tokio::test]` per contract case, each on a fresh table from `$make`.

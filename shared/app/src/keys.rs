@@ -93,10 +93,7 @@ pub fn user_workspaces(user: &UserId) -> String {
 
 /// A delegating member's entry in `by_delegate`: who delegated to `delegate`.
 pub fn member_by_delegate(w: &str, delegate: &UserId, user: &UserId) -> Key {
-    Key::new(
-        format!("{}#DELEGATE#{delegate}", ws(w)),
-        format!("MEMBER#{user}"),
-    )
+    Key::new(format!("{}#DELEGATE#{delegate}", ws(w)), format!("MEMBER#{user}"))
 }
 
 pub fn delegators_of(w: &str, delegate: &UserId) -> String {
@@ -188,10 +185,7 @@ pub fn steps(w: &str, n: ChangeNumber) -> String {
 }
 
 pub fn step(w: &str, n: ChangeNumber, round: u32, stage: u32, index: u32) -> Key {
-    Key::new(
-        steps(w, n),
-        format!("STEP#{round:04}#{stage:03}#{index:03}"),
-    )
+    Key::new(steps(w, n), format!("STEP#{round:04}#{stage:03}#{index:03}"))
 }
 
 pub fn round_prefix(round: u32) -> String {
@@ -200,10 +194,7 @@ pub fn round_prefix(round: u32) -> String {
 
 /// A pending step's entry in `pending`: the workspace's open approval work, oldest first.
 pub fn pending_step(w: &str, created_at: &str, n: ChangeNumber, step_id: &str) -> Key {
-    Key::new(
-        pending_partition(w),
-        format!("{created_at}#{}#{step_id}", num(n)),
-    )
+    Key::new(pending_partition(w), format!("{created_at}#{}#{step_id}", num(n)))
 }
 
 pub fn pending_partition(w: &str) -> String {
@@ -223,10 +214,7 @@ pub fn audit_by_id(id: &str) -> Key {
 }
 
 pub fn audit_by_target(w: &str, target_type: &str, target_id: &str, seq: u64) -> Key {
-    Key::new(
-        audit_target_partition(w, target_type, target_id),
-        seq_sk(seq),
-    )
+    Key::new(audit_target_partition(w, target_type, target_id), seq_sk(seq))
 }
 
 pub fn audit_target_partition(w: &str, target_type: &str, target_id: &str) -> String {

@@ -25,9 +25,7 @@ pub fn limit(raw: Option<i64>) -> AppResult<usize> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT as i64).contains(&n) => Ok(n as usize),
-        Some(_) => Err(AppError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        ))),
+        Some(_) => Err(AppError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}"))),
     }
 }
 
@@ -39,20 +37,12 @@ struct CursorBody {
 }
 
 fn fingerprint(q: &Query) -> String {
-    let text = format!(
-        "{}|{}|{}",
-        q.index.as_deref().unwrap_or("-"),
-        q.pk,
-        q.forward
-    );
+    let text = format!("{}|{}|{}", q.index.as_deref().unwrap_or("-"), q.pk, q.forward);
     format!("{:x}", Sha256::digest(text.as_bytes()))[..16].to_owned()
 }
 
 pub fn encode_cursor(q: &Query, p: &Position) -> String {
-    let body = CursorBody {
-        q: fingerprint(q),
-        p: p.clone(),
-    };
+    let body = CursorBody { q: fingerprint(q), p: p.clone() };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
 }
 
@@ -71,24 +61,14 @@ pub fn decode_cursor(q: &Query, cursor: &str) -> AppResult<Position> {
 pub fn position_of(q: &Query, item: &Item) -> Position {
     let index_sk = match &q.index {
         None => item.key.sk.clone(),
-        Some(name) => item
-            .indexes
-            .get(name)
-            .map(|k| k.sk.clone())
-            .unwrap_or_default(),
+        Some(name) => item.indexes.get(name).map(|k| k.sk.clone()).unwrap_or_default(),
     };
-    Position {
-        key: item.key.clone(),
-        index_sk,
-    }
+    Position { key: item.key.clone(), index_sk }
 }
 
 /// Every item of a query's partition, decoded, read page by page. For partitions that
 /// are small by construction (members, groups, one change's steps).
-pub async fn query_all<T: serde::de::DeserializeOwned>(
-    table: &dyn Table,
-    mut q: Query,
-) -> AppResult<Vec<T>> {
+pub async fn query_all<T: serde::de::DeserializeOwned>(table: &dyn Table, mut q: Query) -> AppResult<Vec<T>> {
     let mut out = Vec::new();
     loop {
         let page = table.query(&q).await?;

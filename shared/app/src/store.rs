@@ -18,10 +18,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Key {
-        Key {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
+        Key { pk: pk.into(), sk: sk.into() }
     }
 }
 
@@ -39,11 +36,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key, data: Value) -> Item {
-        Item {
-            key,
-            indexes: BTreeMap::new(),
-            data,
-        }
+        Item { key, indexes: BTreeMap::new(), data }
     }
 
     pub fn index(mut self, name: &str, key: Key) -> Item {
@@ -72,18 +65,9 @@ impl Condition {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    Put {
-        item: Item,
-        condition: Option<Condition>,
-    },
-    Delete {
-        key: Key,
-        condition: Option<Condition>,
-    },
-    Check {
-        key: Key,
-        condition: Condition,
-    },
+    Put { item: Item, condition: Option<Condition> },
+    Delete { key: Key, condition: Option<Condition> },
+    Check { key: Key, condition: Condition },
 }
 
 impl WriteOp {
@@ -128,21 +112,11 @@ pub struct Query {
 
 impl Query {
     pub fn table(pk: impl Into<String>) -> Query {
-        Query {
-            index: None,
-            pk: pk.into(),
-            sk: SortKeyCondition::Any,
-            forward: true,
-            limit: 100,
-            after: None,
-        }
+        Query { index: None, pk: pk.into(), sk: SortKeyCondition::Any, forward: true, limit: 100, after: None }
     }
 
     pub fn index(name: &str, pk: impl Into<String>) -> Query {
-        Query {
-            index: Some(name.to_owned()),
-            ..Query::table(pk)
-        }
+        Query { index: Some(name.to_owned()), ..Query::table(pk) }
     }
 
     pub fn begins_with(mut self, prefix: impl Into<String>) -> Query {
@@ -186,9 +160,7 @@ pub enum StoreError {
     /// The condition of the operation at `index` did not hold; nothing was written.
     #[error("condition failed on operation {index}")]
     ConditionFailed { index: usize },
-    #[error(
-        "a transaction touches one item twice or has more than {MAX_TRANSACTION_ITEMS} operations"
-    )]
+    #[error("a transaction touches one item twice or has more than {MAX_TRANSACTION_ITEMS} operations")]
     InvalidTransaction,
     #[error("storage failure: {0}")]
     Backend(String),

@@ -29,11 +29,7 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(
-        action: impl Into<String>,
-        target_type: &'static str,
-        target_id: impl Into<String>,
-    ) -> AuditEntry {
+    pub fn new(action: impl Into<String>, target_type: &'static str, target_id: impl Into<String>) -> AuditEntry {
         AuditEntry {
             action: action.into(),
             target_type,
@@ -79,11 +75,7 @@ pub struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    pub async fn begin(
-        table: &'a dyn Table,
-        workspace_id: &str,
-        actor: Option<&'a Actor>,
-    ) -> AppResult<Tx<'a>> {
+    pub async fn begin(table: &'a dyn Table, workspace_id: &str, actor: Option<&'a Actor>) -> AppResult<Tx<'a>> {
         let head = load_head(table, workspace_id).await?;
         Ok(Tx {
             table,
@@ -99,16 +91,9 @@ impl<'a> Tx<'a> {
 
     /// Begins a transaction on behalf of a member whose permission was checked from
     /// `access`; it commits only while that membership is unchanged.
-    pub async fn begin_as(
-        table: &'a dyn Table,
-        access: &Access,
-        actor: &'a Actor,
-    ) -> AppResult<Tx<'a>> {
+    pub async fn begin_as(table: &'a dyn Table, access: &Access, actor: &'a Actor) -> AppResult<Tx<'a>> {
         let mut tx = Tx::begin(table, access.ws(), Some(actor)).await?;
-        tx.guard = Some((
-            keys::member(access.ws(), access.user()),
-            access.member.version,
-        ));
+        tx.guard = Some((keys::member(access.ws(), access.user()), access.member.version));
         Ok(tx)
     }
 
@@ -195,10 +180,7 @@ impl<'a> Tx<'a> {
         }
         if !rows.is_empty() {
             let expected = match &self.head {
-                Some(h) => Condition::Equals(vec![
-                    ("seq".into(), json!(h.seq)),
-                    ("hash".into(), json!(h.hash)),
-                ]),
+                Some(h) => Condition::Equals(vec![("seq".into(), json!(h.seq)), ("hash".into(), json!(h.hash))]),
                 None => Condition::NotExists,
             };
             let head = json!({"seq": seq, "hash": prev, "created_at": created_at, "workspace_id": self.workspace_id});
@@ -210,10 +192,7 @@ impl<'a> Tx<'a> {
         if let Some((key, version)) = self.guard.take() {
             // An operation on the member itself already carries its own condition.
             if !self.ops.iter().any(|op| op.key() == &key) {
-                self.ops.push(WriteOp::Check {
-                    key,
-                    condition: Condition::version(version),
-                });
+                self.ops.push(WriteOp::Check { key, condition: Condition::version(version) });
             }
         }
         let room = MAX_TRANSACTION_ITEMS.saturating_sub(self.ops.len());
@@ -223,15 +202,10 @@ impl<'a> Tx<'a> {
             self.table.transact(self.ops).await?;
         }
         for chunk in later.chunks(MAX_TRANSACTION_ITEMS) {
-            self.table
-                .transact(chunk.to_vec())
-                .await
-                .map_err(|e| match e {
-                    StoreError::ConditionFailed { .. } => {
-                        AppError::Corrupt("derived write refused".into())
-                    }
-                    other => AppError::Store(other),
-                })?;
+            self.table.transact(chunk.to_vec()).await.map_err(|e| match e {
+                StoreError::ConditionFailed { .. } => AppError::Corrupt("derived write refused".into()),
+                other => AppError::Store(other),
+            })?;
         }
         Ok(rows)
     }
@@ -241,9 +215,7 @@ impl<'a> Tx<'a> {
 pub async fn load_head(table: &dyn Table, workspace_id: &str) -> AppResult<Option<ChainHead>> {
     match table.get(&keys::chain_head(workspace_id)).await? {
         None => Ok(None),
-        Some(item) => serde_json::from_value(item.data)
-            .map(Some)
-            .map_err(|e| AppError::Corrupt(e.to_string())),
+        Some(item) => serde_json::from_value(item.data).map(Some).map_err(|e| AppError::Corrupt(e.to_string())),
     }
 }
 
@@ -256,14 +228,8 @@ fn audit_item(row: &AuditRow, subject: Option<&str>) -> Item {
     }
     let mut item = Item::new(keys::audit_row(w, row.seq), data)
         .index(keys::AUDIT_ID, keys::audit_by_id(&row.id))
-        .index(
-            keys::AUDIT_TARGET,
-            keys::audit_by_target(w, &row.target_type, &row.target_id, row.seq),
-        )
-        .index(
-            keys::AUDIT_ACTION,
-            keys::audit_by_action(w, &row.action, row.seq),
-        );
+        .index(keys::AUDIT_TARGET, keys::audit_by_target(w, &row.target_type, &row.target_id, row.seq))
+        .index(keys::AUDIT_ACTION, keys::audit_by_action(w, &row.action, row.seq));
     if let Some(actor) = &row.actor {
         item = item.index(keys::AUDIT_ACTOR, keys::audit_by_actor(w, actor, row.seq));
     }
@@ -332,14 +298,7 @@ mod tests {
     async fn only_lost_races_are_retried() {
         let mut retry = Retry::default();
         assert!(!retry.again(&AppError::NotFound).await);
-        assert!(
-            !retry
-                .again(&AppError::VersionConflict {
-                    expected: 1,
-                    current: 2
-                })
-                .await
-        );
+        assert!(!retry.again(&AppError::VersionConflict { expected: 1, current: 2 }).await);
         assert!(retry.again(&AppError::Contended).await);
     }
 

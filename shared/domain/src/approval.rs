@@ -110,50 +110,26 @@ pub fn builtin_steps(
     members: &[(UserId, Role)],
     groups: &BTreeMap<String, Vec<UserId>>,
 ) -> Result<Vec<StepPlan>, DomainError> {
-    let eligible_role =
-        |u: &UserId| u != &change.author && members.iter().any(|(m, r)| m == u && r.can_approve());
+    let eligible_role = |u: &UserId| u != &change.author && members.iter().any(|(m, r)| m == u && r.can_approve());
     let (name, mode, quorum, group) = match (change.change_type, change.risk_level) {
         (ChangeType::Standard, _) => return Ok(vec![]),
-        (ChangeType::Normal, RiskLevel::Low | RiskLevel::Medium) => {
-            ("approval", StepMode::Any, 1, None)
-        }
+        (ChangeType::Normal, RiskLevel::Low | RiskLevel::Medium) => ("approval", StepMode::Any, 1, None),
         (ChangeType::Normal, RiskLevel::High) => ("high-risk approval", StepMode::Quorum, 2, None),
         (ChangeType::Emergency, _) => {
-            let group = groups
-                .contains_key(ECAB_GROUP)
-                .then(|| ECAB_GROUP.to_owned());
+            let group = groups.contains_key(ECAB_GROUP).then(|| ECAB_GROUP.to_owned());
             ("emergency approval (ECAB)", StepMode::Quorum, 2, group)
         }
     };
     let mut eligible: Vec<UserId> = match &group {
-        Some(g) => groups[g]
-            .iter()
-            .filter(|u| eligible_role(u))
-            .cloned()
-            .collect(),
-        None => members
-            .iter()
-            .map(|(u, _)| u)
-            .filter(|u| eligible_role(u))
-            .cloned()
-            .collect(),
+        Some(g) => groups[g].iter().filter(|u| eligible_role(u)).cloned().collect(),
+        None => members.iter().map(|(u, _)| u).filter(|u| eligible_role(u)).cloned().collect(),
     };
     eligible.sort();
     eligible.dedup();
     if eligible.len() < quorum as usize {
-        return Err(DomainError::NoEligibleApprovers {
-            needed: quorum as usize,
-            available: eligible.len(),
-        });
+        return Err(DomainError::NoEligibleApprovers { needed: quorum as usize, available: eligible.len() });
     }
-    Ok(vec![StepPlan {
-        stage: 0,
-        name: name.into(),
-        mode,
-        quorum,
-        group,
-        eligible,
-    }])
+    Ok(vec![StepPlan { stage: 0, name: name.into(), mode, quorum, group, eligible }])
 }
 
 impl ApprovalStep {
@@ -182,9 +158,7 @@ impl ApprovalStep {
     }
 
     fn has_spoken(&self, who: &UserId) -> bool {
-        self.decisions
-            .iter()
-            .any(|d| &d.user == who || d.on_behalf_of.as_ref() == Some(who))
+        self.decisions.iter().any(|d| &d.user == who || d.on_behalf_of.as_ref() == Some(who))
     }
 
     /// Whether `caller` could decide this pending step now.
@@ -221,22 +195,12 @@ impl ApprovalStep {
             .into_iter()
             .find(|s| s.as_ref().is_none_or(|p| !self.has_spoken(p)))
             .ok_or(DomainError::AlreadyDecided)?;
-        self.decisions.push(Decision {
-            user: caller.clone(),
-            on_behalf_of: seat,
-            verdict,
-            comment,
-            at,
-        });
+        self.decisions.push(Decision { user: caller.clone(), on_behalf_of: seat, verdict, comment, at });
         self.status = match verdict {
             Verdict::Reject => StepStatus::Rejected,
             Verdict::RequestChanges => StepStatus::ChangesRequested,
             Verdict::Approve => {
-                let approvals = self
-                    .decisions
-                    .iter()
-                    .filter(|d| d.verdict == Verdict::Approve)
-                    .count();
+                let approvals = self.decisions.iter().filter(|d| d.verdict == Verdict::Approve).count();
                 if approvals >= self.needed() {
                     StepStatus::Approved
                 } else {
@@ -262,11 +226,7 @@ pub struct Seats<'a> {
 
 impl<'a> Seats<'a> {
     pub fn own(caller: &'a UserId) -> Seats<'a> {
-        Seats {
-            caller,
-            as_self: true,
-            delegators: &[],
-        }
+        Seats { caller, as_self: true, delegators: &[] }
     }
 }
 
@@ -285,26 +245,17 @@ pub fn advance(steps: &mut [ApprovalStep]) -> (RoundOutcome, Vec<usize>) {
     if steps.iter().any(|s| s.status == StepStatus::Rejected) {
         return (RoundOutcome::Rejected, vec![]);
     }
-    if steps
-        .iter()
-        .any(|s| s.status == StepStatus::ChangesRequested)
-    {
+    if steps.iter().any(|s| s.status == StepStatus::ChangesRequested) {
         return (RoundOutcome::ChangesRequested, vec![]);
     }
     if steps.iter().any(|s| s.status == StepStatus::Pending) {
         return (RoundOutcome::Pending, vec![]);
     }
-    let next = steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Waiting)
-        .map(|s| s.stage)
-        .min();
+    let next = steps.iter().filter(|s| s.status == StepStatus::Waiting).map(|s| s.stage).min();
     match next {
         None => (RoundOutcome::Approved, vec![]),
         Some(stage) => {
-            let opened: Vec<usize> = (0..steps.len())
-                .filter(|&i| steps[i].stage == stage)
-                .collect();
+            let opened: Vec<usize> = (0..steps.len()).filter(|&i| steps[i].stage == stage).collect();
             for &i in &opened {
                 steps[i].status = StepStatus::Pending;
             }
@@ -358,10 +309,7 @@ mod tests {
 
         c.change_type = ChangeType::Normal;
         let s = builtin_steps(&c, &members(), &groups).unwrap();
-        assert_eq!(
-            (s[0].mode, s[0].eligible.clone()),
-            (StepMode::Any, vec![user("bob"), user("carol")])
-        );
+        assert_eq!((s[0].mode, s[0].eligible.clone()), (StepMode::Any, vec![user("bob"), user("carol")]));
 
         c.risk_level = RiskLevel::High;
         let s = builtin_steps(&c, &members(), &groups).unwrap();
@@ -373,17 +321,11 @@ mod tests {
         let mut c = draft();
         c.change_type = ChangeType::Emergency;
         let mut groups = BTreeMap::new();
-        groups.insert(
-            "ecab".to_owned(),
-            vec![user("bob"), user("dave"), user("alice")],
-        );
+        groups.insert("ecab".to_owned(), vec![user("bob"), user("dave"), user("alice")]);
         // dave lacks an approving role and alice is the author: only bob is left.
         assert_eq!(
             builtin_steps(&c, &members(), &groups),
-            Err(DomainError::NoEligibleApprovers {
-                needed: 2,
-                available: 1
-            })
+            Err(DomainError::NoEligibleApprovers { needed: 2, available: 1 })
         );
         groups.insert("ecab".to_owned(), vec![user("bob"), user("carol")]);
         let s = builtin_steps(&c, &members(), &groups).unwrap();
@@ -397,10 +339,7 @@ mod tests {
         let only_author = vec![(user("alice"), Role::Owner), (user("dave"), Role::Member)];
         assert_eq!(
             builtin_steps(&c, &only_author, &BTreeMap::new()),
-            Err(DomainError::NoEligibleApprovers {
-                needed: 1,
-                available: 0
-            })
+            Err(DomainError::NoEligibleApprovers { needed: 1, available: 0 })
         );
     }
 
@@ -416,16 +355,9 @@ mod tests {
         };
         let mut s = step(&plan);
         let bob = user("bob");
-        let seats = Seats {
-            caller: &bob,
-            as_self: false,
-            delegators: &[],
-        };
+        let seats = Seats { caller: &bob, as_self: false, delegators: &[] };
         let at = s.created_at;
-        assert_eq!(
-            s.decide(&seats, Verdict::Approve, None, at),
-            Err(DomainError::NotAnApprover)
-        );
+        assert_eq!(s.decide(&seats, Verdict::Approve, None, at), Err(DomainError::NotAnApprover));
     }
 
     #[test]
@@ -435,19 +367,11 @@ mod tests {
         let plan = &builtin_steps(&c, &members(), &BTreeMap::new()).unwrap()[0];
         let mut s = step(plan);
         let at = s.created_at;
-        s.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at)
-            .unwrap();
+        s.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at).unwrap();
         assert_eq!(s.status, StepStatus::Pending);
-        assert_eq!(
-            s.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at),
-            Err(DomainError::AlreadyDecided)
-        );
-        assert_eq!(
-            s.decide(&Seats::own(&user("dave")), Verdict::Approve, None, at),
-            Err(DomainError::NotAnApprover)
-        );
-        s.decide(&Seats::own(&user("carol")), Verdict::Approve, None, at)
-            .unwrap();
+        assert_eq!(s.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at), Err(DomainError::AlreadyDecided));
+        assert_eq!(s.decide(&Seats::own(&user("dave")), Verdict::Approve, None, at), Err(DomainError::NotAnApprover));
+        s.decide(&Seats::own(&user("carol")), Verdict::Approve, None, at).unwrap();
         assert_eq!(s.status, StepStatus::Approved);
         assert_eq!(advance(&mut [s]).0, RoundOutcome::Approved);
     }
@@ -466,27 +390,14 @@ mod tests {
         let at = s.created_at;
         let erin = user("erin");
         let delegators = [user("bob")];
-        let seats = Seats {
-            caller: &erin,
-            as_self: true,
-            delegators: &delegators,
-        };
+        let seats = Seats { caller: &erin, as_self: true, delegators: &delegators };
         assert!(s.offered_to(&seats));
         assert!(!s.offered_to(&Seats::own(&erin)));
         s.decide(&seats, Verdict::Approve, None, at).unwrap();
         assert_eq!(s.decisions[0].on_behalf_of, Some(user("bob")));
         // bob himself can no longer add a second vote for the same seat.
-        assert_eq!(
-            s.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at),
-            Err(DomainError::AlreadyDecided)
-        );
-        s.decide(
-            &Seats::own(&user("carol")),
-            Verdict::Reject,
-            Some("no".into()),
-            at,
-        )
-        .unwrap();
+        assert_eq!(s.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at), Err(DomainError::AlreadyDecided));
+        s.decide(&Seats::own(&user("carol")), Verdict::Reject, Some("no".into()), at).unwrap();
         assert_eq!(advance(&mut [s]).0, RoundOutcome::Rejected);
     }
 
@@ -501,15 +412,10 @@ mod tests {
             eligible: vec![user("bob")],
         };
         let mut first = step(&plan);
-        let mut second = step(&StepPlan {
-            stage: 1,
-            ..plan.clone()
-        });
+        let mut second = step(&StepPlan { stage: 1, ..plan.clone() });
         second.status = StepStatus::Waiting;
         let at = first.created_at;
-        first
-            .decide(&Seats::own(&user("bob")), Verdict::Approve, None, at)
-            .unwrap();
+        first.decide(&Seats::own(&user("bob")), Verdict::Approve, None, at).unwrap();
         let mut steps = [first, second];
         assert_eq!(advance(&mut steps), (RoundOutcome::Pending, vec![1]));
         assert_eq!(steps[1].status, StepStatus::Pending);

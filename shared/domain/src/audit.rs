@@ -147,12 +147,8 @@ impl ChainVerifier {
     }
 
     fn fail(&mut self, row: &AuditRow, reason: &str, detail: String) {
-        self.chain_break = Some(ChainBreak {
-            row_id: Some(row.id.clone()),
-            seq: row.seq,
-            reason: reason.into(),
-            detail,
-        });
+        self.chain_break =
+            Some(ChainBreak { row_id: Some(row.id.clone()), seq: row.seq, reason: reason.into(), detail });
     }
 
     /// Checks the next row in `seq` order. Returns `false` once the chain is broken.
@@ -161,30 +157,19 @@ impl ChainVerifier {
             return false;
         }
         if row.workspace_id != self.workspace_id {
-            self.fail(
-                row,
-                "workspace_mismatch",
-                format!("row belongs to workspace {}", row.workspace_id),
-            );
+            self.fail(row, "workspace_mismatch", format!("row belongs to workspace {}", row.workspace_id));
         } else if row.seq != self.expected_seq {
-            let detail = format!(
-                "expected seq {}, found {}: rows are missing or reordered",
-                self.expected_seq, row.seq
-            );
+            let detail =
+                format!("expected seq {}, found {}: rows are missing or reordered", self.expected_seq, row.seq);
             self.fail(row, "seq_gap", detail);
         } else if row.prev_hash != self.expected_prev {
-            let detail = format!(
-                "prev_hash {} does not match the previous row's hash {}",
-                row.prev_hash, self.expected_prev
-            );
+            let detail =
+                format!("prev_hash {} does not match the previous row's hash {}", row.prev_hash, self.expected_prev);
             self.fail(row, "prev_hash_mismatch", detail);
         } else {
             let computed = row.hash_input().hash();
             if computed != row.hash {
-                let detail = format!(
-                    "stored hash {} but the row's content hashes to {computed}",
-                    row.hash
-                );
+                let detail = format!("stored hash {} but the row's content hashes to {computed}", row.hash);
                 self.fail(row, "hash_mismatch", detail);
             }
         }
@@ -209,12 +194,9 @@ impl ChainVerifier {
                     row_id: None,
                     seq: walked + 1,
                     reason: "tail_truncated".into(),
-                    detail: format!(
-                        "the chain head records {head_seq} rows but only {walked} are present"
-                    ),
+                    detail: format!("the chain head records {head_seq} rows but only {walked} are present"),
                 });
-            } else if head_seq < walked || head.is_some_and(|h| Some(&h.hash) != last_hash.as_ref())
-            {
+            } else if head_seq < walked || head.is_some_and(|h| Some(&h.hash) != last_hash.as_ref()) {
                 self.chain_break = Some(ChainBreak {
                     row_id: None,
                     seq: walked,
@@ -260,11 +242,7 @@ mod tests {
             prev = row.hash.clone();
             rows.push(row);
         }
-        let head = ChainHead {
-            seq: n,
-            hash: prev,
-            created_at: None,
-        };
+        let head = ChainHead { seq: n, hash: prev, created_at: None };
         (rows, head)
     }
 
@@ -281,10 +259,7 @@ mod tests {
     #[test]
     fn genesis_is_sha256_of_the_prefixed_workspace_id() {
         // sha256("vigilo:w1"), computed independently.
-        assert_eq!(
-            genesis_hash("w1"),
-            format!("{:x}", Sha256::digest(b"vigilo:w1"))
-        );
+        assert_eq!(genesis_hash("w1"), format!("{:x}", Sha256::digest(b"vigilo:w1")));
         assert_eq!(genesis_hash("w1").len(), 64);
     }
 
@@ -314,10 +289,7 @@ mod tests {
         let (mut rows, head) = chain("w1", 5);
         rows[2].new_value = json!({"title": "forged"});
         let b = verify(&rows, &head).chain_break.unwrap();
-        assert_eq!(
-            (b.row_id.as_deref(), b.seq, b.reason.as_str()),
-            (Some("r3"), 3, "hash_mismatch")
-        );
+        assert_eq!((b.row_id.as_deref(), b.seq, b.reason.as_str()), (Some("r3"), 3, "hash_mismatch"));
     }
 
     #[test]
@@ -342,28 +314,19 @@ mod tests {
         let (mut rows, head) = chain("w1", 5);
         rows.truncate(3);
         let b = verify(&rows, &head).chain_break.unwrap();
-        assert_eq!(
-            (b.row_id, b.seq, b.reason.as_str()),
-            (None, 4, "tail_truncated")
-        );
+        assert_eq!((b.row_id, b.seq, b.reason.as_str()), (None, 4, "tail_truncated"));
     }
 
     #[test]
     fn a_head_that_disagrees_with_the_last_row_is_caught() {
         let (rows, mut head) = chain("w1", 3);
         head.hash = "0".repeat(64);
-        assert_eq!(
-            verify(&rows, &head).chain_break.unwrap().reason,
-            "head_mismatch"
-        );
+        assert_eq!(verify(&rows, &head).chain_break.unwrap().reason, "head_mismatch");
     }
 
     #[test]
     fn rows_of_another_workspace_are_refused() {
         let (rows, head) = chain("w2", 2);
-        assert_eq!(
-            verify(&rows, &head).chain_break.unwrap().reason,
-            "workspace_mismatch"
-        );
+        assert_eq!(verify(&rows, &head).chain_break.unwrap().reason, "workspace_mismatch");
     }
 }

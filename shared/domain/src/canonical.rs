@@ -8,8 +8,7 @@ use serde_json::Value;
 pub fn canonical_json(value: &Value) -> String {
     // A serde_json::Value never holds NaN or infinities, the only inputs the
     // canonicalizer refuses, so this cannot fail.
-    serde_json_canonicalizer::to_string(value)
-        .expect("serde_json values are always canonicalizable")
+    serde_json_canonicalizer::to_string(value).expect("serde_json values are always canonicalizable")
 }
 
 #[cfg(test)]
@@ -45,15 +44,7 @@ mod tests {
         }"#;
         let v: Value = serde_json::from_str(input).unwrap();
         let out = canonical_json(&v);
-        let order = [
-            "Carriage Return",
-            "One",
-            "Control",
-            "Latin Small",
-            "Euro Sign",
-            "Emoji",
-            "Hebrew",
-        ];
+        let order = ["Carriage Return", "One", "Control", "Latin Small", "Euro Sign", "Emoji", "Hebrew"];
         let positions: Vec<usize> = order.iter().map(|s| out.find(s).unwrap()).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{out}");
     }
@@ -65,10 +56,7 @@ mod tests {
             (0.0, "0"),
             (-0.0, "0"),
             (f64::from_bits(0x0000000000000001), "5e-324"),
-            (
-                f64::from_bits(0x7fefffffffffffff),
-                "1.7976931348623157e+308",
-            ),
+            (f64::from_bits(0x7fefffffffffffff), "1.7976931348623157e+308"),
             (f64::from_bits(0x4340000000000000), "9007199254740992"),
             (f64::from_bits(0x444b1ae4d6e2ef50), "1e+21"),
             (f64::from_bits(0x44b52d02c7e14af5), "9.999999999999997e+22"),
@@ -81,12 +69,7 @@ mod tests {
         ];
         for (n, want) in cases {
             let v = serde_json::json!([n]);
-            assert_eq!(
-                canonical_json(&v),
-                format!("[{want}]"),
-                "bits {:#x}",
-                n.to_bits()
-            );
+            assert_eq!(canonical_json(&v), format!("[{want}]"), "bits {:#x}", n.to_bits());
         }
     }
 }

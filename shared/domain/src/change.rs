@@ -77,10 +77,7 @@ impl ChangeType {
 
 impl Status {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Status::Rejected | Status::Failed | Status::RolledBack | Status::Cancelled
-        )
+        matches!(self, Status::Rejected | Status::Failed | Status::RolledBack | Status::Cancelled)
     }
 }
 
@@ -206,21 +203,14 @@ fn parse_enum<T>(
     parsed
 }
 
-fn parse_time(
-    errors: &mut FieldErrors,
-    field: &str,
-    v: &Option<Option<String>>,
-) -> Option<Option<Timestamp>> {
+fn parse_time(errors: &mut FieldErrors, field: &str, v: &Option<Option<String>>) -> Option<Option<Timestamp>> {
     match v {
         None => None,
         Some(None) => Some(None),
         Some(Some(s)) => match crate::time::parse(s) {
             Some(t) => Some(Some(crate::time::to_millis(t))),
             None => {
-                errors.add(
-                    field,
-                    "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:00:00Z",
-                );
+                errors.add(field, "must be an RFC 3339 time with an offset, e.g. 2026-12-01T09:00:00Z");
                 None
             }
         },
@@ -239,13 +229,7 @@ impl RawChange {
                 ChangeType::parse,
                 ChangeType::choices(),
             ),
-            priority: parse_enum(
-                &mut e,
-                "priority",
-                self.priority.as_deref(),
-                Priority::parse,
-                Priority::choices(),
-            ),
+            priority: parse_enum(&mut e, "priority", self.priority.as_deref(), Priority::parse, Priority::choices()),
             risk_level: parse_enum(
                 &mut e,
                 "risk_level",
@@ -267,11 +251,7 @@ impl RawChange {
         }
         for (name, value, slot) in [
             ("description", self.description, &mut f.description),
-            (
-                "implementation_plan",
-                self.implementation_plan,
-                &mut f.implementation_plan,
-            ),
+            ("implementation_plan", self.implementation_plan, &mut f.implementation_plan),
             ("rollback_plan", self.rollback_plan, &mut f.rollback_plan),
             ("test_plan", self.test_plan, &mut f.test_plan),
         ] {
@@ -288,28 +268,19 @@ impl RawChange {
         if let Some(h) = self.min_lead_time_hours {
             match u32::try_from(h) {
                 Ok(h) if h <= LEAD_TIME_MAX_HOURS => f.min_lead_time_hours = Some(h),
-                _ => e.add(
-                    "min_lead_time_hours",
-                    format!("must be 0 to {LEAD_TIME_MAX_HOURS}"),
-                ),
+                _ => e.add("min_lead_time_hours", format!("must be 0 to {LEAD_TIME_MAX_HOURS}")),
             }
         }
         if let Some(deps) = self.dependencies {
             if deps.len() > DEPENDENCIES_MAX {
-                e.add(
-                    "dependencies",
-                    format!("at most {DEPENDENCIES_MAX} dependencies"),
-                );
+                e.add("dependencies", format!("at most {DEPENDENCIES_MAX} dependencies"));
             }
             let mut parsed: Vec<ChangeNumber> = Vec::new();
             for d in &deps {
                 match ChangeNumber::parse(d) {
                     Some(n) if !parsed.contains(&n) => parsed.push(n),
                     Some(_) => {}
-                    None => e.add(
-                        "dependencies",
-                        format!("{d:?} is not a change number like CHG-00001"),
-                    ),
+                    None => e.add("dependencies", format!("{d:?} is not a change number like CHG-00001")),
                 }
             }
             f.dependencies = Some(parsed);
@@ -334,10 +305,7 @@ impl RawChange {
                 e.add("custom_fields", "keys must be 1 to 100 characters");
             }
             if cf.values().any(|v| v.to_string().len() > CUSTOM_VALUE_MAX) {
-                e.add(
-                    "custom_fields",
-                    format!("each value must be at most {CUSTOM_VALUE_MAX} bytes of JSON"),
-                );
+                e.add("custom_fields", format!("each value must be at most {CUSTOM_VALUE_MAX} bytes of JSON"));
             }
             f.custom_fields = Some(cf.into_iter().collect());
         }
@@ -354,15 +322,9 @@ fn check_assets(e: &mut FieldErrors, assets: Vec<String>) -> Vec<String> {
     for a in assets {
         let a = a.trim().to_owned();
         if a.is_empty() || a.chars().count() > ASSET_LEN_MAX {
-            e.add(
-                "affected_assets",
-                format!("each asset must be 1 to {ASSET_LEN_MAX} characters"),
-            );
+            e.add("affected_assets", format!("each asset must be 1 to {ASSET_LEN_MAX} characters"));
         } else if a.chars().any(char::is_control) {
-            e.add(
-                "affected_assets",
-                "assets must not contain control characters",
-            );
+            e.add("affected_assets", "assets must not contain control characters");
         } else if !out.contains(&a) {
             out.push(a);
         }
@@ -426,8 +388,7 @@ impl ChangeRequest {
     /// default lead time unless the edit sets one or the old one was set by hand.
     pub fn apply(&mut self, f: ChangeFields) {
         if let Some(t) = f.change_type {
-            if f.min_lead_time_hours.is_none()
-                && self.min_lead_time_hours == self.change_type.default_lead_time_hours()
+            if f.min_lead_time_hours.is_none() && self.min_lead_time_hours == self.change_type.default_lead_time_hours()
             {
                 self.min_lead_time_hours = t.default_lead_time_hours();
             }
@@ -519,10 +480,7 @@ mod tests {
         .parse()
         .unwrap();
         assert_eq!(f.affected_assets.unwrap().len(), 100);
-        assert_eq!(
-            f.planned_start,
-            Some(Some("2026-12-01T09:00:00Z".parse().unwrap()))
-        );
+        assert_eq!(f.planned_start, Some(Some("2026-12-01T09:00:00Z".parse().unwrap())));
         assert_eq!(f.planned_end, Some(None));
     }
 
@@ -537,16 +495,10 @@ mod tests {
         let mut c = crate::test_support::draft();
         c.change_type = ChangeType::Emergency;
         c.min_lead_time_hours = 0;
-        c.apply(ChangeFields {
-            change_type: Some(ChangeType::Normal),
-            ..ChangeFields::default()
-        });
+        c.apply(ChangeFields { change_type: Some(ChangeType::Normal), ..ChangeFields::default() });
         assert_eq!(c.min_lead_time_hours, 24);
         c.min_lead_time_hours = 6;
-        c.apply(ChangeFields {
-            change_type: Some(ChangeType::Standard),
-            ..ChangeFields::default()
-        });
+        c.apply(ChangeFields { change_type: Some(ChangeType::Standard), ..ChangeFields::default() });
         assert_eq!(c.min_lead_time_hours, 6, "a lead time set by hand stays");
         c.apply(ChangeFields {
             change_type: Some(ChangeType::Normal),
@@ -559,20 +511,14 @@ mod tests {
     #[test]
     fn custom_field_values_are_bounded() {
         let big = serde_json::json!({"custom_fields": {"blob": "x".repeat(CUSTOM_VALUE_MAX)}});
-        assert!(raw(big)
-            .parse()
-            .unwrap_err()
-            .0
-            .contains_key("custom_fields"));
+        assert!(raw(big).parse().unwrap_err().0.contains_key("custom_fields"));
         let ok = serde_json::json!({"custom_fields": {"ticket": "OPS-1", "n": 3, "tags": ["a"]}});
         assert!(raw(ok).parse().is_ok());
     }
 
     #[test]
     fn assets_are_trimmed_and_deduplicated() {
-        let f = raw(serde_json::json!({"affected_assets": [" db-1 ", "db-1", "lb"]}))
-            .parse()
-            .unwrap();
+        let f = raw(serde_json::json!({"affected_assets": [" db-1 ", "db-1", "lb"]})).parse().unwrap();
         assert_eq!(f.affected_assets.unwrap(), vec!["db-1", "lb"]);
     }
 }

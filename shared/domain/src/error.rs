@@ -40,16 +40,9 @@ pub enum DomainError {
     #[error("the request has invalid fields")]
     Validation(FieldErrors),
     #[error("planned_start is {actual_hours:.1} h away; this change needs at least {required_hours} h of lead time")]
-    LeadTimeViolation {
-        required_hours: u32,
-        actual_hours: f64,
-    },
+    LeadTimeViolation { required_hours: u32, actual_hours: f64 },
     #[error("cannot {action} a change in status {status}")]
-    InvalidTransition {
-        status: String,
-        action: String,
-        allowed: Vec<String>,
-    },
+    InvalidTransition { status: String, action: String, allowed: Vec<String> },
     #[error("closure_code and closure_notes are required to complete a change")]
     ClosureRequired,
     #[error("a rollback needs a reason")]
@@ -62,7 +55,9 @@ pub enum DomainError {
     SelfApprovalForbidden,
     #[error("you have already decided on this change's pending step")]
     AlreadyDecided,
-    #[error("no eligible approvers: the workspace needs {needed} approver(s) other than the author, it has {available}")]
+    #[error(
+        "no eligible approvers: the workspace needs {needed} approver(s) other than the author, it has {available}"
+    )]
     NoEligibleApprovers { needed: usize, available: usize },
     #[error("only a draft can be edited; this change is {status}")]
     NotEditable { status: String },

@@ -81,20 +81,13 @@ impl Action {
 
     /// Whether this action is an approver's decision rather than the author's move.
     pub fn is_decision(self) -> bool {
-        matches!(
-            self,
-            Action::Approve | Action::Reject | Action::RequestChanges
-        )
+        matches!(self, Action::Approve | Action::Reject | Action::RequestChanges)
     }
 }
 
 /// Actions that may be taken from `status`, in contract order.
 pub fn allowed_actions(status: Status) -> Vec<&'static str> {
-    Action::ALL
-        .iter()
-        .filter(|a| a.sources().contains(&status))
-        .map(|a| a.as_str())
-        .collect()
+    Action::ALL.iter().filter(|a| a.sources().contains(&status)).map(|a| a.as_str()).collect()
 }
 
 /// Refuses an action that does not start from the change's status.
@@ -105,10 +98,7 @@ pub fn check_transition(status: Status, action: Action) -> Result<(), DomainErro
         Err(DomainError::InvalidTransition {
             status: status.as_str().to_owned(),
             action: action.as_str().to_owned(),
-            allowed: allowed_actions(status)
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            allowed: allowed_actions(status).into_iter().map(str::to_owned).collect(),
         })
     }
 }
@@ -125,20 +115,14 @@ pub fn status_after_submit(change_type: ChangeType) -> Status {
 /// The content checks of submit (422 with per-field reasons).
 pub fn check_submittable(c: &ChangeRequest) -> Result<(), DomainError> {
     let mut e = FieldErrors::default();
-    if matches!(c.risk_level, RiskLevel::Medium | RiskLevel::High)
-        && c.rollback_plan.trim().is_empty()
-    {
+    if matches!(c.risk_level, RiskLevel::Medium | RiskLevel::High) && c.rollback_plan.trim().is_empty() {
         e.add("rollback_plan", "required for medium and high risk changes");
     }
     if c.change_type == ChangeType::Emergency && c.affected_assets.is_empty() {
         e.add("affected_assets", "required for emergency changes");
     }
     if c.planned_start.is_some() != c.planned_end.is_some() {
-        let missing = if c.planned_start.is_none() {
-            "planned_start"
-        } else {
-            "planned_end"
-        };
+        let missing = if c.planned_start.is_none() { "planned_start" } else { "planned_end" };
         e.add(missing, "planned_start and planned_end go together");
     }
     if let (Some(s), Some(end)) = (c.planned_start, c.planned_end) {
@@ -160,10 +144,7 @@ pub fn check_lead_time(c: &ChangeRequest, reference: Timestamp) -> Result<(), Do
     }
     let actual = crate::time::hours_between(reference, start);
     if actual + 1e-9 < f64::from(c.min_lead_time_hours) {
-        return Err(DomainError::LeadTimeViolation {
-            required_hours: c.min_lead_time_hours,
-            actual_hours: actual,
-        });
+        return Err(DomainError::LeadTimeViolation { required_hours: c.min_lead_time_hours, actual_hours: actual });
     }
     Ok(())
 }
@@ -183,26 +164,16 @@ pub fn check_schedulable(c: &ChangeRequest) -> Result<(), DomainError> {
 
 /// Trims a free-text reason; `None` when it is absent or blank.
 pub fn reason(text: Option<&str>) -> Option<String> {
-    text.map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    text.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// Complete needs a closure code and notes.
-pub fn check_closure(
-    code: Option<&str>,
-    notes: Option<&str>,
-) -> Result<(ClosureCode, String), DomainError> {
-    let (Some(code), Some(notes)) = (code.map(str::trim).filter(|s| !s.is_empty()), reason(notes))
-    else {
+pub fn check_closure(code: Option<&str>, notes: Option<&str>) -> Result<(ClosureCode, String), DomainError> {
+    let (Some(code), Some(notes)) = (code.map(str::trim).filter(|s| !s.is_empty()), reason(notes)) else {
         return Err(DomainError::ClosureRequired);
     };
-    let code = ClosureCode::parse(code).ok_or_else(|| {
-        FieldErrors::single(
-            "closure_code",
-            &format!("must be one of: {}", ClosureCode::choices()),
-        )
-    })?;
+    let code = ClosureCode::parse(code)
+        .ok_or_else(|| FieldErrors::single("closure_code", &format!("must be one of: {}", ClosureCode::choices())))?;
     Ok((code, notes))
 }
 
@@ -264,9 +235,7 @@ mod tests {
         let mut c = draft();
         c.risk_level = RiskLevel::High;
         c.change_type = ChangeType::Emergency;
-        let DomainError::Validation(f) = check_submittable(&c).unwrap_err() else {
-            panic!()
-        };
+        let DomainError::Validation(f) = check_submittable(&c).unwrap_err() else { panic!() };
         assert!(f.0.contains_key("rollback_plan"));
         assert!(f.0.contains_key("affected_assets"));
         c.rollback_plan = "revert".into();
@@ -280,18 +249,9 @@ mod tests {
         let mut c = draft();
         c.min_lead_time_hours = 24;
         c.planned_start = Some("2026-12-01T23:00:00Z".parse().unwrap());
-        assert!(matches!(
-            check_lead_time(&c, now),
-            Err(DomainError::LeadTimeViolation {
-                required_hours: 24,
-                ..
-            })
-        ));
+        assert!(matches!(check_lead_time(&c, now), Err(DomainError::LeadTimeViolation { required_hours: 24, .. })));
         c.planned_start = Some("2026-12-02T00:00:00Z".parse().unwrap());
-        assert!(
-            check_lead_time(&c, now).is_ok(),
-            "exactly the lead time is enough"
-        );
+        assert!(check_lead_time(&c, now).is_ok(), "exactly the lead time is enough");
         c.planned_start = Some("2026-11-30T00:00:00Z".parse().unwrap());
         c.change_type = ChangeType::Emergency;
         assert!(check_lead_time(&c, now).is_ok());
@@ -299,22 +259,10 @@ mod tests {
 
     #[test]
     fn closure_needs_code_and_notes() {
-        assert_eq!(
-            check_closure(None, Some("x")),
-            Err(DomainError::ClosureRequired)
-        );
-        assert_eq!(
-            check_closure(Some("successful"), Some("  ")),
-            Err(DomainError::ClosureRequired)
-        );
-        assert!(matches!(
-            check_closure(Some("great"), Some("x")),
-            Err(DomainError::Validation(_))
-        ));
-        assert_eq!(
-            check_closure(Some("successful"), Some(" ok ")),
-            Ok((ClosureCode::Successful, "ok".into()))
-        );
+        assert_eq!(check_closure(None, Some("x")), Err(DomainError::ClosureRequired));
+        assert_eq!(check_closure(Some("successful"), Some("  ")), Err(DomainError::ClosureRequired));
+        assert!(matches!(check_closure(Some("great"), Some("x")), Err(DomainError::Validation(_))));
+        assert_eq!(check_closure(Some("successful"), Some(" ok ")), Ok((ClosureCode::Successful, "ok".into())));
     }
 
     #[test]
@@ -326,9 +274,7 @@ mod tests {
         ];
         assert_eq!(
             check_dependencies(&deps),
-            Err(DomainError::DependenciesUnmet {
-                blockers: vec![("CHG-00002".into(), "scheduled".into())]
-            })
+            Err(DomainError::DependenciesUnmet { blockers: vec![("CHG-00002".into(), "scheduled".into())] })
         );
     }
 }

@@ -11,9 +11,7 @@ pub struct Slug(String);
 
 impl Slug {
     pub fn parse(s: &str) -> Result<Slug, &'static str> {
-        let ok_chars = s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok_chars = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !(3..=40).contains(&s.len()) {
             Err("must be 3 to 40 characters")
         } else if !ok_chars {
@@ -74,8 +72,7 @@ impl Serialize for ChangeNumber {
 impl<'de> Deserialize<'de> for ChangeNumber {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ChangeNumber::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a change number: {s}")))
+        ChangeNumber::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a change number: {s}")))
     }
 }
 
@@ -116,20 +113,8 @@ mod tests {
         assert_eq!(n.get(), 42);
         assert_eq!(n.to_string(), "CHG-00042");
         assert_eq!(ChangeNumber::new(123456).unwrap().to_string(), "CHG-123456");
-        for bad in [
-            "",
-            "CHG-",
-            "CHG-0",
-            "CHG-00000",
-            "42",
-            "CHG-12a",
-            "CHG--1",
-            "XYZ-00001",
-        ] {
-            assert!(
-                ChangeNumber::parse(bad).is_none(),
-                "{bad} should be refused"
-            );
+        for bad in ["", "CHG-", "CHG-0", "CHG-00000", "42", "CHG-12a", "CHG--1", "XYZ-00001"] {
+            assert!(ChangeNumber::parse(bad).is_none(), "{bad} should be refused");
         }
     }
 

@@ -62,10 +62,9 @@ impl Permission {
             Permission::Read => Role::Viewer,
             Permission::ReadAuditDetail | Permission::CreateChange => Role::Member,
             Permission::Decide => Role::Approver,
-            Permission::ExecuteAny
-            | Permission::CancelAny
-            | Permission::ManageWorkspace
-            | Permission::VerifyAudit => Role::Admin,
+            Permission::ExecuteAny | Permission::CancelAny | Permission::ManageWorkspace | Permission::VerifyAudit => {
+                Role::Admin
+            }
         }
     }
 }
@@ -105,17 +104,9 @@ mod tests {
     fn only_owners_touch_owners() {
         assert!(may_assign(Role::Admin, None, Some(Role::Approver)));
         assert!(!may_assign(Role::Admin, None, Some(Role::Owner)));
-        assert!(!may_assign(
-            Role::Admin,
-            Some(Role::Owner),
-            Some(Role::Member)
-        ));
+        assert!(!may_assign(Role::Admin, Some(Role::Owner), Some(Role::Member)));
         assert!(!may_assign(Role::Admin, Some(Role::Owner), None));
-        assert!(may_assign(
-            Role::Owner,
-            Some(Role::Member),
-            Some(Role::Owner)
-        ));
+        assert!(may_assign(Role::Owner, Some(Role::Member), Some(Role::Owner)));
         assert!(!may_assign(Role::Approver, None, Some(Role::Viewer)));
     }
 }

@@ -44,10 +44,7 @@ pub fn check_settings(
     }
     if let Some(tz) = timezone {
         if jiff::tz::db().get(tz).is_err() {
-            errors.add(
-                "timezone",
-                "must be an IANA time zone name such as Europe/Berlin",
-            );
+            errors.add("timezone", "must be an IANA time zone name such as Europe/Berlin");
         }
     }
     if let Some(days) = retention {
@@ -98,9 +95,7 @@ pub struct Group {
 pub fn check_group_name(name: &str) -> Result<(), &'static str> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -138,13 +133,7 @@ mod tests {
             assert!(e.0.contains_key(f), "{f} should be refused");
         }
         let mut ok = FieldErrors::default();
-        check_settings(
-            &mut ok,
-            Some("Acme"),
-            Some("de"),
-            Some("Europe/Berlin"),
-            Some(365),
-        );
+        check_settings(&mut ok, Some("Acme"), Some("de"), Some("Europe/Berlin"), Some(365));
         assert!(ok.is_empty());
     }
 

@@ -48,13 +48,7 @@ struct Claims {
 pub const TOKEN_TTL_SECS: u64 = 24 * 3600;
 
 /// Mints a local HS256 token for `sub`, valid for 24 h from `now_secs`.
-pub fn mint(
-    key: &[u8],
-    sub: &str,
-    email: &str,
-    name: Option<&str>,
-    now_secs: u64,
-) -> Result<String, String> {
+pub fn mint(key: &[u8], sub: &str, email: &str, name: Option<&str>, now_secs: u64) -> Result<String, String> {
     let claims = Claims {
         sub: sub.to_owned(),
         email: Some(email.to_owned()),
@@ -62,48 +56,25 @@ pub fn mint(
         iat: now_secs,
         exp: now_secs + TOKEN_TTL_SECS,
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(key),
-    )
-    .map_err(|e| e.to_string())
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key))
+        .map_err(|e| e.to_string())
 }
 
 fn unauthenticated(msg: &str) -> ApiError {
     ApiError::Unauthenticated(msg.to_owned())
 }
 
-fn actor(
-    sub: &str,
-    email: Option<String>,
-    name: Option<String>,
-    request: RequestInfo,
-) -> Result<Actor, ApiError> {
-    let user_id =
-        UserId::parse(sub).map_err(|r| unauthenticated(&format!("the token's sub {r}")))?;
-    Ok(Actor {
-        user_id,
-        email,
-        name,
-        request,
-    })
+fn actor(sub: &str, email: Option<String>, name: Option<String>, request: RequestInfo) -> Result<Actor, ApiError> {
+    let user_id = UserId::parse(sub).map_err(|r| unauthenticated(&format!("the token's sub {r}")))?;
+    Ok(Actor { user_id, email, name, request })
 }
 
 fn request_info(parts: &Parts) -> RequestInfo {
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(300).collect())
-    };
+    let header =
+        |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(300).collect());
     RequestInfo {
         request_id: header("x-request-id"),
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
         user_agent: header("user-agent"),
     }
 }
@@ -115,9 +86,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| unauthenticated("missing Authorization: Bearer token"))?
         .to_str()
         .map_err(|_| unauthenticated("malformed Authorization header"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| unauthenticated("malformed Authorization header"))?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| unauthenticated("malformed Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(unauthenticated("Authorization must be a Bearer token"));
     }
@@ -138,12 +107,8 @@ impl FromRequestParts<AppState> for Caller {
                 let mut validation = Validation::new(Algorithm::HS256);
                 validation.leeway = 30;
                 validation.set_required_spec_claims(&["exp", "sub"]);
-                let data = jsonwebtoken::decode::<Claims>(
-                    token,
-                    &DecodingKey::from_secret(key),
-                    &validation,
-                )
-                .map_err(|e| unauthenticated(&format!("invalid token: {e}")))?;
+                let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key), &validation)
+                    .map_err(|e| unauthenticated(&format!("invalid token: {e}")))?;
                 let c = data.claims;
                 actor(&c.sub, c.email, c.name, info).map(Caller)
             }
@@ -152,17 +117,8 @@ impl FromRequestParts<AppState> for Caller {
                     .extensions
                     .get::<GatewayClaims>()
                     .ok_or_else(|| unauthenticated("no verified claims from the authorizer"))?;
-                let sub = claims
-                    .0
-                    .get("sub")
-                    .ok_or_else(|| unauthenticated("the verified claims have no sub"))?;
-                actor(
-                    sub,
-                    claims.0.get("email").cloned(),
-                    claims.0.get("name").cloned(),
-                    info,
-                )
-                .map(Caller)
+                let sub = claims.0.get("sub").ok_or_else(|| unauthenticated("the verified claims have no sub"))?;
+                actor(sub, claims.0.get("email").cloned(), claims.0.get("name").cloned(), info).map(Caller)
             }
         }
     }
@@ -178,21 +134,12 @@ mod tests {
         let now = jiff::Timestamp::now().as_second() as u64;
         let t = mint(key, "alice", "alice@example.com", Some("Alice"), now).unwrap();
         let v = Validation::new(Algorithm::HS256);
-        let c = jsonwebtoken::decode::<Claims>(&t, &DecodingKey::from_secret(key), &v)
-            .unwrap()
-            .claims;
+        let c = jsonwebtoken::decode::<Claims>(&t, &DecodingKey::from_secret(key), &v).unwrap().claims;
         assert_eq!(
             (c.sub.as_str(), c.email.as_deref(), c.exp - c.iat),
             ("alice", Some("alice@example.com"), TOKEN_TTL_SECS)
         );
-        let old = mint(
-            key,
-            "alice",
-            "a@example.com",
-            None,
-            now - 2 * TOKEN_TTL_SECS,
-        )
-        .unwrap();
+        let old = mint(key, "alice", "a@example.com", None, now - 2 * TOKEN_TTL_SECS).unwrap();
         assert!(jsonwebtoken::decode::<Claims>(&old, &DecodingKey::from_secret(key), &v).is_err());
         assert!(jsonwebtoken::decode::<Claims>(
             &t,

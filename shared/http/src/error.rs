@@ -34,66 +34,30 @@ impl From<DomainError> for ApiError {
 fn domain(e: &DomainError) -> (StatusCode, &'static str, Value) {
     use DomainError::*;
     match e {
-        Validation(fields) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            json!({ "fields": fields }),
-        ),
-        LeadTimeViolation {
-            required_hours,
-            actual_hours,
-        } => (
+        Validation(fields) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", json!({ "fields": fields })),
+        LeadTimeViolation { required_hours, actual_hours } => (
             StatusCode::CONFLICT,
             "lead_time_violation",
             json!({ "required_hours": required_hours, "actual_hours": (actual_hours * 100.0).round() / 100.0 }),
         ),
-        InvalidTransition {
-            status,
-            action,
-            allowed,
-        } => (
+        InvalidTransition { status, action, allowed } => (
             StatusCode::CONFLICT,
             "invalid_transition",
             json!({ "status": status, "action": action, "allowed": allowed }),
         ),
-        ClosureRequired => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "closure_required",
-            json!({}),
-        ),
-        RollbackReasonRequired => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "rollback_reason_required",
-            json!({}),
-        ),
-        ReasonRequired => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "reason_required",
-            json!({}),
-        ),
+        ClosureRequired => (StatusCode::UNPROCESSABLE_ENTITY, "closure_required", json!({})),
+        RollbackReasonRequired => (StatusCode::UNPROCESSABLE_ENTITY, "rollback_reason_required", json!({})),
+        ReasonRequired => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required", json!({})),
         NotAnApprover => (StatusCode::FORBIDDEN, "not_an_approver", json!({})),
         SelfApprovalForbidden => (StatusCode::FORBIDDEN, "self_approval_forbidden", json!({})),
         AlreadyDecided => (StatusCode::CONFLICT, "already_decided", json!({})),
-        NoEligibleApprovers { needed, available } => (
-            StatusCode::CONFLICT,
-            "no_eligible_approvers",
-            json!({ "needed": needed, "available": available }),
-        ),
-        NotEditable { status } => (
-            StatusCode::CONFLICT,
-            "not_editable",
-            json!({ "status": status }),
-        ),
+        NoEligibleApprovers { needed, available } => {
+            (StatusCode::CONFLICT, "no_eligible_approvers", json!({ "needed": needed, "available": available }))
+        }
+        NotEditable { status } => (StatusCode::CONFLICT, "not_editable", json!({ "status": status })),
         DependenciesUnmet { blockers } => {
-            let b: Vec<Value> = blockers
-                .iter()
-                .map(|(n, s)| json!({ "number": n, "status": s }))
-                .collect();
-            (
-                StatusCode::CONFLICT,
-                "dependencies_unmet",
-                json!({ "blockers": b }),
-            )
+            let b: Vec<Value> = blockers.iter().map(|(n, s)| json!({ "number": n, "status": s })).collect();
+            (StatusCode::CONFLICT, "dependencies_unmet", json!({ "blockers": b }))
         }
         Forbidden => (StatusCode::FORBIDDEN, "forbidden", json!({})),
     }
@@ -113,32 +77,18 @@ impl ApiError {
                     json!({ "expected": expected, "current": current }),
                 ),
                 AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", json!({})),
-                AppError::IdempotencyKeyReused => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    json!({}),
-                ),
+                AppError::IdempotencyKeyReused => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", json!({}))
+                }
                 AppError::LastOwner => (StatusCode::CONFLICT, "last_owner", json!({})),
                 AppError::Contended => (StatusCode::CONFLICT, "write_contention", json!({})),
-                AppError::Store(_) | AppError::Corrupt(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal", json!({}))
-                }
+                AppError::Store(_) | AppError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", json!({})),
             },
-            ApiError::Unauthenticated(_) => {
-                (StatusCode::UNAUTHORIZED, "unauthenticated", json!({}))
-            }
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", json!({})),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", json!({})),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                json!({}),
-            ),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", json!({})),
             ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", json!({})),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                json!({}),
-            ),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", json!({})),
         }
     }
 }
@@ -158,10 +108,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body(code, message, details))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -178,11 +125,7 @@ pub async fn method_not_allowed() -> ApiError {
 /// A panic is a bug; it is logged and answered in the error shape.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
-    let b = body(
-        "internal",
-        "an internal error occurred; it has been logged".into(),
-        json!({}),
-    );
+    let b = body("internal", "an internal error occurred; it has been logged".into(), json!({}));
     (StatusCode::INTERNAL_SERVER_ERROR, Json(b)).into_response()
 }
 
@@ -197,97 +140,34 @@ mod tests {
         let d = |e: DomainError| ApiError::from(e);
         let a = |e: AppError| ApiError::App(e);
         let cases: Vec<(ApiError, u16, &str)> = vec![
+            (d(DomainError::Validation(FieldErrors::default())), 422, "validation_failed"),
+            (d(DomainError::LeadTimeViolation { required_hours: 24, actual_hours: 1.0 }), 409, "lead_time_violation"),
             (
-                d(DomainError::Validation(FieldErrors::default())),
-                422,
-                "validation_failed",
-            ),
-            (
-                d(DomainError::LeadTimeViolation {
-                    required_hours: 24,
-                    actual_hours: 1.0,
-                }),
-                409,
-                "lead_time_violation",
-            ),
-            (
-                d(DomainError::InvalidTransition {
-                    status: "draft".into(),
-                    action: "start".into(),
-                    allowed: vec![],
-                }),
+                d(DomainError::InvalidTransition { status: "draft".into(), action: "start".into(), allowed: vec![] }),
                 409,
                 "invalid_transition",
             ),
             (d(DomainError::ClosureRequired), 422, "closure_required"),
-            (
-                d(DomainError::RollbackReasonRequired),
-                422,
-                "rollback_reason_required",
-            ),
+            (d(DomainError::RollbackReasonRequired), 422, "rollback_reason_required"),
             (d(DomainError::ReasonRequired), 422, "reason_required"),
             (d(DomainError::NotAnApprover), 403, "not_an_approver"),
-            (
-                d(DomainError::SelfApprovalForbidden),
-                403,
-                "self_approval_forbidden",
-            ),
+            (d(DomainError::SelfApprovalForbidden), 403, "self_approval_forbidden"),
             (d(DomainError::AlreadyDecided), 409, "already_decided"),
-            (
-                d(DomainError::NoEligibleApprovers {
-                    needed: 1,
-                    available: 0,
-                }),
-                409,
-                "no_eligible_approvers",
-            ),
-            (
-                d(DomainError::NotEditable {
-                    status: "review".into(),
-                }),
-                409,
-                "not_editable",
-            ),
-            (
-                d(DomainError::DependenciesUnmet { blockers: vec![] }),
-                409,
-                "dependencies_unmet",
-            ),
+            (d(DomainError::NoEligibleApprovers { needed: 1, available: 0 }), 409, "no_eligible_approvers"),
+            (d(DomainError::NotEditable { status: "review".into() }), 409, "not_editable"),
+            (d(DomainError::DependenciesUnmet { blockers: vec![] }), 409, "dependencies_unmet"),
             (d(DomainError::Forbidden), 403, "forbidden"),
             (a(AppError::NotFound), 404, "not_found"),
             (a(AppError::SlugTaken("x".into())), 409, "slug_taken"),
-            (
-                a(AppError::VersionConflict {
-                    expected: 1,
-                    current: 2,
-                }),
-                412,
-                "version_conflict",
-            ),
+            (a(AppError::VersionConflict { expected: 1, current: 2 }), 412, "version_conflict"),
             (a(AppError::BadRequest("x".into())), 400, "bad_request"),
-            (
-                a(AppError::IdempotencyKeyReused),
-                422,
-                "idempotency_key_reused",
-            ),
+            (a(AppError::IdempotencyKeyReused), 422, "idempotency_key_reused"),
             (a(AppError::LastOwner), 409, "last_owner"),
             (a(AppError::Contended), 409, "write_contention"),
-            (
-                a(AppError::from(StoreError::ConditionFailed { index: 0 })),
-                409,
-                "write_contention",
-            ),
-            (
-                a(AppError::Store(StoreError::Backend("disk".into()))),
-                500,
-                "internal",
-            ),
+            (a(AppError::from(StoreError::ConditionFailed { index: 0 })), 409, "write_contention"),
+            (a(AppError::Store(StoreError::Backend("disk".into()))), 500, "internal"),
             (a(AppError::Corrupt("x".into())), 500, "internal"),
-            (
-                ApiError::Unauthenticated("x".into()),
-                401,
-                "unauthenticated",
-            ),
+            (ApiError::Unauthenticated("x".into()), 401, "unauthenticated"),
             (ApiError::BadRequest("x".into()), 400, "bad_request"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::RouteNotFound, 404, "not_found"),
@@ -301,12 +181,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_error_hides_its_cause_from_the_caller() {
-        let response = ApiError::App(AppError::Store(StoreError::Backend("/secret/path".into())))
-            .into_response();
+        let response = ApiError::App(AppError::Store(StoreError::Backend("/secret/path".into()))).into_response();
         assert_eq!(response.status(), 500);
-        let bytes = axum::body::to_bytes(response.into_body(), 10_000)
-            .await
-            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 10_000).await.unwrap();
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["error"]["code"], "internal");
         assert!(!body.to_string().contains("secret"), "{body}");

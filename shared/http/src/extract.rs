@@ -28,16 +28,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Default::default())
         } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?
         };
         if !value.is_object() {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".into(),
-            ));
+            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
         }
-        let typed = T::deserialize(&value)
-            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
+        let typed = T::deserialize(&value).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?;
         Ok(JsonBody(typed, value))
     }
 }
@@ -70,9 +66,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
 fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
     axum::extract::Query::<T>::try_from_uri(
-        &format!("/?{q}")
-            .parse()
-            .map_err(|_| ApiError::BadRequest("malformed query".into()))?,
+        &format!("/?{q}").parse().map_err(|_| ApiError::BadRequest("malformed query".into()))?,
     )
     .map(|q| q.0)
     .map_err(|e| ApiError::BadRequest(e.body_text()))
@@ -124,10 +118,7 @@ impl PageParams {
     pub fn limit(&self) -> Result<usize, ApiError> {
         let raw = match self.limit.as_deref() {
             None | Some("") => None,
-            Some(s) => Some(
-                s.parse::<i64>()
-                    .map_err(|_| ApiError::BadRequest("limit must be an integer".into()))?,
-            ),
+            Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::BadRequest("limit must be an integer".into()))?),
         };
         vigilo_app::paging::limit(raw).map_err(ApiError::from)
     }

@@ -28,10 +28,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(app: Vigilo, auth: AuthMode) -> AppState {
-        AppState {
-            app,
-            auth: Arc::new(auth),
-        }
+        AppState { app, auth: Arc::new(auth) }
     }
 }
 

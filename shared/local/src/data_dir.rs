@@ -10,10 +10,7 @@ use base64::Engine;
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
     #[error("cannot use data folder {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("no Vigilo data in {0} (start `vigilo serve --data {0}` first)")]
     Missing(PathBuf),
     #[error("the token secret in {0} is unreadable")]
@@ -27,10 +24,7 @@ pub struct DataDir {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
-    move |source| DataDirError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| DataDirError::Io { path: path.to_owned(), source }
 }
 
 impl DataDir {
@@ -43,9 +37,7 @@ impl DataDir {
 
     /// Opens a folder that must already hold a table (for offline tools).
     pub fn existing(root: &Path) -> Result<DataDir, DataDirError> {
-        let dir = DataDir {
-            root: fs::canonicalize(root).map_err(|_| DataDirError::Missing(root.to_owned()))?,
-        };
+        let dir = DataDir { root: fs::canonicalize(root).map_err(|_| DataDirError::Missing(root.to_owned()))? };
         if !dir.table_path().exists() {
             return Err(DataDirError::Missing(root.to_owned()));
         }
@@ -69,25 +61,18 @@ impl DataDir {
     pub fn token_secret(&self) -> Result<Vec<u8>, DataDirError> {
         let path = self.secret_path();
         if let Ok(text) = fs::read_to_string(&path) {
-            return STANDARD
-                .decode(text.trim())
-                .ok()
-                .filter(|k| k.len() >= 32)
-                .ok_or(DataDirError::BadSecret(path));
+            return STANDARD.decode(text.trim()).ok().filter(|k| k.len() >= 32).ok_or(DataDirError::BadSecret(path));
         }
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| DataDirError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        getrandom::fill(&mut key)
+            .map_err(|e| DataDirError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         match options.open(&path) {
             Ok(mut f) => {
-                f.write_all(STANDARD.encode(key).as_bytes())
-                    .map_err(io(&path))?;
+                f.write_all(STANDARD.encode(key).as_bytes()).map_err(io(&path))?;
                 f.sync_all().map_err(io(&path))?;
                 Ok(key.to_vec())
             }
@@ -107,19 +92,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::create(&tmp.path().join("data")).unwrap();
         let a = dir.token_secret().unwrap();
-        let b = DataDir::create(&tmp.path().join("data"))
-            .unwrap()
-            .token_secret()
-            .unwrap();
+        let b = DataDir::create(&tmp.path().join("data")).unwrap().token_secret().unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 32);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(tmp.path().join("data/token-secret"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = fs::metadata(tmp.path().join("data/token-secret")).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "the secret is private to its owner");
         }
     }
@@ -127,13 +106,7 @@ mod tests {
     #[test]
     fn offline_tools_refuse_an_empty_folder() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            DataDir::existing(tmp.path()),
-            Err(DataDirError::Missing(_))
-        ));
-        assert!(matches!(
-            DataDir::existing(&tmp.path().join("nope")),
-            Err(DataDirError::Missing(_))
-        ));
+        assert!(matches!(DataDir::existing(tmp.path()), Err(DataDirError::Missing(_))));
+        assert!(matches!(DataDir::existing(&tmp.path().join("nope")), Err(DataDirError::Missing(_))));
     }
 }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 use vigilo_app::store::{
-    check_transaction_shape, condition_holds, Item, Key, Page, Position, Query, SortKeyCondition,
-    StoreError, Table, WriteOp,
+    check_transaction_shape, condition_holds, Item, Key, Page, Position, Query, SortKeyCondition, StoreError, Table,
+    WriteOp,
 };
 
 const SCHEMA: &str = "
@@ -64,27 +64,18 @@ impl SqliteTable {
     pub fn open(path: &Path) -> Result<SqliteTable, StoreError> {
         let writer = Connection::open(path).map_err(backend)?;
         writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-            )
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
             .map_err(backend)?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI;
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
             let r = Connection::open_with_flags(path, flags).map_err(backend)?;
-            r.execute_batch("PRAGMA busy_timeout = 5000;")
-                .map_err(backend)?;
+            r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(backend)?;
             readers.push(Mutex::new(r));
         }
         Ok(SqliteTable {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers,
-                next_reader: AtomicUsize::new(0),
-            }),
+            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
         })
     }
 
@@ -105,11 +96,7 @@ impl SqliteTable {
 fn decode_item(pk: String, sk: String, data: &str, indexes: &str) -> Result<Item, StoreError> {
     let data: Value = serde_json::from_str(data).map_err(backend)?;
     let indexes: BTreeMap<String, Key> = serde_json::from_str(indexes).map_err(backend)?;
-    Ok(Item {
-        key: Key { pk, sk },
-        indexes,
-        data,
-    })
+    Ok(Item { key: Key { pk, sk }, indexes, data })
 }
 
 /// SQL for a sort-key condition on `col`, with its parameters appended to `args`.
@@ -140,11 +127,7 @@ fn sort_condition(col: &str, cond: &SortKeyCondition, args: &mut Vec<String>) ->
 
 fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
     let mut args: Vec<String> = vec![q.pk.clone()];
-    let (dir, cmp) = if q.forward {
-        ("ASC", ">")
-    } else {
-        ("DESC", "<")
-    };
+    let (dir, cmp) = if q.forward { ("ASC", ">") } else { ("DESC", "<") };
     let fetch = q.limit.max(1) + 1;
     let sql = match &q.index {
         None => {
@@ -164,17 +147,9 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
             );
             sql += &sort_condition("e.isk", &q.sk, &mut args);
             if let Some(after) = &q.after {
-                args.extend([
-                    after.index_sk.clone(),
-                    after.key.pk.clone(),
-                    after.key.sk.clone(),
-                ]);
+                args.extend([after.index_sk.clone(), after.key.pk.clone(), after.key.sk.clone()]);
                 let n = args.len();
-                sql += &format!(
-                    " AND (e.isk, e.pk, e.sk) {cmp} (?{}, ?{}, ?{n})",
-                    n - 2,
-                    n - 1
-                );
+                sql += &format!(" AND (e.isk, e.pk, e.sk) {cmp} (?{}, ?{}, ?{n})", n - 2, n - 1);
             }
             sql + &format!(" ORDER BY e.isk {dir}, e.pk {dir}, e.sk {dir} LIMIT {fetch}")
         }
@@ -195,13 +170,7 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
     let mut positions = Vec::new();
     for row in rows {
         let (pk, sk, data, indexes, isk) = row.map_err(backend)?;
-        positions.push(Position {
-            key: Key {
-                pk: pk.clone(),
-                sk: sk.clone(),
-            },
-            index_sk: isk,
-        });
+        positions.push(Position { key: Key { pk: pk.clone(), sk: sk.clone() }, index_sk: isk });
         items.push(decode_item(pk, sk, &data, &indexes)?);
     }
     let limit = q.limit.max(1);
@@ -216,28 +185,15 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
 
 fn current_data(tx: &rusqlite::Transaction<'_>, key: &Key) -> Result<Option<Value>, StoreError> {
     let text: Option<String> = tx
-        .query_row(
-            "SELECT data FROM items WHERE pk = ?1 AND sk = ?2",
-            params![key.pk, key.sk],
-            |r| r.get(0),
-        )
+        .query_row("SELECT data FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk], |r| r.get(0))
         .optional()
         .map_err(backend)?;
-    text.map(|t| serde_json::from_str(&t).map_err(backend))
-        .transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(backend)).transpose()
 }
 
 fn delete_item(tx: &rusqlite::Transaction<'_>, key: &Key) -> Result<(), StoreError> {
-    tx.execute(
-        "DELETE FROM index_entries WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-    )
-    .map_err(backend)?;
+    tx.execute("DELETE FROM index_entries WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(backend)?;
+    tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk]).map_err(backend)?;
     Ok(())
 }
 
@@ -261,16 +217,12 @@ fn put_item(tx: &rusqlite::Transaction<'_>, item: &Item) -> Result<(), StoreErro
 }
 
 fn apply(conn: &mut Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(backend)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
     // No item appears twice (checked before), so checking each condition just before
     // its own write sees the state from before the transaction, as DynamoDB does.
     for (index, op) in ops.iter().enumerate() {
         let condition = match op {
-            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => {
-                condition.as_ref()
-            }
+            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => condition.as_ref(),
             WriteOp::Check { condition, .. } => Some(condition),
         };
         if let Some(c) = condition {
@@ -292,17 +244,13 @@ impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
         self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT data, indexes FROM items WHERE pk = ?1 AND sk = ?2")
-                .map_err(backend)?;
+            let mut stmt =
+                conn.prepare_cached("SELECT data, indexes FROM items WHERE pk = ?1 AND sk = ?2").map_err(backend)?;
             let row = stmt
-                .query_row(params![key.pk, key.sk], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
+                .query_row(params![key.pk, key.sk], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .optional()
                 .map_err(backend)?;
-            row.map(|(d, i)| decode_item(key.pk.clone(), key.sk.clone(), &d, &i))
-                .transpose()
+            row.map(|(d, i)| decode_item(key.pk.clone(), key.sk.clone(), &d, &i)).transpose()
         })
         .await
     }
@@ -315,8 +263,6 @@ impl Table for SqliteTable {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction_shape(&ops)?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || apply(&mut lock(&inner.writer), &ops))
-            .await
-            .map_err(backend)?
+        tokio::task::spawn_blocking(move || apply(&mut lock(&inner.writer), &ops)).await.map_err(backend)?
     }
 }

@@ -22,18 +22,10 @@ async fn commits_survive_reopening_the_file() {
     {
         let t = SqliteTable::open(&path).unwrap();
         let item = Item::new(Key::new("P", "a"), json!({"v": 1})).index("by_x", Key::new("X", "1"));
-        t.transact(vec![WriteOp::Put {
-            item,
-            condition: None,
-        }])
-        .await
-        .unwrap();
+        t.transact(vec![WriteOp::Put { item, condition: None }]).await.unwrap();
     }
     let t = SqliteTable::open(&path).unwrap();
-    assert_eq!(
-        t.get(&Key::new("P", "a")).await.unwrap().unwrap().data["v"],
-        1
-    );
+    assert_eq!(t.get(&Key::new("P", "a")).await.unwrap().unwrap().data["v"], 1);
     let q = vigilo_app::store::Query::index("by_x", "X");
     assert_eq!(t.query(&q).await.unwrap().items.len(), 1);
 }

@@ -46,13 +46,9 @@ impl Access {
 impl Vigilo {
     /// Resolves a slug to the workspace and the caller's membership in it.
     pub async fn access(&self, actor: &Actor, slug: &str) -> AppResult<Access> {
-        let workspace = self
-            .workspace_by_slug(slug)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        let member: Member = load(&*self.table, &keys::member(&workspace.id, &actor.user_id))
-            .await?
-            .ok_or(AppError::NotFound)?;
+        let workspace = self.workspace_by_slug(slug).await?.ok_or(AppError::NotFound)?;
+        let member: Member =
+            load(&*self.table, &keys::member(&workspace.id, &actor.user_id)).await?.ok_or(AppError::NotFound)?;
         Ok(Access { workspace, member })
     }
 
@@ -73,33 +69,17 @@ impl Vigilo {
     /// Every member of a workspace (one partition query, paged internally).
     pub async fn all_members(&self, workspace_id: &str) -> AppResult<Vec<Member>> {
         let (pk, prefix) = keys::members(workspace_id);
-        paging::query_all(
-            &*self.table,
-            Query::table(pk).begins_with(prefix).limit(500),
-        )
-        .await
+        paging::query_all(&*self.table, Query::table(pk).begins_with(prefix).limit(500)).await
     }
 
     /// The members who delegated their approvals to `delegate`, while it holds now.
-    pub async fn delegators(
-        &self,
-        workspace_id: &str,
-        delegate: &UserId,
-    ) -> AppResult<Vec<Member>> {
-        let q = Query::index(
-            keys::BY_DELEGATE,
-            keys::delegators_of(workspace_id, delegate),
-        )
-        .limit(500);
+    pub async fn delegators(&self, workspace_id: &str, delegate: &UserId) -> AppResult<Vec<Member>> {
+        let q = Query::index(keys::BY_DELEGATE, keys::delegators_of(workspace_id, delegate)).limit(500);
         let now = self.now();
         let members: Vec<Member> = paging::query_all(&*self.table, q).await?;
         Ok(members
             .into_iter()
-            .filter(|m| {
-                m.delegation
-                    .as_ref()
-                    .is_some_and(|d| &d.delegate == delegate && d.holds_at(now))
-            })
+            .filter(|m| m.delegation.as_ref().is_some_and(|d| &d.delegate == delegate && d.holds_at(now)))
             .collect())
     }
 }

@@ -40,18 +40,9 @@ impl Vigilo {
         let access = self.access(actor, slug).await?;
         let ws = access.ws().to_owned();
         let me = access.user().clone();
-        let delegators: Vec<UserId> = self
-            .delegators(&ws, &me)
-            .await?
-            .into_iter()
-            .filter(|m| m.role.can_approve())
-            .map(|m| m.user_id)
-            .collect();
-        let seats = Seats {
-            caller: &me,
-            as_self: access.role().can_approve(),
-            delegators: &delegators,
-        };
+        let delegators: Vec<UserId> =
+            self.delegators(&ws, &me).await?.into_iter().filter(|m| m.role.can_approve()).map(|m| m.user_id).collect();
+        let seats = Seats { caller: &me, as_self: access.role().can_approve(), delegators: &delegators };
         let q = Query::index(keys::PENDING, keys::pending_partition(&ws));
         let (steps, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
             let step: ApprovalStep = decode_ref(item)?;
@@ -60,9 +51,7 @@ impl Vigilo {
         .await?;
         let mut out = Vec::with_capacity(steps.len());
         for step in steps {
-            let Some(c) =
-                load::<ChangeRequest>(&*self.table, &keys::change(&ws, step.change_number)).await?
-            else {
+            let Some(c) = load::<ChangeRequest>(&*self.table, &keys::change(&ws, step.change_number)).await? else {
                 continue;
             };
             if c.author == me {
@@ -71,11 +60,7 @@ impl Vigilo {
             let on_behalf_of = if step.eligible.contains(&me) && seats.as_self {
                 vec![]
             } else {
-                delegators
-                    .iter()
-                    .filter(|d| step.eligible.contains(d))
-                    .cloned()
-                    .collect()
+                delegators.iter().filter(|d| step.eligible.contains(d)).cloned().collect()
             };
             out.push(QueueEntry {
                 change_title: c.title,
@@ -86,19 +71,11 @@ impl Vigilo {
                 step,
             });
         }
-        Ok(Paged {
-            items: out,
-            next_cursor,
-        })
+        Ok(Paged { items: out, next_cursor })
     }
 
     /// Every step of a change, across submit rounds, with its decisions.
-    pub async fn change_approvals(
-        &self,
-        actor: &Actor,
-        slug: &str,
-        number: &str,
-    ) -> AppResult<Vec<ApprovalStep>> {
+    pub async fn change_approvals(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<ApprovalStep>> {
         let access = self.access(actor, slug).await?;
         let c = self.load_change(access.ws(), number).await?;
         let q = Query::table(keys::steps(access.ws(), c.number)).limit(500);

@@ -37,10 +37,7 @@ struct Checked {
 }
 
 fn nonempty(s: &Option<String>) -> Option<String> {
-    s.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 fn instant(name: &str, s: &Option<String>) -> AppResult<Option<String>> {
@@ -74,49 +71,22 @@ impl Checked {
         eq(&self.action, &row.action)
             && eq(&self.target_type, &row.target_type)
             && eq(&self.target_id, &row.target_id)
-            && self
-                .actor
-                .as_deref()
-                .is_none_or(|a| row.actor.as_deref() == Some(a))
-            && self
-                .from
-                .as_deref()
-                .is_none_or(|f| row.created_at.as_str() >= f)
-            && self
-                .to
-                .as_deref()
-                .is_none_or(|t| row.created_at.as_str() <= t)
+            && self.actor.as_deref().is_none_or(|a| row.actor.as_deref() == Some(a))
+            && self.from.as_deref().is_none_or(|f| row.created_at.as_str() >= f)
+            && self.to.as_deref().is_none_or(|t| row.created_at.as_str() <= t)
             && self.q.as_deref().is_none_or(|q| {
-                let values = if detail {
-                    format!("{} {}", row.old_value, row.new_value)
-                } else {
-                    String::new()
-                };
-                let hay = format!(
-                    "{} {} {} {} {values}",
-                    row.action, row.target_type, row.target_id, row.metadata
-                );
+                let values = if detail { format!("{} {}", row.old_value, row.new_value) } else { String::new() };
+                let hay = format!("{} {} {} {} {values}", row.action, row.target_type, row.target_id, row.metadata);
                 hay.to_lowercase().contains(q)
             })
     }
 
     /// The narrowest partition for these filters, newest first.
     fn query(&self, w: &str) -> Query {
-        let q = match (
-            &self.target_type,
-            &self.target_id,
-            &self.actor,
-            &self.action,
-        ) {
-            (Some(t), Some(id), _, _) => {
-                Query::index(keys::AUDIT_TARGET, keys::audit_target_partition(w, t, id))
-            }
-            (_, _, Some(a), _) => {
-                Query::index(keys::AUDIT_ACTOR, keys::audit_actor_partition(w, a))
-            }
-            (_, _, _, Some(a)) => {
-                Query::index(keys::AUDIT_ACTION, keys::audit_action_partition(w, a))
-            }
+        let q = match (&self.target_type, &self.target_id, &self.actor, &self.action) {
+            (Some(t), Some(id), _, _) => Query::index(keys::AUDIT_TARGET, keys::audit_target_partition(w, t, id)),
+            (_, _, Some(a), _) => Query::index(keys::AUDIT_ACTOR, keys::audit_actor_partition(w, a)),
+            (_, _, _, Some(a)) => Query::index(keys::AUDIT_ACTION, keys::audit_action_partition(w, a)),
             _ => Query::table(keys::audit_rows(w)),
         };
         q.backward()
@@ -148,34 +118,22 @@ impl Vigilo {
         let access = self.access(actor, slug).await?;
         let f = filter.check()?;
         let detail = allows(access.role(), Permission::ReadAuditDetail);
-        let (items, next_cursor) =
-            paging::collect(&*self.table, f.query(access.ws()), limit, cursor, |item| {
-                let row: AuditRow = decode_ref(item)?;
-                Ok(f.matches(&row, detail)
-                    .then(|| redact(item.data.clone(), detail)))
-            })
-            .await?;
+        let (items, next_cursor) = paging::collect(&*self.table, f.query(access.ws()), limit, cursor, |item| {
+            let row: AuditRow = decode_ref(item)?;
+            Ok(f.matches(&row, detail).then(|| redact(item.data.clone(), detail)))
+        })
+        .await?;
         Ok(Paged { items, next_cursor })
     }
 
     pub async fn get_audit_row(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<Value> {
         let access = self.access(actor, slug).await?;
         let q = Query::index(keys::AUDIT_ID, keys::audit_by_id(id).pk).limit(1);
-        let item = self
-            .table
-            .query(&q)
-            .await?
-            .items
-            .into_iter()
-            .next()
-            .ok_or(AppError::NotFound)?;
+        let item = self.table.query(&q).await?.items.into_iter().next().ok_or(AppError::NotFound)?;
         if item.data.get("workspace_id").and_then(Value::as_str) != Some(access.ws()) {
             return Err(AppError::NotFound);
         }
-        Ok(redact(
-            item.data,
-            allows(access.role(), Permission::ReadAuditDetail),
-        ))
+        Ok(redact(item.data, allows(access.role(), Permission::ReadAuditDetail)))
     }
 
     /// A change's own rows and its approval steps' rows, oldest first.
@@ -190,14 +148,9 @@ impl Vigilo {
         let access = self.access(actor, slug).await?;
         let c = self.load_change(access.ws(), number).await?;
         let detail = allows(access.role(), Permission::ReadAuditDetail);
-        let q = Query::index(
-            keys::AUDIT_SUBJECT,
-            keys::audit_subject_partition(access.ws(), &c.id),
-        );
-        let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
-            Ok(Some(redact(item.data.clone(), detail)))
-        })
-        .await?;
+        let q = Query::index(keys::AUDIT_SUBJECT, keys::audit_subject_partition(access.ws(), &c.id));
+        let (items, next_cursor) =
+            paging::collect(&*self.table, q, limit, cursor, |item| Ok(Some(redact(item.data.clone(), detail)))).await?;
         Ok(Paged { items, next_cursor })
     }
 
@@ -223,11 +176,7 @@ impl Vigilo {
             let page = self.table.query(&q).await?;
             for item in page.items {
                 let seq = item.key.sk.parse().unwrap_or(0);
-                let id = item
-                    .data
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
+                let id = item.data.get("id").and_then(Value::as_str).map(str::to_owned);
                 let Ok(row) = decode::<AuditRow>(item) else {
                     // An unreadable row is a break in itself; report it by position.
                     return Ok(unreadable(verifier, id, seq));

@@ -3,9 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
-use vigilo_domain::change::{
-    ChangeFields, ChangeRequest, ChangeType, Priority, RawChange, RiskLevel, Status,
-};
+use vigilo_domain::change::{ChangeFields, ChangeRequest, ChangeType, Priority, RawChange, RiskLevel, Status};
 use vigilo_domain::ids::{ChangeNumber, UserId};
 use vigilo_domain::role::{allows, Permission};
 use vigilo_domain::{DomainError, FieldErrors};
@@ -53,9 +51,7 @@ fn parse_param<T>(
 ) -> AppResult<Option<T>> {
     match raw.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => parse(s)
-            .map(Some)
-            .ok_or_else(|| AppError::BadRequest(format!("{name} must be one of: {choices}"))),
+        Some(s) => parse(s).map(Some).ok_or_else(|| AppError::BadRequest(format!("{name} must be one of: {choices}"))),
     }
 }
 
@@ -63,36 +59,14 @@ impl ChangeFilter {
     fn check(&self) -> AppResult<Filter> {
         Ok(Filter {
             status: parse_param("status", &self.status, Status::parse, Status::choices())?,
-            change_type: parse_param(
-                "change_type",
-                &self.change_type,
-                ChangeType::parse,
-                ChangeType::choices(),
-            )?,
-            priority: parse_param(
-                "priority",
-                &self.priority,
-                Priority::parse,
-                Priority::choices(),
-            )?,
-            risk_level: parse_param(
-                "risk_level",
-                &self.risk_level,
-                RiskLevel::parse,
-                RiskLevel::choices(),
-            )?,
+            change_type: parse_param("change_type", &self.change_type, ChangeType::parse, ChangeType::choices())?,
+            priority: parse_param("priority", &self.priority, Priority::parse, Priority::choices())?,
+            risk_level: parse_param("risk_level", &self.risk_level, RiskLevel::parse, RiskLevel::choices())?,
             assignee: match self.assignee.as_deref().filter(|s| !s.is_empty()) {
                 None => None,
-                Some(a) => Some(
-                    UserId::parse(a).map_err(|r| AppError::BadRequest(format!("assignee {r}")))?,
-                ),
+                Some(a) => Some(UserId::parse(a).map_err(|r| AppError::BadRequest(format!("assignee {r}")))?),
             },
-            asset: self
-                .asset
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+            asset: self.asset.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned),
         })
     }
 }
@@ -103,14 +77,8 @@ impl Filter {
             && self.change_type.is_none_or(|t| t == c.change_type)
             && self.priority.is_none_or(|p| p == c.priority)
             && self.risk_level.is_none_or(|r| r == c.risk_level)
-            && self
-                .assignee
-                .as_ref()
-                .is_none_or(|a| c.assignee.as_ref() == Some(a))
-            && self
-                .asset
-                .as_ref()
-                .is_none_or(|a| c.affected_assets.contains(a))
+            && self.assignee.as_ref().is_none_or(|a| c.assignee.as_ref() == Some(a))
+            && self.asset.as_ref().is_none_or(|a| c.affected_assets.contains(a))
     }
 
     /// The most selective key-condition query for these filters; the rest are applied
@@ -136,26 +104,15 @@ impl Filter {
 }
 
 /// Index entries to add and remove when a change's assets go from `old` to `new`.
-pub(crate) fn asset_entries(
-    w: &str,
-    n: ChangeNumber,
-    old: &[String],
-    new: &[String],
-) -> Vec<WriteOp> {
+pub(crate) fn asset_entries(w: &str, n: ChangeNumber, old: &[String], new: &[String]) -> Vec<WriteOp> {
     let removed = old
         .iter()
         .filter(|a| !new.contains(a))
-        .map(|a| WriteOp::Delete {
-            key: keys::asset_entry(w, a, n),
-            condition: None,
-        });
-    let added = new
-        .iter()
-        .filter(|a| !old.contains(a))
-        .map(|a| WriteOp::Put {
-            item: Item::new(keys::asset_entry(w, a, n), json!({"number": n, "asset": a})),
-            condition: None,
-        });
+        .map(|a| WriteOp::Delete { key: keys::asset_entry(w, a, n), condition: None });
+    let added = new.iter().filter(|a| !old.contains(a)).map(|a| WriteOp::Put {
+        item: Item::new(keys::asset_entry(w, a, n), json!({"number": n, "asset": a})),
+        condition: None,
+    });
     removed.chain(added).collect()
 }
 
@@ -185,33 +142,18 @@ impl Vigilo {
                 return Ok(Created::Replay(v));
             }
             let counter = self.table.get(&keys::change_counter(&ws)).await?;
-            let last = counter
-                .as_ref()
-                .and_then(|c| c.data.get("last"))
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            let number = ChangeNumber::new(last + 1)
-                .ok_or_else(|| AppError::Corrupt("change counter".into()))?;
+            let last = counter.as_ref().and_then(|c| c.data.get("last")).and_then(|v| v.as_u64()).unwrap_or(0);
+            let number = ChangeNumber::new(last + 1).ok_or_else(|| AppError::Corrupt("change counter".into()))?;
             let change_type = fields.change_type.unwrap_or(ChangeType::Normal);
             let id = uuid::Uuid::new_v4().to_string();
-            let mut change = ChangeRequest::draft(
-                id,
-                ws.clone(),
-                number,
-                change_type,
-                actor.user_id.clone(),
-                now,
-            );
+            let mut change = ChangeRequest::draft(id, ws.clone(), number, change_type, actor.user_id.clone(), now);
             change.apply(fields);
             self.check_references(&ws, &change).await?;
             let counter_condition = match &counter {
                 None => Condition::NotExists,
                 Some(_) => Condition::Equals(vec![("last".into(), json!(last))]),
             };
-            tx.put(
-                Item::new(keys::change_counter(&ws), json!({"last": number.get()})),
-                Some(counter_condition),
-            );
+            tx.put(Item::new(keys::change_counter(&ws), json!({"last": number.get()})), Some(counter_condition));
             tx.put(change_item(&change), Some(Condition::NotExists));
             for op in asset_entries(&ws, number, &[], &change.affected_assets) {
                 tx.derived(op);
@@ -221,15 +163,7 @@ impl Vigilo {
                     .values(json!(null), to_data(&change))
                     .subject(&change.id),
             );
-            idempotency::remember(
-                &mut tx,
-                &actor.user_id,
-                &scope,
-                idem,
-                &slot,
-                &to_data(&change),
-                now,
-            );
+            idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&change), now);
             tx.commit(now).await?;
             Ok(Created::New(change))
         })
@@ -257,17 +191,10 @@ impl Vigilo {
 
     pub(crate) async fn load_change(&self, ws: &str, number: &str) -> AppResult<ChangeRequest> {
         let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
-        load(&*self.table, &keys::change(ws, n))
-            .await?
-            .ok_or(AppError::NotFound)
+        load(&*self.table, &keys::change(ws, n)).await?.ok_or(AppError::NotFound)
     }
 
-    pub async fn get_change(
-        &self,
-        actor: &Actor,
-        slug: &str,
-        number: &str,
-    ) -> AppResult<ChangeRequest> {
+    pub async fn get_change(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<ChangeRequest> {
         let access = self.access(actor, slug).await?;
         self.load_change(access.ws(), number).await
     }
@@ -296,9 +223,7 @@ impl Vigilo {
         // Asset entries point at changes: follow each and apply the other filters.
         let proto = q.clone();
         let mut q = q;
-        q.after = cursor
-            .map(|c| paging::decode_cursor(&proto, c))
-            .transpose()?;
+        q.after = cursor.map(|c| paging::decode_cursor(&proto, c)).transpose()?;
         let mut items = Vec::new();
         loop {
             q.limit = (limit - items.len()).max(25);
@@ -308,33 +233,21 @@ impl Vigilo {
                 let Some(number) = keys::number_from_sk(&entry.key.sk) else {
                     continue;
                 };
-                let Some(c) =
-                    load::<ChangeRequest>(&*self.table, &keys::change(ws, number)).await?
-                else {
+                let Some(c) = load::<ChangeRequest>(&*self.table, &keys::change(ws, number)).await? else {
                     continue;
                 };
                 if filter.matches(&c) {
                     items.push(c);
                     if items.len() == limit {
                         let more = i + 1 < n || page.last.is_some();
-                        let next = more.then(|| {
-                            paging::encode_cursor(&proto, &paging::position_of(&proto, &entry))
-                        });
-                        return Ok(Paged {
-                            items,
-                            next_cursor: next,
-                        });
+                        let next = more.then(|| paging::encode_cursor(&proto, &paging::position_of(&proto, &entry)));
+                        return Ok(Paged { items, next_cursor: next });
                     }
                 }
             }
             match page.last {
                 Some(p) => q.after = Some(p),
-                None => {
-                    return Ok(Paged {
-                        items,
-                        next_cursor: None,
-                    })
-                }
+                None => return Ok(Paged { items, next_cursor: None }),
             }
         }
     }
@@ -359,16 +272,10 @@ impl Vigilo {
             let old = self.load_change(&ws, number).await?;
             require_author_or(&access, &old, Permission::ExecuteAny)?;
             if old.status != Status::Draft {
-                return Err(DomainError::NotEditable {
-                    status: old.status.to_string(),
-                }
-                .into());
+                return Err(DomainError::NotEditable { status: old.status.to_string() }.into());
             }
             if let Some(v) = if_match.filter(|v| *v != old.version) {
-                return Err(AppError::VersionConflict {
-                    expected: v,
-                    current: old.version,
-                });
+                return Err(AppError::VersionConflict { expected: v, current: old.version });
             }
             let mut new = old.clone();
             new.apply(fields.clone());
@@ -384,11 +291,7 @@ impl Vigilo {
             for op in asset_entries(&ws, new.number, &old.affected_assets, &new.affected_assets) {
                 tx.derived(op);
             }
-            tx.audit(
-                AuditEntry::new("change.update", "ChangeRequest", &new.id)
-                    .values(before, after)
-                    .subject(&new.id),
-            );
+            tx.audit(AuditEntry::new("change.update", "ChangeRequest", &new.id).values(before, after).subject(&new.id));
             tx.commit(now).await?;
             Ok(new)
         })
@@ -396,11 +299,7 @@ impl Vigilo {
 }
 
 /// The author may act on their change; anyone else needs `permission`.
-pub(crate) fn require_author_or(
-    access: &Access,
-    c: &ChangeRequest,
-    permission: Permission,
-) -> AppResult<()> {
+pub(crate) fn require_author_or(access: &Access, c: &ChangeRequest, permission: Permission) -> AppResult<()> {
     if &c.author == access.user() || allows(access.role(), permission) {
         Ok(())
     } else {

@@ -27,19 +27,11 @@ impl IdempotencyKey {
     /// request by its target and canonical body.
     pub fn new(key: &str, target: &str, body: &Value) -> AppResult<IdempotencyKey> {
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AppError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-            ));
+            return Err(AppError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into()));
         }
         let canon = vigilo_domain::canonical::canonical_json(body);
-        let fingerprint = format!(
-            "{:x}",
-            Sha256::digest(format!("{target}\n{canon}").as_bytes())
-        );
-        Ok(IdempotencyKey {
-            key: key.to_owned(),
-            fingerprint,
-        })
+        let fingerprint = format!("{:x}", Sha256::digest(format!("{target}\n{canon}").as_bytes()));
+        Ok(IdempotencyKey { key: key.to_owned(), fingerprint })
     }
 }
 
@@ -73,21 +65,14 @@ pub async fn lookup(
     };
     let d = &item.data;
     let version = d.get("version").and_then(Value::as_u64).unwrap_or(0);
-    let expires = d
-        .get("expires_at")
-        .and_then(Value::as_str)
-        .and_then(vigilo_domain::time::parse);
+    let expires = d.get("expires_at").and_then(Value::as_str).and_then(vigilo_domain::time::parse);
     if expires.is_none_or(|e| e <= now) {
-        return Ok(Slot::Free {
-            version: Some(version),
-        });
+        return Ok(Slot::Free { version: Some(version) });
     }
     if d.get("fingerprint").and_then(Value::as_str) != Some(k.fingerprint.as_str()) {
         return Err(AppError::IdempotencyKeyReused);
     }
-    Ok(Slot::Replay(
-        d.get("response").cloned().unwrap_or(Value::Null),
-    ))
+    Ok(Slot::Replay(d.get("response").cloned().unwrap_or(Value::Null)))
 }
 
 /// Records the response in the transaction that creates it.
@@ -114,8 +99,5 @@ pub fn remember(
         None => Condition::NotExists,
         Some(v) => Condition::version(*v),
     };
-    tx.put(
-        Item::new(keys::idempotency(user, scope, &k.key), data),
-        Some(condition),
-    );
+    tx.put(Item::new(keys::idempotency(user, scope, &k.key), data), Some(condition));
 }

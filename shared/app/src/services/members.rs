@@ -55,38 +55,22 @@ impl Vigilo {
     /// Adds a member or changes one's role. Admins manage everyone below owner; only
     /// an owner grants or takes away `owner`; the last owner cannot be demoted.
     #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
-    pub async fn put_member(
-        &self,
-        actor: &Actor,
-        slug: &str,
-        user_id: &str,
-        input: MemberInput,
-    ) -> AppResult<Member> {
+    pub async fn put_member(&self, actor: &Actor, slug: &str, user_id: &str, input: MemberInput) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.
             let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
             access.require(Permission::ManageWorkspace)?;
             let mut errors = FieldErrors::default();
-            let user = UserId::parse(user_id)
-                .map_err(|r| errors.add("user_id", r))
-                .ok();
+            let user = UserId::parse(user_id).map_err(|r| errors.add("user_id", r)).ok();
             let role = Role::parse(&input.role);
             if role.is_none() {
-                errors.add(
-                    "role",
-                    "must be one of: viewer, member, approver, admin, owner",
-                );
+                errors.add("role", "must be one of: viewer, member, approver, admin, owner");
             }
             if let Err(r) = check_email(input.email.trim()) {
                 errors.add("email", r);
             }
-            let name = input
-                .name
-                .as_deref()
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned);
+            let name = input.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
             if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
                 errors.add("name", "must be at most 200 characters");
             }
@@ -115,15 +99,8 @@ impl Vigilo {
                 updated_at: now,
             };
             let (action, before, after, condition) = match &old {
-                None => (
-                    "member.add",
-                    json!(null),
-                    to_data(&new),
-                    Condition::NotExists,
-                ),
-                Some(o) if o.role == new.role && o.email == new.email && o.name == new.name => {
-                    return Ok(o.clone())
-                }
+                None => ("member.add", json!(null), to_data(&new), Condition::NotExists),
+                Some(o) if o.role == new.role && o.email == new.email && o.name == new.name => return Ok(o.clone()),
                 Some(o) => {
                     let (b, a) = diff(o, &new);
                     ("member.update", b, a, Condition::version(o.version))
@@ -145,9 +122,7 @@ impl Vigilo {
             access.require(Permission::ManageWorkspace)?;
             let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
             let ws = access.ws().to_owned();
-            let old: Member = load(&*self.table, &keys::member(&ws, &user))
-                .await?
-                .ok_or(AppError::NotFound)?;
+            let old: Member = load(&*self.table, &keys::member(&ws, &user)).await?.ok_or(AppError::NotFound)?;
             if !may_assign(access.role(), Some(old.role), None) {
                 return Err(DomainError::Forbidden.into());
             }
@@ -155,14 +130,8 @@ impl Vigilo {
                 self.ensure_another_owner(&ws, &user).await?;
             }
             let now = self.now();
-            tx.delete(
-                keys::member(&ws, &user),
-                Some(Condition::version(old.version)),
-            );
-            tx.audit(
-                AuditEntry::new("member.remove", "Member", user.as_str())
-                    .values(to_data(&old), json!(null)),
-            );
+            tx.delete(keys::member(&ws, &user), Some(Condition::version(old.version)));
+            tx.audit(AuditEntry::new("member.remove", "Member", user.as_str()).values(to_data(&old), json!(null)));
             tx.commit(now).await?;
             Ok(())
         })
@@ -170,10 +139,7 @@ impl Vigilo {
 
     async fn ensure_another_owner(&self, ws: &str, leaving: &UserId) -> AppResult<()> {
         let others = self.all_members(ws).await?;
-        if others
-            .iter()
-            .any(|m| m.role == Role::Owner && &m.user_id != leaving)
-        {
+        if others.iter().any(|m| m.role == Role::Owner && &m.user_id != leaving) {
             Ok(())
         } else {
             Err(AppError::LastOwner)
@@ -199,9 +165,7 @@ impl Vigilo {
                 access.require(Permission::ManageWorkspace)?;
             }
             let ws = access.ws().to_owned();
-            let old: Member = load(&*self.table, &keys::member(&ws, &user))
-                .await?
-                .ok_or(AppError::NotFound)?;
+            let old: Member = load(&*self.table, &keys::member(&ws, &user)).await?.ok_or(AppError::NotFound)?;
             let delegation = match &input.delegate {
                 None => None,
                 Some(raw) => Some(self.check_delegation(&ws, &user, raw, &input).await?),
@@ -213,9 +177,7 @@ impl Vigilo {
             new.updated_at = now;
             let (before, after) = diff(&old, &new);
             tx.put(member_item(&new), Some(Condition::version(old.version)));
-            tx.audit(
-                AuditEntry::new("member.delegate", "Member", user.as_str()).values(before, after),
-            );
+            tx.audit(AuditEntry::new("member.delegate", "Member", user.as_str()).values(before, after));
             tx.commit(now).await?;
             Ok(new)
         })
@@ -229,20 +191,14 @@ impl Vigilo {
         input: &DelegateInput,
     ) -> AppResult<Delegation> {
         let mut errors = FieldErrors::default();
-        let delegate = UserId::parse(raw)
-            .map_err(|r| errors.add("delegate", r))
-            .ok();
-        let time =
-            |field: &str, v: &Option<String>, errors: &mut FieldErrors| -> Option<Timestamp> {
-                let parsed = v.as_deref().and_then(vigilo_domain::time::parse);
-                if parsed.is_none() {
-                    errors.add(
-                        field,
-                        "required: an RFC 3339 time such as 2026-12-01T09:00:00Z",
-                    );
-                }
-                parsed.map(vigilo_domain::time::to_millis)
-            };
+        let delegate = UserId::parse(raw).map_err(|r| errors.add("delegate", r)).ok();
+        let time = |field: &str, v: &Option<String>, errors: &mut FieldErrors| -> Option<Timestamp> {
+            let parsed = v.as_deref().and_then(vigilo_domain::time::parse);
+            if parsed.is_none() {
+                errors.add(field, "required: an RFC 3339 time such as 2026-12-01T09:00:00Z");
+            }
+            parsed.map(vigilo_domain::time::to_millis)
+        };
         let from = time("from", &input.from, &mut errors);
         let until = time("until", &input.until, &mut errors);
         if let (Some(f), Some(u)) = (from, until) {
@@ -259,11 +215,7 @@ impl Vigilo {
         }
         errors.into_result()?;
         match (delegate, from, until) {
-            (Some(delegate), Some(from), Some(until)) => Ok(Delegation {
-                delegate,
-                from,
-                until,
-            }),
+            (Some(delegate), Some(from), Some(until)) => Ok(Delegation { delegate, from, until }),
             _ => Err(AppError::BadRequest("incomplete delegation".into())),
         }
     }
@@ -275,22 +227,12 @@ impl Vigilo {
 
     pub async fn all_groups(&self, ws: &str) -> AppResult<Vec<Group>> {
         let (pk, prefix) = keys::groups(ws);
-        crate::paging::query_all(
-            &*self.table,
-            Query::table(pk).begins_with(prefix).limit(500),
-        )
-        .await
+        crate::paging::query_all(&*self.table, Query::table(pk).begins_with(prefix).limit(500)).await
     }
 
     /// Replaces a group's members; each must be a member of the workspace.
     #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
-    pub async fn put_group(
-        &self,
-        actor: &Actor,
-        slug: &str,
-        name: &str,
-        input: GroupInput,
-    ) -> AppResult<Group> {
+    pub async fn put_group(&self, actor: &Actor, slug: &str, name: &str, input: GroupInput) -> AppResult<Group> {
         retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.
@@ -307,12 +249,8 @@ impl Vigilo {
             let mut users = Vec::new();
             for raw in &input.members {
                 match parse_user("members", raw) {
-                    Ok(u) if self.table.get(&keys::member(&ws, &u)).await?.is_some() => {
-                        users.push(u)
-                    }
-                    Ok(u) => {
-                        errors.add("members", format!("{u} is not a member of this workspace"))
-                    }
+                    Ok(u) if self.table.get(&keys::member(&ws, &u)).await?.is_some() => users.push(u),
+                    Ok(u) => errors.add("members", format!("{u} is not a member of this workspace")),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -331,17 +269,10 @@ impl Vigilo {
             if old.as_ref().is_some_and(|g| g.members == new.members) {
                 return Ok(old.unwrap_or(new));
             }
-            let condition = old
-                .as_ref()
-                .map_or(Condition::NotExists, |g| Condition::version(g.version));
-            let before = old
-                .as_ref()
-                .map_or(json!(null), |g| json!({"members": g.members}));
+            let condition = old.as_ref().map_or(Condition::NotExists, |g| Condition::version(g.version));
+            let before = old.as_ref().map_or(json!(null), |g| json!({"members": g.members}));
             tx.put(group_item(&new), Some(condition));
-            tx.audit(
-                AuditEntry::new("group.put", "Group", name)
-                    .values(before, json!({"members": new.members})),
-            );
+            tx.audit(AuditEntry::new("group.put", "Group", name).values(before, json!({"members": new.members})));
             tx.commit(now).await?;
             Ok(new)
         })

@@ -16,14 +16,12 @@ pub fn to_data<T: Serialize>(value: &T) -> serde_json::Value {
 }
 
 pub fn decode<T: DeserializeOwned>(item: Item) -> AppResult<T> {
-    serde_json::from_value(item.data)
-        .map_err(|e| AppError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))
+    serde_json::from_value(item.data).map_err(|e| AppError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))
 }
 
 /// Decodes an item in place, for filters that look at many and keep few.
 pub fn decode_ref<T: DeserializeOwned>(item: &Item) -> AppResult<T> {
-    T::deserialize(&item.data)
-        .map_err(|e| AppError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))
+    T::deserialize(&item.data).map_err(|e| AppError::Corrupt(format!("{}/{}: {e}", item.key.pk, item.key.sk)))
 }
 
 pub async fn load<T: DeserializeOwned>(table: &dyn Table, key: &Key) -> AppResult<Option<T>> {
@@ -35,15 +33,10 @@ pub fn workspace_item(w: &Workspace) -> Item {
 }
 
 pub fn member_item(m: &Member) -> Item {
-    let mut item = Item::new(keys::member(&m.workspace_id, &m.user_id), to_data(m)).index(
-        keys::BY_USER,
-        keys::member_by_user(&m.workspace_id, &m.user_id),
-    );
+    let mut item = Item::new(keys::member(&m.workspace_id, &m.user_id), to_data(m))
+        .index(keys::BY_USER, keys::member_by_user(&m.workspace_id, &m.user_id));
     if let Some(d) = &m.delegation {
-        item = item.index(
-            keys::BY_DELEGATE,
-            keys::member_by_delegate(&m.workspace_id, &d.delegate, &m.user_id),
-        );
+        item = item.index(keys::BY_DELEGATE, keys::member_by_delegate(&m.workspace_id, &d.delegate, &m.user_id));
     }
     item
 }
@@ -55,22 +48,10 @@ pub fn group_item(g: &Group) -> Item {
 pub fn change_item(c: &ChangeRequest) -> Item {
     let w = &c.workspace_id;
     let mut item = Item::new(keys::change(w, c.number), to_data(c))
-        .index(
-            keys::BY_STATUS,
-            keys::change_by_status(w, c.status, c.number),
-        )
-        .index(
-            keys::BY_TYPE,
-            keys::change_by_type(w, c.change_type, c.number),
-        )
-        .index(
-            keys::BY_PRIORITY,
-            keys::change_by_priority(w, c.priority, c.number),
-        )
-        .index(
-            keys::BY_RISK,
-            keys::change_by_risk(w, c.risk_level, c.number),
-        );
+        .index(keys::BY_STATUS, keys::change_by_status(w, c.status, c.number))
+        .index(keys::BY_TYPE, keys::change_by_type(w, c.change_type, c.number))
+        .index(keys::BY_PRIORITY, keys::change_by_priority(w, c.priority, c.number))
+        .index(keys::BY_RISK, keys::change_by_risk(w, c.risk_level, c.number));
     if let Some(a) = &c.assignee {
         item = item.index(keys::BY_ASSIGNEE, keys::change_by_assignee(w, a, c.number));
     }
@@ -82,10 +63,7 @@ pub fn step_item(s: &ApprovalStep) -> Item {
     let mut item = Item::new(key, to_data(s));
     if s.status == StepStatus::Pending {
         let created = vigilo_domain::time::format(s.created_at);
-        item = item.index(
-            keys::PENDING,
-            keys::pending_step(&s.workspace_id, &created, s.change_number, &s.id),
-        );
+        item = item.index(keys::PENDING, keys::pending_step(&s.workspace_id, &created, s.change_number, &s.id));
     }
     item
 }

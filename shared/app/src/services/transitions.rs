@@ -38,14 +38,8 @@ pub struct ActionInput {
 }
 
 fn check_len(field: &str, text: &Option<String>) -> AppResult<()> {
-    if text
-        .as_ref()
-        .is_some_and(|t| t.chars().count() > vigilo_domain::change::REASON_MAX)
-    {
-        let reason = format!(
-            "must be at most {} characters",
-            vigilo_domain::change::REASON_MAX
-        );
+    if text.as_ref().is_some_and(|t| t.chars().count() > vigilo_domain::change::REASON_MAX) {
+        let reason = format!("must be at most {} characters", vigilo_domain::change::REASON_MAX);
         return Err(FieldErrors::single(field, &reason).into());
     }
     Ok(())
@@ -78,26 +72,14 @@ fn write_change(
     new.updated_at = now;
     let (before, after) = diff(old, new);
     tx.put(change_item(new), Some(Condition::version(old.version)));
-    let entry = AuditEntry::new(
-        format!("change.{}", action.audit_verb()),
-        "ChangeRequest",
-        &new.id,
-    );
+    let entry = AuditEntry::new(format!("change.{}", action.audit_verb()), "ChangeRequest", &new.id);
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
 
 /// Closes the steps of `steps` that are still open (the change left review), each with
 /// its `approval_step.cancel` row.
-fn close_open_steps(
-    tx: &mut Tx<'_>,
-    change_id: &str,
-    steps: Vec<ApprovalStep>,
-    now: jiff::Timestamp,
-) {
-    for mut s in steps
-        .into_iter()
-        .filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Waiting))
-    {
+fn close_open_steps(tx: &mut Tx<'_>, change_id: &str, steps: Vec<ApprovalStep>, now: jiff::Timestamp) {
+    for mut s in steps.into_iter().filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Waiting)) {
         let old = s.clone();
         s.status = StepStatus::Cancelled;
         s.decided_at = Some(now);
@@ -130,10 +112,7 @@ impl Vigilo {
             check_len("closure_notes", &input.closure_notes)?;
             let old = self.load_change(access.ws(), number).await?;
             if let Some(v) = if_match.filter(|v| *v != old.version) {
-                return Err(AppError::VersionConflict {
-                    expected: v,
-                    current: old.version,
-                });
+                return Err(AppError::VersionConflict { expected: v, current: old.version });
             }
             if !action.is_decision() {
                 require_executor(&access, &old, action)?;
@@ -174,25 +153,21 @@ impl Vigilo {
                     new.started_at = Some(now);
                 }
                 Action::Complete => {
-                    let (code, notes) = fsm::check_closure(
-                        input.closure_code.as_deref(),
-                        input.closure_notes.as_deref(),
-                    )?;
+                    let (code, notes) =
+                        fsm::check_closure(input.closure_code.as_deref(), input.closure_notes.as_deref())?;
                     new.status = Status::Completed;
                     new.closure_code = Some(code);
                     new.closure_notes = Some(notes);
                     new.ended_at = Some(now);
                 }
                 Action::Fail => {
-                    let reason =
-                        fsm::reason(input.reason.as_deref()).ok_or(DomainError::ReasonRequired)?;
+                    let reason = fsm::reason(input.reason.as_deref()).ok_or(DomainError::ReasonRequired)?;
                     new.status = Status::Failed;
                     new.failure_reason = Some(reason);
                     new.ended_at = Some(now);
                 }
                 Action::Rollback => {
-                    let reason = fsm::reason(input.reason.as_deref())
-                        .ok_or(DomainError::RollbackReasonRequired)?;
+                    let reason = fsm::reason(input.reason.as_deref()).ok_or(DomainError::RollbackReasonRequired)?;
                     new.status = Status::RolledBack;
                     new.rollback_reason = Some(reason);
                     new.rolled_back_at = Some(now);
@@ -243,18 +218,10 @@ impl Vigilo {
 
     /// The approval steps of a new round, from the built-in matrix.
     async fn plan_steps(&self, c: &ChangeRequest) -> AppResult<Vec<ApprovalStep>> {
-        let members: Vec<(UserId, Role)> = self
-            .all_members(&c.workspace_id)
-            .await?
-            .into_iter()
-            .map(|m| (m.user_id, m.role))
-            .collect();
-        let groups: BTreeMap<String, Vec<UserId>> = self
-            .all_groups(&c.workspace_id)
-            .await?
-            .into_iter()
-            .map(|g| (g.name, g.members))
-            .collect();
+        let members: Vec<(UserId, Role)> =
+            self.all_members(&c.workspace_id).await?.into_iter().map(|m| (m.user_id, m.role)).collect();
+        let groups: BTreeMap<String, Vec<UserId>> =
+            self.all_groups(&c.workspace_id).await?.into_iter().map(|g| (g.name, g.members)).collect();
         let plans = approval::builtin_steps(c, &members, &groups)?;
         let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
         let mut steps = Vec::with_capacity(plans.len());
@@ -272,11 +239,7 @@ impl Vigilo {
                 quorum: p.quorum,
                 group: p.group,
                 eligible: p.eligible,
-                status: if p.stage == first_stage {
-                    StepStatus::Pending
-                } else {
-                    StepStatus::Waiting
-                },
+                status: if p.stage == first_stage { StepStatus::Pending } else { StepStatus::Waiting },
                 decisions: vec![],
                 created_at: c.updated_at.max(c.submitted_at.unwrap_or(c.updated_at)),
                 decided_at: None,
@@ -288,8 +251,7 @@ impl Vigilo {
 
     /// The steps of a change's current round, in stage order.
     pub(crate) async fn round_steps(&self, c: &ChangeRequest) -> AppResult<Vec<ApprovalStep>> {
-        let q = Query::table(keys::steps(&c.workspace_id, c.number))
-            .begins_with(keys::round_prefix(c.approval_round));
+        let q = Query::table(keys::steps(&c.workspace_id, c.number)).begins_with(keys::round_prefix(c.approval_round));
         crate::paging::query_all(&*self.table, q.limit(500)).await
     }
 
@@ -310,9 +272,7 @@ impl Vigilo {
         };
         let comment = fsm::reason(input.comment.as_deref());
         if verdict != Verdict::Approve && comment.is_none() {
-            return Err(
-                FieldErrors::single("comment", "required to reject or request changes").into(),
-            );
+            return Err(FieldErrors::single("comment", "required to reject or request changes").into());
         }
         if &old.author == access.user() {
             return Err(DomainError::SelfApprovalForbidden.into());
@@ -324,11 +284,7 @@ impl Vigilo {
                 delegators.push(m.user_id);
             }
         }
-        let seats = Seats {
-            caller: access.user(),
-            as_self: access.role().can_approve(),
-            delegators: &delegators,
-        };
+        let seats = Seats { caller: access.user(), as_self: access.role().can_approve(), delegators: &delegators };
         let now = self.now();
         let mut steps = self.round_steps(&old).await?;
         let before_steps = steps.clone();
@@ -346,34 +302,18 @@ impl Vigilo {
             if current.version != old.version {
                 return Err(AppError::Contended);
             }
-            let spoke = steps
-                .iter()
-                .any(|s| s.status == StepStatus::Pending && s.decided_by(seats.caller));
-            return Err(if spoke {
-                DomainError::AlreadyDecided
-            } else {
-                DomainError::NotAnApprover
-            }
-            .into());
+            let spoke = steps.iter().any(|s| s.status == StepStatus::Pending && s.decided_by(seats.caller));
+            return Err(if spoke { DomainError::AlreadyDecided } else { DomainError::NotAnApprover }.into());
         }
         let (outcome, opened) = approval::advance(&mut steps);
         for &i in decided.iter().chain(opened.iter()) {
             let s = &mut steps[i];
             s.version = before_steps[i].version + 1;
-            tx.put(
-                step_item(s),
-                Some(Condition::version(before_steps[i].version)),
-            );
+            tx.put(step_item(s), Some(Condition::version(before_steps[i].version)));
             let (b, a) = diff(&before_steps[i], s);
-            let verb = if decided.contains(&i) {
-                verdict.as_str()
-            } else {
-                "open"
-            };
+            let verb = if decided.contains(&i) { verdict.as_str() } else { "open" };
             tx.audit(
-                AuditEntry::new(format!("approval_step.{verb}"), "ApprovalStep", &s.id)
-                    .values(b, a)
-                    .subject(&old.id),
+                AuditEntry::new(format!("approval_step.{verb}"), "ApprovalStep", &s.id).values(b, a).subject(&old.id),
             );
         }
         let mut new = old.clone();
@@ -386,10 +326,7 @@ impl Vigilo {
         if new.status == old.status {
             // Still in review: the change itself is untouched, but it must not have
             // moved under us (a concurrent cancel, say).
-            tx.check(
-                keys::change(ws, old.number),
-                Condition::version(old.version),
-            );
+            tx.check(keys::change(ws, old.number), Condition::version(old.version));
             tx.commit(now).await?;
             return Ok(old);
         }
@@ -398,11 +335,7 @@ impl Vigilo {
         if outcome != RoundOutcome::Approved {
             // The round is over: steps nobody decided are closed. Decided ones were
             // written above with their decision.
-            let rest = steps
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| !decided.contains(i))
-                .map(|(_, s)| s);
+            let rest = steps.into_iter().enumerate().filter(|(i, _)| !decided.contains(i)).map(|(_, s)| s);
             close_open_steps(&mut tx, &new.id, rest.collect(), now);
         }
         tx.commit(now).await?;

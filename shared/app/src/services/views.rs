@@ -16,9 +16,7 @@ pub struct WorkspaceView {
 /// The top-level fields that differ between two snapshots, as (old, new) objects.
 /// Audit rows of updates carry just these, so a reviewer sees what changed.
 pub fn diff<T: Serialize>(old: &T, new: &T) -> (Value, Value) {
-    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
-        (serde_json::to_value(old), serde_json::to_value(new))
-    else {
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) = (serde_json::to_value(old), serde_json::to_value(new)) else {
         return (Value::Null, Value::Null);
     };
     let mut before = Map::new();
@@ -39,10 +37,7 @@ mod tests {
 
     #[test]
     fn diff_keeps_only_changed_fields() {
-        let (o, n) = diff(
-            &json!({"a": 1, "b": 2, "updated_at": "x"}),
-            &json!({"a": 1, "b": 3, "updated_at": "y"}),
-        );
+        let (o, n) = diff(&json!({"a": 1, "b": 2, "updated_at": "x"}), &json!({"a": 1, "b": 3, "updated_at": "y"}));
         assert_eq!((o, n), (json!({"b": 2}), json!({"b": 3})));
     }
 }

@@ -53,18 +53,10 @@ impl Vigilo {
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<WorkspaceView>> {
         let mut errors = FieldErrors::default();
-        let slug = Slug::parse(&input.slug)
-            .map_err(|r| errors.add("slug", r))
-            .ok();
+        let slug = Slug::parse(&input.slug).map_err(|r| errors.add("slug", r)).ok();
         let locale = input.locale.unwrap_or_else(|| "en".into());
         let timezone = input.timezone.unwrap_or_else(|| "UTC".into());
-        check_settings(
-            &mut errors,
-            Some(&input.name),
-            Some(&locale),
-            Some(&timezone),
-            None,
-        );
+        check_settings(&mut errors, Some(&input.name), Some(&locale), Some(&timezone), None);
         errors.clone().into_result()?;
         let Some(slug) = slug else {
             return Err(errors.into());
@@ -101,15 +93,9 @@ impl Vigilo {
                 created_at: now,
                 updated_at: now,
             };
-            let view = WorkspaceView {
-                workspace: workspace.clone(),
-                role: Role::Owner,
-            };
+            let view = WorkspaceView { workspace: workspace.clone(), role: Role::Owner };
             let mut tx = Tx::begin(&*self.table, &workspace.id, Some(actor)).await?;
-            tx.put(
-                Item::new(keys::slug(&slug), json!({"workspace_id": workspace.id})),
-                Some(Condition::NotExists),
-            );
+            tx.put(Item::new(keys::slug(&slug), json!({"workspace_id": workspace.id})), Some(Condition::NotExists));
             tx.put(workspace_item(&workspace), Some(Condition::NotExists));
             tx.put(member_item(&owner), Some(Condition::NotExists));
             tx.audit(
@@ -117,18 +103,9 @@ impl Vigilo {
                     .values(json!(null), to_data(&workspace)),
             );
             tx.audit(
-                AuditEntry::new("member.add", "Member", owner.user_id.as_str())
-                    .values(json!(null), to_data(&owner)),
+                AuditEntry::new("member.add", "Member", owner.user_id.as_str()).values(json!(null), to_data(&owner)),
             );
-            idempotency::remember(
-                &mut tx,
-                &actor.user_id,
-                SCOPE,
-                idem,
-                &slot,
-                &to_data(&view),
-                now,
-            );
+            idempotency::remember(&mut tx, &actor.user_id, SCOPE, idem, &slot, &to_data(&view), now);
             tx.commit(now).await?;
             Ok(Created::New(view))
         })
@@ -140,13 +117,8 @@ impl Vigilo {
         let memberships: Vec<Member> = crate::paging::query_all(&*self.table, q).await?;
         let mut out = Vec::with_capacity(memberships.len());
         for m in memberships {
-            if let Some(workspace) =
-                load::<Workspace>(&*self.table, &keys::workspace(&m.workspace_id)).await?
-            {
-                out.push(WorkspaceView {
-                    workspace,
-                    role: m.role,
-                });
+            if let Some(workspace) = load::<Workspace>(&*self.table, &keys::workspace(&m.workspace_id)).await? {
+                out.push(WorkspaceView { workspace, role: m.role });
             }
         }
         out.sort_by(|a, b| a.workspace.slug.as_str().cmp(b.workspace.slug.as_str()));
@@ -155,10 +127,7 @@ impl Vigilo {
 
     pub async fn get_workspace(&self, actor: &Actor, slug: &str) -> AppResult<WorkspaceView> {
         let access = self.access(actor, slug).await?;
-        Ok(WorkspaceView {
-            role: access.role(),
-            workspace: access.workspace,
-        })
+        Ok(WorkspaceView { role: access.role(), workspace: access.workspace })
     }
 
     #[instrument(skip(self, actor, patch), fields(user = %actor.user_id))]
@@ -176,10 +145,7 @@ impl Vigilo {
             access.require(Permission::ManageWorkspace)?;
             let old = access.workspace.clone();
             if let Some(v) = if_match.filter(|v| *v != old.version) {
-                return Err(AppError::VersionConflict {
-                    expected: v,
-                    current: old.version,
-                });
+                return Err(AppError::VersionConflict { expected: v, current: old.version });
             }
             let mut errors = FieldErrors::default();
             let retention = patch.audit_retention_days.flatten();
@@ -206,23 +172,15 @@ impl Vigilo {
                 new.audit_retention_days = r;
             }
             if new == old {
-                return Ok(WorkspaceView {
-                    workspace: new,
-                    role: access.role(),
-                });
+                return Ok(WorkspaceView { workspace: new, role: access.role() });
             }
             new.version += 1;
             new.updated_at = now;
             let (before, after) = diff(&old, &new);
             tx.put(workspace_item(&new), Some(Condition::version(old.version)));
-            tx.audit(
-                AuditEntry::new("workspace.update", "Workspace", &new.id).values(before, after),
-            );
+            tx.audit(AuditEntry::new("workspace.update", "Workspace", &new.id).values(before, after));
             tx.commit(now).await?;
-            Ok(WorkspaceView {
-                workspace: new,
-                role: access.role(),
-            })
+            Ok(WorkspaceView { workspace: new, role: access.role() })
         })
     }
 }

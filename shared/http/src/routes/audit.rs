@@ -36,10 +36,7 @@ async fn list(
     PathParams(slug): PathParams<String>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result {
-    Ok(ok(s
-        .app
-        .list_audit(&actor, &slug, &p.filter, p.page.limit()?, p.page.cursor())
-        .await?))
+    Ok(ok(s.app.list_audit(&actor, &slug, &p.filter, p.page.limit()?, p.page.cursor()).await?))
 }
 
 async fn show(
@@ -50,10 +47,6 @@ async fn show(
     Ok(ok(s.app.get_audit_row(&actor, &slug, &id).await?))
 }
 
-async fn verify(
-    State(s): State<AppState>,
-    Caller(actor): Caller,
-    PathParams(slug): PathParams<String>,
-) -> Result {
+async fn verify(State(s): State<AppState>, Caller(actor): Caller, PathParams(slug): PathParams<String>) -> Result {
     Ok(ok(s.app.verify_audit(&actor, &slug).await?))
 }

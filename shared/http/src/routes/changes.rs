@@ -21,10 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ws/{slug}/changes", get(list).post(create))
         .route("/ws/{slug}/changes/{number}", get(show).patch(update))
-        .route(
-            "/ws/{slug}/changes/{number}/approvals",
-            get(change_approvals),
-        )
+        .route("/ws/{slug}/changes/{number}/approvals", get(change_approvals))
         .route("/ws/{slug}/changes/{number}/activity", get(activity))
         .route("/ws/{slug}/changes/{number}/{action}", post(act))
         .route("/ws/{slug}/approvals", get(my_approvals))
@@ -46,10 +43,7 @@ async fn list(
     PathParams(slug): PathParams<String>,
     QueryParams(p): QueryParams<ListParams>,
 ) -> Result {
-    let page = s
-        .app
-        .list_changes(&actor, &slug, &p.filter, p.page.limit()?, p.page.cursor())
-        .await?;
+    let page = s.app.list_changes(&actor, &slug, &p.filter, p.page.limit()?, p.page.cursor()).await?;
     Ok(ok(page))
 }
 
@@ -61,14 +55,8 @@ async fn create(
     JsonBody(input, raw): JsonBody<RawChange>,
 ) -> Result {
     let target = format!("POST /ws/{slug}/changes");
-    let idem = key
-        .map(|k| IdempotencyKey::new(&k, &target, &raw))
-        .transpose()?;
-    Ok(created(
-        s.app
-            .create_change(&actor, &slug, input, idem.as_ref())
-            .await?,
-    ))
+    let idem = key.map(|k| IdempotencyKey::new(&k, &target, &raw)).transpose()?;
+    Ok(created(s.app.create_change(&actor, &slug, input, idem.as_ref()).await?))
 }
 
 async fn show(
@@ -88,10 +76,7 @@ async fn update(
     IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<RawChange>,
 ) -> Result {
-    let c = s
-        .app
-        .patch_change(&actor, &slug, &number, patch, if_match)
-        .await?;
+    let c = s.app.patch_change(&actor, &slug, &number, patch, if_match).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }
@@ -103,10 +88,7 @@ async fn act(
     IfMatch(if_match): IfMatch,
     JsonBody(input, _): JsonBody<ActionInput>,
 ) -> Result {
-    let c = s
-        .app
-        .act(&actor, &slug, &number, &action, input, if_match)
-        .await?;
+    let c = s.app.act(&actor, &slug, &number, &action, input, if_match).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }
@@ -116,9 +98,7 @@ async fn change_approvals(
     Caller(actor): Caller,
     PathParams((slug, number)): PathParams<(String, String)>,
 ) -> Result {
-    Ok(ok(
-        json!({ "items": s.app.change_approvals(&actor, &slug, &number).await?, "next_cursor": null }),
-    ))
+    Ok(ok(json!({ "items": s.app.change_approvals(&actor, &slug, &number).await?, "next_cursor": null })))
 }
 
 async fn activity(
@@ -127,10 +107,7 @@ async fn activity(
     PathParams((slug, number)): PathParams<(String, String)>,
     QueryParams(p): QueryParams<PageParams>,
 ) -> Result {
-    Ok(ok(s
-        .app
-        .change_activity(&actor, &slug, &number, p.limit()?, p.cursor())
-        .await?))
+    Ok(ok(s.app.change_activity(&actor, &slug, &number, p.limit()?, p.cursor()).await?))
 }
 
 async fn my_approvals(
@@ -139,8 +116,5 @@ async fn my_approvals(
     PathParams(slug): PathParams<String>,
     QueryParams(p): QueryParams<PageParams>,
 ) -> Result {
-    Ok(ok(s
-        .app
-        .my_approvals(&actor, &slug, p.limit()?, p.cursor())
-        .await?))
+    Ok(ok(s.app.my_approvals(&actor, &slug, p.limit()?, p.cursor()).await?))
 }

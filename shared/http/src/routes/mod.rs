@@ -31,8 +31,7 @@ pub fn created<T: Serialize>(c: Created<T>) -> Response {
         Created::New(body) => (StatusCode::CREATED, Json(body)).into_response(),
         Created::Replay(body) => {
             let mut r = (StatusCode::CREATED, Json(body)).into_response();
-            r.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             r
         }
     }

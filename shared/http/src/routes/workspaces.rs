@@ -21,10 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workspaces", get(list).post(create))
         .route("/ws/{slug}", get(show).patch(update))
         .route("/ws/{slug}/members", get(members))
-        .route(
-            "/ws/{slug}/members/{user_id}",
-            put(put_member).delete(remove_member),
-        )
+        .route("/ws/{slug}/members/{user_id}", put(put_member).delete(remove_member))
         .route("/ws/{slug}/members/{user_id}/delegate", put(delegate))
         .route("/ws/{slug}/groups", get(groups))
         .route("/ws/{slug}/groups/{name}", put(put_group))
@@ -33,9 +30,7 @@ pub fn routes() -> Router<AppState> {
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
 async fn list(State(s): State<AppState>, Caller(actor): Caller) -> Result {
-    Ok(ok(
-        json!({ "items": s.app.list_workspaces(&actor).await?, "next_cursor": null }),
-    ))
+    Ok(ok(json!({ "items": s.app.list_workspaces(&actor).await?, "next_cursor": null })))
 }
 
 async fn create(
@@ -44,19 +39,11 @@ async fn create(
     IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(input, raw): JsonBody<NewWorkspace>,
 ) -> Result {
-    let idem = key
-        .map(|k| IdempotencyKey::new(&k, "POST /workspaces", &raw))
-        .transpose()?;
-    Ok(created(
-        s.app.create_workspace(&actor, input, idem.as_ref()).await?,
-    ))
+    let idem = key.map(|k| IdempotencyKey::new(&k, "POST /workspaces", &raw)).transpose()?;
+    Ok(created(s.app.create_workspace(&actor, input, idem.as_ref()).await?))
 }
 
-async fn show(
-    State(s): State<AppState>,
-    Caller(actor): Caller,
-    PathParams(slug): PathParams<String>,
-) -> Result {
+async fn show(State(s): State<AppState>, Caller(actor): Caller, PathParams(slug): PathParams<String>) -> Result {
     let w = s.app.get_workspace(&actor, &slug).await?;
     let v = w.workspace.version;
     Ok(versioned(w, v))
@@ -69,22 +56,13 @@ async fn update(
     IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<WorkspacePatch>,
 ) -> Result {
-    let w = s
-        .app
-        .update_workspace(&actor, &slug, patch, if_match)
-        .await?;
+    let w = s.app.update_workspace(&actor, &slug, patch, if_match).await?;
     let v = w.workspace.version;
     Ok(versioned(w, v))
 }
 
-async fn members(
-    State(s): State<AppState>,
-    Caller(actor): Caller,
-    PathParams(slug): PathParams<String>,
-) -> Result {
-    Ok(ok(
-        json!({ "items": s.app.list_members(&actor, &slug).await?, "next_cursor": null }),
-    ))
+async fn members(State(s): State<AppState>, Caller(actor): Caller, PathParams(slug): PathParams<String>) -> Result {
+    Ok(ok(json!({ "items": s.app.list_members(&actor, &slug).await?, "next_cursor": null })))
 }
 
 async fn put_member(
@@ -118,14 +96,8 @@ async fn delegate(
     Ok(versioned(m, v))
 }
 
-async fn groups(
-    State(s): State<AppState>,
-    Caller(actor): Caller,
-    PathParams(slug): PathParams<String>,
-) -> Result {
-    Ok(ok(
-        json!({ "items": s.app.list_groups(&actor, &slug).await?, "next_cursor": null }),
-    ))
+async fn groups(State(s): State<AppState>, Caller(actor): Caller, PathParams(slug): PathParams<String>) -> Result {
+    Ok(ok(json!({ "items": s.app.list_groups(&actor, &slug).await?, "next_cursor": null })))
 }
 
 async fn put_group(
