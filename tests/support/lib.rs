@@ -49,35 +49,30 @@ impl Resp {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        Self::start_with(|router| router).await
+        Self::launch(None, Arc::new(SystemClock), |r| r).await
     }
 
-    /// Starts the server with the router wrapped by `wrap` (to add a test layer).
-    pub async fn start_with(wrap: impl FnOnce(axum::Router) -> axum::Router) -> TestServer {
-        Self::start_mode(AuthMode::Hs256 { key: vec![] }, wrap).await
-    }
-
+    /// Starts the server in another auth mode, with the router wrapped by `wrap` (to
+    /// add a test layer that stands in for the host).
     pub async fn start_mode(mode: AuthMode, wrap: impl FnOnce(axum::Router) -> axum::Router) -> TestServer {
-        Self::launch(mode, Arc::new(SystemClock), wrap).await
+        Self::launch(Some(mode), Arc::new(SystemClock), wrap).await
     }
 
     /// Starts the server on a clock the test moves.
     pub async fn start_with_clock(clock: Arc<dyn Clock>) -> TestServer {
-        Self::launch(AuthMode::Hs256 { key: vec![] }, clock, |r| r).await
+        Self::launch(None, clock, |r| r).await
     }
 
+    /// `mode: None` is local HS256 auth with the new data folder's secret.
     async fn launch(
-        mode: AuthMode,
+        mode: Option<AuthMode>,
         clock: Arc<dyn Clock>,
         wrap: impl FnOnce(axum::Router) -> axum::Router,
     ) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = DataDir::create(&tmp.path().join("data")).expect("data dir");
         let key = data.token_secret().expect("secret");
-        let mode = match mode {
-            AuthMode::Hs256 { .. } => AuthMode::Hs256 { key: key.clone() },
-            other => other,
-        };
+        let mode = mode.unwrap_or_else(|| AuthMode::Hs256 { key: key.clone() });
         let table = SqliteTable::open(&data.table_path()).expect("table");
         let app = Vigilo::new(Arc::new(table), clock);
         let router = wrap(vigilo_http::router(AppState::new(app, mode)));

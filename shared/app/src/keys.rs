@@ -35,23 +35,6 @@ pub const AUDIT_ACTOR: IndexName = "audit_actor";
 pub const AUDIT_ACTION: IndexName = "audit_action";
 pub const AUDIT_SUBJECT: IndexName = "audit_subject";
 
-/// Every secondary index, for adapters that create them up front.
-pub const ALL_INDEXES: &[IndexName] = &[
-    BY_USER,
-    BY_DELEGATE,
-    BY_STATUS,
-    BY_TYPE,
-    BY_PRIORITY,
-    BY_RISK,
-    BY_ASSIGNEE,
-    PENDING,
-    AUDIT_ID,
-    AUDIT_TARGET,
-    AUDIT_ACTOR,
-    AUDIT_ACTION,
-    AUDIT_SUBJECT,
-];
-
 fn ws(w: &str) -> String {
     format!("WS#{w}")
 }

@@ -84,14 +84,18 @@ pub async fn query_all<T: serde::de::DeserializeOwned>(table: &dyn Table, mut q:
 
 /// Runs `q` page by page, keeping what `keep` makes of each item, until `limit` are
 /// kept or the partition ends. Each call reads only the queried partition; the next
-/// cursor resumes after the last item kept.
-pub async fn collect<T>(
+/// cursor resumes after the last item kept. `keep` may read further (an index entry
+/// followed to its record); a purely local decision returns `std::future::ready`.
+pub async fn collect<T, F>(
     table: &dyn Table,
     mut q: Query,
     limit: usize,
     cursor: Option<&str>,
-    mut keep: impl FnMut(&Item) -> AppResult<Option<T>>,
-) -> AppResult<(Vec<T>, Option<String>)> {
+    mut keep: impl FnMut(&Item) -> F,
+) -> AppResult<(Vec<T>, Option<String>)>
+where
+    F: std::future::Future<Output = AppResult<Option<T>>>,
+{
     let proto = q.clone();
     q.after = cursor.map(|c| decode_cursor(&proto, c)).transpose()?;
     let mut kept = Vec::new();
@@ -100,7 +104,7 @@ pub async fn collect<T>(
         let page = table.query(&q).await?;
         let n = page.items.len();
         for (i, item) in page.items.iter().enumerate() {
-            if let Some(t) = keep(item)? {
+            if let Some(t) = keep(item).await? {
                 kept.push(t);
                 if kept.len() == limit {
                     let more = i + 1 < n || page.last.is_some();

@@ -45,8 +45,9 @@ impl Vigilo {
         let seats = Seats { caller: &me, as_self: access.role().can_approve(), delegators: &delegators };
         let q = Query::index(keys::PENDING, keys::pending_partition(&ws));
         let (steps, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
-            let step: ApprovalStep = decode_ref(item)?;
-            Ok((step.offered_to(&seats) && !step.decided_by(&me)).then_some(step))
+            let step = decode_ref::<ApprovalStep>(item)
+                .map(|step| (step.offered_to(&seats) && !step.decided_by(&me)).then_some(step));
+            std::future::ready(step)
         })
         .await?;
         let mut out = Vec::with_capacity(steps.len());

@@ -119,8 +119,9 @@ impl Vigilo {
         let f = filter.check()?;
         let detail = allows(access.role(), Permission::ReadAuditDetail);
         let (items, next_cursor) = paging::collect(&*self.table, f.query(access.ws()), limit, cursor, |item| {
-            let row: AuditRow = decode_ref(item)?;
-            Ok(f.matches(&row, detail).then(|| redact(item.data.clone(), detail)))
+            let kept = decode_ref::<AuditRow>(item)
+                .map(|row| f.matches(&row, detail).then(|| redact(item.data.clone(), detail)));
+            std::future::ready(kept)
         })
         .await?;
         Ok(Paged { items, next_cursor })
@@ -149,8 +150,10 @@ impl Vigilo {
         let c = self.load_change(access.ws(), number).await?;
         let detail = allows(access.role(), Permission::ReadAuditDetail);
         let q = Query::index(keys::AUDIT_SUBJECT, keys::audit_subject_partition(access.ws(), &c.id));
-        let (items, next_cursor) =
-            paging::collect(&*self.table, q, limit, cursor, |item| Ok(Some(redact(item.data.clone(), detail)))).await?;
+        let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
+            std::future::ready(Ok(Some(redact(item.data.clone(), detail))))
+        })
+        .await?;
         Ok(Paged { items, next_cursor })
     }
 

@@ -212,44 +212,24 @@ impl Vigilo {
         let filter = filter.check()?;
         let ws = access.ws();
         let q = filter.query(ws);
-        if filter.asset.is_none() {
-            let (items, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
-                let change: ChangeRequest = decode_ref(item)?;
-                Ok(filter.matches(&change).then_some(change))
-            })
-            .await?;
-            return Ok(Paged { items, next_cursor });
-        }
-        // Asset entries point at changes: follow each and apply the other filters.
-        let proto = q.clone();
-        let mut q = q;
-        q.after = cursor.map(|c| paging::decode_cursor(&proto, c)).transpose()?;
-        let mut items = Vec::new();
-        loop {
-            q.limit = (limit - items.len()).max(25);
-            let page = self.table.query(&q).await?;
-            let n = page.items.len();
-            for (i, entry) in page.items.into_iter().enumerate() {
-                let Some(number) = keys::number_from_sk(&entry.key.sk) else {
-                    continue;
+        let table = &*self.table;
+        let filter = &filter;
+        let (items, next_cursor) = paging::collect(table, q, limit, cursor, |item| {
+            // Asset entries point at changes: follow each one. Other partitions hold
+            // the changes themselves.
+            let inline = filter.asset.is_none().then(|| decode_ref::<ChangeRequest>(item));
+            let number = keys::number_from_sk(&item.key.sk);
+            async move {
+                let change = match (inline, number) {
+                    (Some(decoded), _) => Some(decoded?),
+                    (None, Some(n)) => load::<ChangeRequest>(table, &keys::change(ws, n)).await?,
+                    (None, None) => None,
                 };
-                let Some(c) = load::<ChangeRequest>(&*self.table, &keys::change(ws, number)).await? else {
-                    continue;
-                };
-                if filter.matches(&c) {
-                    items.push(c);
-                    if items.len() == limit {
-                        let more = i + 1 < n || page.last.is_some();
-                        let next = more.then(|| paging::encode_cursor(&proto, &paging::position_of(&proto, &entry)));
-                        return Ok(Paged { items, next_cursor: next });
-                    }
-                }
+                Ok(change.filter(|c| filter.matches(c)))
             }
-            match page.last {
-                Some(p) => q.after = Some(p),
-                None => return Ok(Paged { items, next_cursor: None }),
-            }
-        }
+        })
+        .await?;
+        Ok(Paged { items, next_cursor })
     }
 
     /// Edits a draft: its author, or an admin.

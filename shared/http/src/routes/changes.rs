@@ -5,13 +5,12 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::json;
 use vigilo_app::services::changes::ChangeFilter;
 use vigilo_app::services::transitions::ActionInput;
 use vigilo_app::IdempotencyKey;
 use vigilo_domain::change::RawChange;
 
-use super::{created, ok, versioned};
+use super::{all, created, ok, versioned};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{IdempotencyHeader, IfMatch, JsonBody, PageParams, PathParams, QueryParams};
@@ -98,7 +97,7 @@ async fn change_approvals(
     Caller(actor): Caller,
     PathParams((slug, number)): PathParams<(String, String)>,
 ) -> Result {
-    Ok(ok(json!({ "items": s.app.change_approvals(&actor, &slug, &number).await?, "next_cursor": null })))
+    Ok(all(s.app.change_approvals(&actor, &slug, &number).await?))
 }
 
 async fn activity(

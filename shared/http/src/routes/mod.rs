@@ -16,6 +16,11 @@ pub fn ok<T: Serialize>(body: T) -> Response {
     Json(body).into_response()
 }
 
+/// 200 with a list that fits in one page, in the contract's list shape.
+pub fn all<T: Serialize>(items: Vec<T>) -> Response {
+    ok(vigilo_app::paging::Paged { items, next_cursor: None })
+}
+
 /// 200 with a versioned resource and its version as the ETag (for `If-Match`).
 pub fn versioned<T: Serialize>(body: T, version: u64) -> Response {
     let mut r = Json(body).into_response();

@@ -5,12 +5,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
-use serde_json::json;
 use vigilo_app::services::members::{DelegateInput, GroupInput, MemberInput};
 use vigilo_app::services::workspaces::{NewWorkspace, WorkspacePatch};
 use vigilo_app::IdempotencyKey;
 
-use super::{created, ok, versioned};
+use super::{all, created, versioned};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{IdempotencyHeader, IfMatch, JsonBody, PathParams};
@@ -30,7 +29,7 @@ pub fn routes() -> Router<AppState> {
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
 async fn list(State(s): State<AppState>, Caller(actor): Caller) -> Result {
-    Ok(ok(json!({ "items": s.app.list_workspaces(&actor).await?, "next_cursor": null })))
+    Ok(all(s.app.list_workspaces(&actor).await?))
 }
 
 async fn create(
@@ -62,7 +61,7 @@ async fn update(
 }
 
 async fn members(State(s): State<AppState>, Caller(actor): Caller, PathParams(slug): PathParams<String>) -> Result {
-    Ok(ok(json!({ "items": s.app.list_members(&actor, &slug).await?, "next_cursor": null })))
+    Ok(all(s.app.list_members(&actor, &slug).await?))
 }
 
 async fn put_member(
@@ -97,7 +96,7 @@ async fn delegate(
 }
 
 async fn groups(State(s): State<AppState>, Caller(actor): Caller, PathParams(slug): PathParams<String>) -> Result {
-    Ok(ok(json!({ "items": s.app.list_groups(&actor, &slug).await?, "next_cursor": null })))
+    Ok(all(s.app.list_groups(&actor, &slug).await?))
 }
 
 async fn put_group(
