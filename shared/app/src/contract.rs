@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::keys::{BY_STATUS, BY_USER};
 use crate::store::{Condition, Item, Key, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
+use crate::txn::{AuditEntry, Tx};
 
 fn put(item: Item, condition: Option<Condition>) -> WriteOp {
     WriteOp::Put { item, condition }
@@ -16,7 +18,7 @@ fn item(pk: &str, sk: &str, v: i64) -> Item {
 }
 
 pub async fn put_get_round_trip(t: Arc<dyn Table>) {
-    let it = item("P", "a", 1).index("by_x", Key::new("X#1", "0001"));
+    let it = item("P", "a", 1).index(BY_USER, Key::new("X#1", "0001"));
     t.transact(vec![put(it.clone(), None)]).await.unwrap();
     assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), Some(it));
     assert_eq!(t.get(&Key::new("P", "b")).await.unwrap(), None);
@@ -69,11 +71,11 @@ pub async fn a_failed_check_rejects_the_whole_transaction(t: Arc<dyn Table>) {
 }
 
 pub async fn delete_removes_the_item_and_its_index_entries(t: Arc<dyn Table>) {
-    let it = item("P", "a", 1).index("by_x", Key::new("X", "1"));
+    let it = item("P", "a", 1).index(BY_USER, Key::new("X", "1"));
     t.transact(vec![put(it, None)]).await.unwrap();
     t.transact(vec![WriteOp::Delete { key: Key::new("P", "a"), condition: Some(Condition::Exists) }]).await.unwrap();
     assert_eq!(t.get(&Key::new("P", "a")).await.unwrap(), None);
-    assert!(t.query(&Query::index("by_x", "X")).await.unwrap().items.is_empty());
+    assert!(t.query(&Query::index(BY_USER, "X")).await.unwrap().items.is_empty());
 }
 
 pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Table>) {
@@ -105,7 +107,7 @@ pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Ta
 }
 
 pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
-    let tagged = |sk: &str, status: &str| item("P", sk, 0).index("by_status", Key::new(format!("S#{status}"), "same"));
+    let tagged = |sk: &str, status: &str| item("P", sk, 0).index(BY_STATUS, Key::new(format!("S#{status}"), "same"));
     t.transact(vec![
         put(tagged("a", "open"), None),
         put(tagged("b", "open"), None),
@@ -114,7 +116,7 @@ pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
     ])
     .await
     .unwrap();
-    let q = Query::index("by_status", "S#open").limit(2);
+    let q = Query::index(BY_STATUS, "S#open").limit(2);
     let first = t.query(&q).await.unwrap();
     assert_eq!(first.items.len(), 2);
     let rest = t.query(&q.clone().after(first.last.clone())).await.unwrap();
@@ -123,15 +125,15 @@ pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
     assert_eq!(keys, ["a", "b", "c"], "equal index sort keys page by primary key without loss");
 
     t.transact(vec![put(tagged("a", "closed"), None)]).await.unwrap();
-    let open = t.query(&Query::index("by_status", "S#open")).await.unwrap();
+    let open = t.query(&Query::index(BY_STATUS, "S#open")).await.unwrap();
     assert_eq!(open.items.len(), 2);
-    let closed = t.query(&Query::index("by_status", "S#closed")).await.unwrap();
+    let closed = t.query(&Query::index(BY_STATUS, "S#closed")).await.unwrap();
     assert_eq!(closed.items[0].key.sk, "a");
-    assert_eq!(closed.items[0].indexes["by_status"], Key::new("S#closed", "same"));
+    assert_eq!(closed.items[0].indexes[BY_STATUS], Key::new("S#closed", "same"));
 
     t.transact(vec![put(item("P", "b", 0), None)]).await.unwrap();
     assert_eq!(
-        t.query(&Query::index("by_status", "S#open")).await.unwrap().items.len(),
+        t.query(&Query::index(BY_STATUS, "S#open")).await.unwrap().items.len(),
         1,
         "dropping the index key leaves the index"
     );
@@ -172,11 +174,45 @@ pub async fn racing_writers_lose_no_update(t: Arc<dyn Table>) {
     assert_eq!(t.get(&Key::new("C", "n")).await.unwrap().unwrap().data["version"], 80);
 }
 
-/// Expands to one `#[tokio::test]` per contract case, each on a fresh table from `$make`.
+/// 32 writers append to one workspace's audit chain at once: each commit is
+/// conditioned on the head it read, so the losers retry and the chain stays one line.
+pub async fn audit_chain_has_no_fork_under_32_concurrent_writers(t: Arc<dyn Table>) {
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let table: &dyn Table = &*t;
+            crate::retrying!({
+                let mut tx = Tx::begin(table, "w", None).await?;
+                tx.audit(AuditEntry::new("test.write", "test", format!("writer-{i}")));
+                tx.commit(jiff::Timestamp::now()).await
+            })
+        }));
+    }
+    for task in tasks {
+        let rows = task.await.unwrap().expect("every writer commits eventually");
+        assert_eq!(rows.len(), 1);
+    }
+    let app = crate::Vigilo::new(t.clone(), Arc::new(crate::SystemClock));
+    let report = app.verify_chain("w", |_, _| {}).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.rows_checked, 32);
+    let rows = t.query(&Query::table(crate::keys::audit_rows("w"))).await.unwrap().items;
+    let seqs: Vec<u64> = rows.iter().map(|r| r.data["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=32).collect::<Vec<u64>>(), "seq is gapless");
+    let mut writers: Vec<&str> = rows.iter().map(|r| r.data["target_id"].as_str().unwrap()).collect();
+    writers.sort();
+    writers.dedup();
+    assert_eq!(writers.len(), 32, "every writer's row is in the chain exactly once");
+}
+
+/// Expands to one `#[tokio::test]` per contract case, each on a fresh table from
+/// `$make` (an expression in an async context giving `(Arc<dyn Table>, guard)`).
+/// Attributes given after a `;` (such as `#[ignore = "..."]`) go on every case.
 #[macro_export]
 macro_rules! table_contract_tests {
-    ($make:expr) => {
-        $crate::table_contract_tests!(@cases $make;
+    ($make:expr $(; $(#[$attr:meta])*)?) => {
+        $crate::table_contract_tests!(@cases [$($(#[$attr])*)?] $make;
             put_get_round_trip,
             not_exists_refuses_a_second_put_and_writes_nothing,
             equals_conditions_guard_versions,
@@ -186,15 +222,18 @@ macro_rules! table_contract_tests {
             indexes_are_sparse_and_follow_rewrites,
             malformed_transactions_are_refused,
             racing_writers_lose_no_update,
+            audit_chain_has_no_fork_under_32_concurrent_writers,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (table, _guard) = $make;
-                $crate::contract::$case(table).await;
-            }
-        )+
+    (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {
+        $( $crate::table_contract_tests!(@case $attrs $make; $case); )+
+    };
+    (@case [$($attr:tt)*] $make:expr; $case:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $case() {
+            let (table, _guard) = $make;
+            $crate::contract::$case(table).await;
+        }
     };
 }

@@ -23,6 +23,9 @@ pub enum AppError {
     LastOwner,
     #[error("too many concurrent writers; retry the request")]
     Contended,
+    /// The store is overloaded; the request may succeed if sent again later.
+    #[error("the service is busy; retry the request")]
+    Busy,
     #[error(transparent)]
     Store(StoreError),
     #[error("stored data is unreadable: {0}")]
@@ -34,6 +37,7 @@ impl From<StoreError> for AppError {
         match e {
             // A lost race: the service loop retries from a fresh read.
             StoreError::ConditionFailed { .. } => AppError::Contended,
+            StoreError::Throttled => AppError::Busy,
             other => AppError::Store(other),
         }
     }

@@ -35,6 +35,33 @@ pub const AUDIT_ACTOR: IndexName = "audit_actor";
 pub const AUDIT_ACTION: IndexName = "audit_action";
 pub const AUDIT_SUBJECT: IndexName = "audit_subject";
 
+/// Where each index lives on DynamoDB, which charges for and limits global secondary
+/// indexes: indexes whose partitions never collide share one physical index (`gsi{n}`),
+/// and no item carries two indexes of one slot. Five slots serve every item kind.
+pub const INDEX_SLOTS: &[(IndexName, u8)] = &[
+    (BY_USER, 1),
+    (BY_STATUS, 1),
+    (PENDING, 1),
+    (AUDIT_ID, 1),
+    (BY_DELEGATE, 2),
+    (BY_TYPE, 2),
+    (AUDIT_TARGET, 2),
+    (BY_PRIORITY, 3),
+    (AUDIT_ACTOR, 3),
+    (BY_RISK, 4),
+    (AUDIT_ACTION, 4),
+    (BY_ASSIGNEE, 5),
+    (AUDIT_SUBJECT, 5),
+];
+
+/// The number of physical index slots.
+pub const INDEX_SLOT_COUNT: u8 = 5;
+
+/// The physical slot of an index, `None` for a name no item uses.
+pub fn index_slot(name: &str) -> Option<u8> {
+    INDEX_SLOTS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
 fn ws(w: &str) -> String {
     format!("WS#{w}")
 }
@@ -244,6 +271,29 @@ mod tests {
         assert!(a.sk < b.sk);
         assert_eq!(number_from_sk(&b.sk), ChangeNumber::new(10));
         assert!(seq_sk(99) < seq_sk(100));
+    }
+
+    #[test]
+    fn every_index_has_one_slot_and_each_item_kind_uses_a_slot_once() {
+        let kinds: [&[IndexName]; 4] = [
+            &[BY_USER, BY_DELEGATE],
+            &[BY_STATUS, BY_TYPE, BY_PRIORITY, BY_RISK, BY_ASSIGNEE],
+            &[PENDING],
+            &[AUDIT_ID, AUDIT_TARGET, AUDIT_ACTOR, AUDIT_ACTION, AUDIT_SUBJECT],
+        ];
+        let mut named: Vec<&str> = kinds.iter().flat_map(|k| k.iter().copied()).collect();
+        named.sort();
+        let mut slotted: Vec<&str> = INDEX_SLOTS.iter().map(|(n, _)| *n).collect();
+        slotted.sort();
+        assert_eq!(named, slotted, "each index appears once in INDEX_SLOTS");
+        for kind in kinds {
+            let mut slots: Vec<u8> = kind.iter().map(|n| index_slot(n).unwrap()).collect();
+            assert!(slots.iter().all(|s| (1..=INDEX_SLOT_COUNT).contains(s)));
+            slots.sort();
+            slots.dedup();
+            assert_eq!(slots.len(), kind.len(), "{kind:?} share a slot");
+        }
+        assert_eq!(index_slot("nope"), None);
     }
 
     #[test]

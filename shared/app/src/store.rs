@@ -32,11 +32,20 @@ pub struct Item {
     pub key: Key,
     pub indexes: BTreeMap<String, Key>,
     pub data: Value,
+    /// Unix seconds after which the store may drop the item by itself (DynamoDB's
+    /// time to live). A hint for housekeeping only: readers still check expiry, and
+    /// reads do not return it.
+    pub expires: Option<i64>,
 }
 
 impl Item {
     pub fn new(key: Key, data: Value) -> Item {
-        Item { key, indexes: BTreeMap::new(), data }
+        Item { key, indexes: BTreeMap::new(), data, expires: None }
+    }
+
+    pub fn expires(mut self, unix_seconds: i64) -> Item {
+        self.expires = Some(unix_seconds);
+        self
     }
 
     pub fn index(mut self, name: &str, key: Key) -> Item {
@@ -162,6 +171,9 @@ pub enum StoreError {
     ConditionFailed { index: usize },
     #[error("a transaction touches one item twice or has more than {MAX_TRANSACTION_ITEMS} operations")]
     InvalidTransaction,
+    /// The store kept refusing for load (throttling, conflicts) after bounded retries.
+    #[error("the store is throttling requests")]
+    Throttled,
     #[error("storage failure: {0}")]
     Backend(String),
 }

@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use vigilo_app::store::StoreError;
 use vigilo_app::AppError;
 use vigilo_domain::DomainError;
 
@@ -82,6 +83,9 @@ impl ApiError {
                 }
                 AppError::LastOwner => (StatusCode::CONFLICT, "last_owner", json!({})),
                 AppError::Contended => (StatusCode::CONFLICT, "write_contention", json!({})),
+                AppError::Busy | AppError::Store(StoreError::Throttled) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "unavailable", json!({}))
+                }
                 AppError::Store(_) | AppError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", json!({})),
             },
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", json!({})),
@@ -100,13 +104,19 @@ fn body(code: &str, message: String, details: Value) -> Value {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, details) = self.parts();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "request shed");
+            self.to_string()
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
             "an internal error occurred; it has been logged".to_owned()
         } else {
             self.to_string()
         };
         let mut response = (status, Json(body(code, message, details))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
@@ -164,6 +174,8 @@ mod tests {
             (a(AppError::IdempotencyKeyReused), 422, "idempotency_key_reused"),
             (a(AppError::LastOwner), 409, "last_owner"),
             (a(AppError::Contended), 409, "write_contention"),
+            (a(AppError::from(StoreError::Throttled)), 503, "unavailable"),
+            (a(AppError::Store(StoreError::Throttled)), 503, "unavailable"),
             (a(AppError::from(StoreError::ConditionFailed { index: 0 })), 409, "write_contention"),
             (a(AppError::Store(StoreError::Backend("disk".into()))), 500, "internal"),
             (a(AppError::Corrupt("x".into())), 500, "internal"),

@@ -37,9 +37,19 @@ pub fn workspaces_router(state: AppState) -> Router {
     finish(routes::workspaces::routes(), state)
 }
 
-/// Changes, their lifecycle actions and approvals.
+/// Changes: create, read, list, edit in draft, activity.
 pub fn changes_router(state: AppState) -> Router {
     finish(routes::changes::routes(), state)
+}
+
+/// Lifecycle actions of a change (submit, schedule, start, complete, ...).
+pub fn transitions_router(state: AppState) -> Router {
+    finish(routes::changes::transition_routes(), state)
+}
+
+/// Approve and reject, a change's approval steps, and the caller's queue.
+pub fn approvals_router(state: AppState) -> Router {
+    finish(routes::changes::approval_routes(), state)
 }
 
 /// The audit log: list, read, verify.
@@ -52,6 +62,8 @@ pub fn router(state: AppState) -> Router {
     let all = routes::health::routes()
         .merge(routes::workspaces::routes())
         .merge(routes::changes::routes())
+        .merge(routes::changes::transition_routes())
+        .merge(routes::changes::approval_routes())
         .merge(routes::audit::routes());
     finish(all, state)
 }

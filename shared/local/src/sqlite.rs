@@ -96,7 +96,7 @@ impl SqliteTable {
 fn decode_item(pk: String, sk: String, data: &str, indexes: &str) -> Result<Item, StoreError> {
     let data: Value = serde_json::from_str(data).map_err(backend)?;
     let indexes: BTreeMap<String, Key> = serde_json::from_str(indexes).map_err(backend)?;
-    Ok(Item { key: Key { pk, sk }, indexes, data })
+    Ok(Item { key: Key { pk, sk }, indexes, data, expires: None })
 }
 
 /// SQL for a sort-key condition on `col`, with its parameters appended to `args`.

@@ -99,5 +99,6 @@ pub fn remember(
         None => Condition::NotExists,
         Some(v) => Condition::version(*v),
     };
-    tx.put(Item::new(keys::idempotency(user, scope, &k.key), data), Some(condition));
+    let item = Item::new(keys::idempotency(user, scope, &k.key), data).expires(expires.as_second());
+    tx.put(item, Some(condition));
 }

@@ -1,4 +1,6 @@
-//! `/ws/{slug}/changes`: changes, their lifecycle actions, approvals and activity.
+//! `/ws/{slug}/changes`: changes and their activity ([`routes`]), their lifecycle
+//! actions ([`transition_routes`]), and approvals ([`approval_routes`]). The three
+//! groups are served by separate functions on AWS.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -20,9 +22,21 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ws/{slug}/changes", get(list).post(create))
         .route("/ws/{slug}/changes/{number}", get(show).patch(update))
-        .route("/ws/{slug}/changes/{number}/approvals", get(change_approvals))
         .route("/ws/{slug}/changes/{number}/activity", get(activity))
-        .route("/ws/{slug}/changes/{number}/{action}", post(act))
+}
+
+/// Every lifecycle action; `approve` and `reject` are matched first by
+/// [`approval_routes`] where both groups are merged.
+pub fn transition_routes() -> Router<AppState> {
+    Router::new().route("/ws/{slug}/changes/{number}/{action}", post(act))
+}
+
+/// Decisions, a change's steps, and the caller's approval queue.
+pub fn approval_routes() -> Router<AppState> {
+    Router::new()
+        .route("/ws/{slug}/changes/{number}/approve", post(decide))
+        .route("/ws/{slug}/changes/{number}/reject", post(decide))
+        .route("/ws/{slug}/changes/{number}/approvals", get(change_approvals))
         .route("/ws/{slug}/approvals", get(my_approvals))
 }
 
@@ -88,6 +102,21 @@ async fn act(
     JsonBody(input, _): JsonBody<ActionInput>,
 ) -> Result {
     let c = s.app.act(&actor, &slug, &number, &action, input, if_match).await?;
+    let v = c.version;
+    Ok(versioned(c, v))
+}
+
+/// `approve` or `reject`: the action is the last path segment.
+async fn decide(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    uri: axum::http::Uri,
+    PathParams((slug, number)): PathParams<(String, String)>,
+    IfMatch(if_match): IfMatch,
+    JsonBody(input, _): JsonBody<ActionInput>,
+) -> Result {
+    let action = uri.path().rsplit('/').next().unwrap_or_default();
+    let c = s.app.act(&actor, &slug, &number, action, input, if_match).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }

@@ -1,0 +1,330 @@
+//! The storage port on DynamoDB: one table, five overloaded global secondary indexes,
+//! strongly consistent reads of the table, and conditional `TransactWriteItems`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use vigilo_app::store::{
+    check_transaction_shape, Condition, Key, Page, Position, Query, SortKeyCondition, StoreError, Table, WriteOp,
+};
+
+use crate::attrs::{self, Attrs, DATA, PK, SK};
+use crate::usage::{Side, Usage};
+
+/// Attempts of a transaction that DynamoDB cancelled for a conflict or throttling,
+/// not for a condition. Conditions are never retried here: the service re-reads.
+const MAX_ATTEMPTS: u32 = 8;
+const BACKOFF_BASE_MS: u64 = 10;
+const BACKOFF_CAP_MS: u64 = 500;
+
+#[derive(Clone)]
+pub struct DynamoTable {
+    client: Client,
+    name: String,
+    usage: Arc<Usage>,
+}
+
+impl DynamoTable {
+    pub fn new(client: Client, name: impl Into<String>) -> DynamoTable {
+        DynamoTable { client, name: name.into(), usage: Arc::new(Usage::default()) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Requests and capacity units consumed so far, for benchmarks and logs.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    fn write_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let (names, values, expr) = match op {
+            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => {
+                let expr = condition.as_ref().map(|c| condition_expr(c, &mut names, &mut values));
+                (names, values, expr)
+            }
+            WriteOp::Check { condition, .. } => {
+                let expr = condition_expr(condition, &mut names, &mut values);
+                (names, values, Some(expr))
+            }
+        };
+        let names = (!names.is_empty()).then_some(names);
+        let values = (!values.is_empty()).then_some(values);
+        let built = match op {
+            WriteOp::Put { item, .. } => TransactWriteItem::builder().put(
+                Put::builder()
+                    .table_name(&self.name)
+                    .set_item(Some(attrs::encode(item)?))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .build()
+                    .map_err(backend)?,
+            ),
+            WriteOp::Delete { key, .. } => TransactWriteItem::builder().delete(
+                Delete::builder()
+                    .table_name(&self.name)
+                    .set_key(Some(attrs::key_attrs(key)))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .build()
+                    .map_err(backend)?,
+            ),
+            WriteOp::Check { key, .. } => TransactWriteItem::builder().condition_check(
+                ConditionCheck::builder()
+                    .table_name(&self.name)
+                    .set_key(Some(attrs::key_attrs(key)))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .build()
+                    .map_err(backend)?,
+            ),
+        };
+        Ok(built.build())
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Includes the service's error code and message, which `Display` of an SDK error omits.
+fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R>(e: SdkError<E, R>) -> StoreError
+where
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(s) => StoreError::Backend(format!("{}: {}", s.code().unwrap_or("error"), s.message().unwrap_or(""))),
+        None => StoreError::Backend(format!("{e:?}")),
+    }
+}
+
+/// A DynamoDB condition expression for `c`, naming the data attributes it compares.
+fn condition_expr(c: &Condition, names: &mut HashMap<String, String>, values: &mut Attrs) -> String {
+    names.insert("#pk".into(), PK.into());
+    match c {
+        Condition::NotExists => "attribute_not_exists(#pk)".into(),
+        Condition::Exists => "attribute_exists(#pk)".into(),
+        Condition::Equals(pairs) => {
+            names.insert("#d".into(), DATA.into());
+            let mut expr = String::from("attribute_exists(#pk)");
+            for (i, (name, value)) in pairs.iter().enumerate() {
+                names.insert(format!("#c{i}"), name.clone());
+                values.insert(format!(":c{i}"), attrs::to_attr(value));
+                expr += &format!(" AND #d.#c{i} = :c{i}");
+            }
+            expr
+        }
+    }
+}
+
+/// What a cancelled transaction means for the caller.
+enum Cancelled {
+    Condition(usize),
+    Retry,
+    Fatal(StoreError),
+}
+
+fn classify(err: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> Cancelled {
+    let Some(service) = err.as_service_error() else {
+        // Timeouts and dropped connections: the SDK already retried these.
+        return Cancelled::Fatal(sdk_error(err));
+    };
+    match service {
+        TransactWriteItemsError::TransactionCanceledException(e) => {
+            let reasons = e.cancellation_reasons();
+            if let Some(i) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                return Cancelled::Condition(i);
+            }
+            let transient = ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+            if reasons.iter().any(|r| r.code().is_some_and(|c| transient.contains(&c))) {
+                return Cancelled::Retry;
+            }
+            Cancelled::Fatal(StoreError::Backend(format!(
+                "transaction cancelled: {:?}",
+                reasons.iter().map(|r| r.code().unwrap_or("None")).collect::<Vec<_>>()
+            )))
+        }
+        TransactWriteItemsError::TransactionInProgressException(_)
+        | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+        | TransactWriteItemsError::ThrottlingException(_)
+        | TransactWriteItemsError::RequestLimitExceeded(_)
+        | TransactWriteItemsError::InternalServerError(_) => Cancelled::Retry,
+        _ => Cancelled::Fatal(sdk_error(err)),
+    }
+}
+
+/// Full jitter: a random wait up to an exponentially growing, capped bound.
+fn backoff(attempt: u32) -> Duration {
+    let bound = (BACKOFF_BASE_MS << attempt.min(10)).min(BACKOFF_CAP_MS);
+    let mut b = [0u8; 8];
+    let r = getrandom::fill(&mut b).map(|_| u64::from_le_bytes(b)).unwrap_or(bound / 2);
+    Duration::from_millis(r % (bound + 1))
+}
+
+/// The position a query result resumes after.
+fn position(attrs: &Attrs, index_sk_attr: &str) -> Result<Position, StoreError> {
+    let item_key = |name: &str| match attrs.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Backend(format!("query result lacks {name}"))),
+    };
+    Ok(Position { key: Key::new(item_key(PK)?, item_key(SK)?), index_sk: item_key(index_sk_attr)? })
+}
+
+#[async_trait]
+impl Table for DynamoTable {
+    async fn get(&self, key: &vigilo_app::store::Key) -> Result<Option<vigilo_app::store::Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(attrs::key_attrs(key)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.usage.record(Side::Read, out.consumed_capacity().map(std::slice::from_ref).unwrap_or_default());
+        out.item().map(attrs::decode).transpose()
+    }
+
+    async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        let (pk_attr, sk_attr, index) = match &q.index {
+            None => (PK.to_owned(), SK.to_owned(), None),
+            Some(name) => {
+                let slot = attrs::slot_of(name)?;
+                let (p, s) = attrs::slot_attrs(slot);
+                (p, s, Some(attrs::slot_index(slot)))
+            }
+        };
+        let mut expr = String::from("#p = :p");
+        let mut names = HashMap::from([("#p".to_owned(), pk_attr.clone())]);
+        let mut values = HashMap::from([(":p".to_owned(), attrs::s(&q.pk))]);
+        match &q.sk {
+            SortKeyCondition::Any => {}
+            SortKeyCondition::BeginsWith(prefix) => {
+                expr += " AND begins_with(#s, :a)";
+                names.insert("#s".into(), sk_attr.clone());
+                values.insert(":a".into(), attrs::s(prefix));
+            }
+            SortKeyCondition::Between(lo, hi) => {
+                expr += " AND #s BETWEEN :a AND :b";
+                names.insert("#s".into(), sk_attr.clone());
+                values.insert(":a".into(), attrs::s(lo));
+                values.insert(":b".into(), attrs::s(hi));
+            }
+        }
+        let start = q.after.as_ref().map(|after| {
+            let mut k = attrs::key_attrs(&after.key);
+            if index.is_some() {
+                k.insert(pk_attr.clone(), attrs::s(&q.pk));
+                k.insert(sk_attr.clone(), attrs::s(&after.index_sk));
+            }
+            k
+        });
+        let limit = q.limit.clamp(1, 10_000);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .set_index_name(index.clone())
+            .key_condition_expression(expr)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(q.forward)
+            // One more than asked tells whether more follow without a second request.
+            .limit(limit as i32 + 1)
+            .set_exclusive_start_key(start)
+            // Global secondary indexes only offer eventually consistent reads.
+            .consistent_read(index.is_none())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.usage.record(Side::Read, out.consumed_capacity().map(std::slice::from_ref).unwrap_or_default());
+        let raw = out.items();
+        let mut items = Vec::with_capacity(raw.len().min(limit));
+        for a in raw.iter().take(limit) {
+            items.push(attrs::decode(a)?);
+        }
+        let more = raw.len() > limit || out.last_evaluated_key().is_some();
+        let last = match (more, raw.get(items.len().wrapping_sub(1))) {
+            (true, Some(a)) if !items.is_empty() => Some(position(a, &sk_attr)?),
+            (true, _) => match out.last_evaluated_key() {
+                Some(lek) => Some(position(lek, &sk_attr)?),
+                None => None,
+            },
+            (false, _) => None,
+        };
+        Ok(Page { items, last })
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_transaction_shape(&ops)?;
+        let items = ops.iter().map(|op| self.write_item(op)).collect::<Result<Vec<_>, _>>()?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    self.usage.record(Side::Write, out.consumed_capacity());
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.usage.record(Side::Write, &[]);
+                    match classify(e) {
+                        Cancelled::Condition(index) => return Err(StoreError::ConditionFailed { index }),
+                        Cancelled::Fatal(e) => return Err(e),
+                        Cancelled::Retry if attempt + 1 >= MAX_ATTEMPTS => return Err(StoreError::Throttled),
+                        Cancelled::Retry => {
+                            tracing::debug!(attempt, "transaction conflict or throttling; backing off");
+                            tokio::time::sleep(backoff(attempt)).await;
+                            attempt += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        for attempt in 0..20 {
+            assert!(backoff(attempt) <= Duration::from_millis(BACKOFF_CAP_MS));
+        }
+        assert!(backoff(0) <= Duration::from_millis(BACKOFF_BASE_MS));
+    }
+
+    #[test]
+    fn conditions_name_data_attributes() {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let c = Condition::Equals(vec![("seq".into(), serde_json::json!(3)), ("hash".into(), serde_json::json!("h"))]);
+        let expr = condition_expr(&c, &mut names, &mut values);
+        assert_eq!(expr, "attribute_exists(#pk) AND #d.#c0 = :c0 AND #d.#c1 = :c1");
+        assert_eq!(names["#c1"], "hash");
+        assert_eq!(values[":c0"], AttributeValue::N("3".into()));
+    }
+}

@@ -1,0 +1,15 @@
+//! AWS adapters: the storage port on DynamoDB, and the provisioning of the table,
+//! buckets and topic from the SAM template's own definitions (for emulators and first
+//! runs). Clients are built once per process from the standard AWS configuration
+//! (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials chain) and Vigilo's own settings.
+
+pub mod attrs;
+pub mod dynamo;
+pub mod emulator;
+pub mod provision;
+pub mod settings;
+pub mod usage;
+
+pub use dynamo::DynamoTable;
+pub use settings::{Aws, Settings};
+pub use usage::{Usage, UsageSnapshot};

@@ -1,0 +1,94 @@
+//! Where Vigilo's AWS resources are: names from the environment, never from the code.
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::DynamoTable;
+
+/// The names of Vigilo's resources, as the template passes them to every function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `VIGILO_TABLE`: the DynamoDB table.
+    pub table: String,
+    /// `VIGILO_EVIDENCE_BUCKET`: evidence packs.
+    pub evidence_bucket: Option<String>,
+    /// `VIGILO_ARCHIVE_BUCKET`: audit archives, under Object Lock.
+    pub archive_bucket: Option<String>,
+    /// `VIGILO_TOPIC_ARN`: approver notifications.
+    pub topic_arn: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not set; it names the DynamoDB table to use")]
+pub struct MissingSetting(&'static str);
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, MissingSetting> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, MissingSetting> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Ok(Settings {
+            table: get("VIGILO_TABLE").ok_or(MissingSetting("VIGILO_TABLE"))?,
+            evidence_bucket: get("VIGILO_EVIDENCE_BUCKET"),
+            archive_bucket: get("VIGILO_ARCHIVE_BUCKET"),
+            topic_arn: get("VIGILO_TOPIC_ARN"),
+        })
+    }
+}
+
+/// The shared SDK configuration; build once per process and derive every client from it.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub sdk: SdkConfig,
+}
+
+impl Aws {
+    /// Standard AWS configuration, with SDK retries (jittered, bounded) for throttling
+    /// and transient faults of single requests.
+    pub async fn load() -> Aws {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .load()
+            .await;
+        Aws { sdk }
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        // Emulators and custom endpoints serve buckets by path, not by host name.
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(self.sdk.endpoint_url().is_some());
+        aws_sdk_s3::Client::from_conf(conf.build())
+    }
+
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.sdk)
+    }
+
+    pub fn table(&self, settings: &Settings) -> DynamoTable {
+        DynamoTable::new(self.dynamodb(), &settings.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_must_be_named_and_blank_values_count_as_unset() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert!(Settings::from_lookup(env(&[])).is_err());
+        assert!(Settings::from_lookup(env(&[("VIGILO_TABLE", " ")])).is_err());
+        let s = Settings::from_lookup(env(&[("VIGILO_TABLE", "t"), ("VIGILO_ARCHIVE_BUCKET", "a")])).unwrap();
+        assert_eq!(s.table, "t");
+        assert_eq!(s.archive_bucket.as_deref(), Some("a"));
+        assert_eq!(s.topic_arn, None);
+    }
+}
