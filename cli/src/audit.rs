@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use vigilo_app::{SystemClock, Vigilo};
-use vigilo_local::{DataDir, SqliteTable};
+
+use crate::backend::{self, Backend};
 
 /// Chains shorter than this verify too fast for a bar to help.
 const BAR_THRESHOLD: u64 = 5_000;
@@ -33,17 +34,16 @@ impl Progress {
     }
 }
 
-pub fn verify(data: &Path, slug: &str, progress: Progress) -> Result<ExitCode, String> {
-    let dir = DataDir::existing(data).map_err(|e| e.to_string())?;
-    let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
-    let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
+pub fn verify(data: &Path, backend: Backend, slug: &str, progress: Progress) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        let (table, storage) = backend::open(backend, data).await?;
+        let app = Vigilo::new(table, Arc::new(SystemClock));
         let ws = app
             .workspace_by_slug(slug)
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no workspace {slug} in {}", dir.root().display()))?;
+            .ok_or_else(|| format!("no workspace {slug} in {storage}"))?;
         let mut bar: Option<ProgressBar> = None;
         let report = app
             .verify_chain(&ws.id, |checked, total| {

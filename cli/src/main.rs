@@ -2,6 +2,7 @@
 //! a workspace's audit chain offline.
 
 mod audit;
+mod backend;
 mod bench;
 mod serve;
 mod token;
@@ -9,6 +10,7 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use backend::Backend;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -28,6 +30,9 @@ enum Command {
         /// Data folder (created if missing).
         #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
         data: PathBuf,
+        /// Where the table lives; the data folder keeps the token secret either way.
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
     },
     /// Print a bearer token (valid 24 h) for the service running on DIR.
     Token {
@@ -55,6 +60,23 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// AWS resources.
+    Aws {
+        #[command(subcommand)]
+        command: AwsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AwsCommand {
+    /// Create the table (VIGILO_TABLE), the buckets (VIGILO_EVIDENCE_BUCKET,
+    /// VIGILO_ARCHIVE_BUCKET) and the topic as infra/template.yaml defines them, on the
+    /// account or emulator the AWS configuration points at. Safe to run again.
+    Init {
+        /// Also create the approver topic with this name.
+        #[arg(long, env = "VIGILO_TOPIC_NAME")]
+        topic_name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +85,9 @@ enum AuditCommand {
     Verify {
         #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
         data: PathBuf,
+        /// Where the table lives.
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
         /// The workspace's slug.
         #[arg(long)]
         workspace: String,
@@ -75,11 +100,12 @@ enum AuditCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { addr, data } => serve::run(&addr, &data),
+        Command::Serve { addr, data, backend } => serve::run(&addr, &data, backend),
+        Command::Aws { command: AwsCommand::Init { topic_name } } => backend::init(topic_name.as_deref()),
         Command::Bench { changes, data } => bench::run(changes, data),
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
-        Command::Audit { command: AuditCommand::Verify { data, workspace, progress } } => {
-            audit::verify(&data, &workspace, progress)
+        Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress } } => {
+            audit::verify(&data, backend, &workspace, progress)
         }
     };
     match result {

@@ -1,4 +1,5 @@
-//! `vigilo serve`: the union of every route group over SQLite in a data folder.
+//! `vigilo serve`: the union of every route group, over SQLite in a data folder or
+//! over DynamoDB (`--backend aws`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,7 +9,8 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 use vigilo_app::{SystemClock, Vigilo};
 use vigilo_http::{AppState, AuthMode};
-use vigilo_local::{DataDir, SqliteTable};
+
+use crate::backend::{self, Backend};
 
 fn init_logs() {
     let filter = EnvFilter::try_from_env("VIGILO_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
@@ -23,24 +25,25 @@ fn init_logs() {
         .try_init();
 }
 
-pub fn run(addr: &str, data: &Path) -> Result<ExitCode, String> {
+pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String> {
     init_logs();
     let addr: SocketAddr = addr.parse().map_err(|_| format!("--addr {addr} is not an address like 127.0.0.1:3000"))?;
-    let dir = DataDir::create(data).map_err(|e| e.to_string())?;
+    // The data folder keeps the token secret even when the table is elsewhere.
+    let dir = vigilo_local::DataDir::create(data).map_err(|e| e.to_string())?;
     let key = dir.token_secret().map_err(|e| e.to_string())?;
-    let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
-    let app = Vigilo::new(Arc::new(table), Arc::new(SystemClock));
-    let router = vigilo_http::router(AppState::new(app, AuthMode::Hs256 { key }));
 
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
+        let (table, storage) = backend::open(backend, dir.root()).await?;
+        let app = Vigilo::new(table, Arc::new(SystemClock));
+        let router = vigilo_http::router(AppState::new(app, AuthMode::Hs256 { key }));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let root = dir.root().display().to_string();
         tracing::info!(
             addr = %bound,
-            data = %root,
-            "Vigilo is serving on http://{bound}; data lives in {root}; mint a token with: vigilo token --data {root} --sub you --email you@example.com"
+            data = %storage,
+            "Vigilo is serving on http://{bound}; data lives in {storage}; mint a token with: vigilo token --data {root} --sub you --email you@example.com"
         );
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;

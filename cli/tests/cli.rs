@@ -23,9 +23,15 @@ impl Drop for Server {
 }
 
 fn serve(data: &Path) -> Server {
+    serve_with(data, &[], &[])
+}
+
+fn serve_with(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -201,4 +207,68 @@ fn tokens_are_stable_per_data_folder() {
         secret,
         "minting never rotates the secret"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs emulated AWS; ./scripts/test starts moto and runs it"]
+async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
+    let aws = vigilo_aws::emulator::aws().await;
+    let id = format!("{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond() % 1_000_000_000);
+    let (table, evidence, archive, topic) = (
+        format!("vigilo-cli-{id}"),
+        format!("vigilo-evidence-{id}"),
+        format!("vigilo-archive-{id}"),
+        format!("approvers-{id}"),
+    );
+    let envs = [
+        ("VIGILO_TABLE", table.as_str()),
+        ("VIGILO_EVIDENCE_BUCKET", evidence.as_str()),
+        ("VIGILO_ARCHIVE_BUCKET", archive.as_str()),
+    ];
+    let init = || Command::new(BIN).args(["aws", "init", "--topic-name", &topic]).envs(envs).output().unwrap();
+    let first = init();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let out = stdout(&first);
+    for line in [format!("table           created  {table}"), format!("evidence bucket created  {evidence}")] {
+        assert!(out.contains(&line), "{out}");
+    }
+    assert!(out.contains(&format!("archive bucket  created  {archive}")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("topic") && l.ends_with(&format!(":{topic}"))), "{out}");
+    let again = stdout(&init());
+    assert!(again.contains(&format!("table           exists   {table}")), "{again}");
+    assert!(again.contains(&format!("archive bucket  exists   {archive}")), "{again}");
+
+    let lock = aws.s3().get_object_lock_configuration().bucket(&archive).send().await.unwrap();
+    let retention = lock.object_lock_configuration().unwrap().rule().unwrap().default_retention().unwrap();
+    assert_eq!(retention.mode().unwrap().as_str(), "COMPLIANCE");
+    let ttl = aws.dynamodb().describe_time_to_live().table_name(&table).send().await.unwrap();
+    assert_eq!(ttl.time_to_live_description().unwrap().attribute_name(), Some("ttl"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = serve_with(&data, &["--backend", "aws"], &envs);
+    assert!(server.first_line["fields"]["data"].as_str().unwrap().contains(&table), "{}", server.first_line);
+    let alice = token(&data, "alice");
+    call(&server.base, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
+    drop(server);
+    let item = aws
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key("pk", vigilo_aws::attrs::s("SLUG#acme"))
+        .key("sk", vigilo_aws::attrs::s("#SLUG"))
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item().is_some(), "the workspace was written to DynamoDB");
+
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--backend", "aws", "--workspace", "acme", "--progress", "never"])
+        .envs(envs)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stderr));
+    let missing = Command::new(BIN).args(["serve", "--backend", "aws"]).env_remove("VIGILO_TABLE").output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("VIGILO_TABLE"));
 }

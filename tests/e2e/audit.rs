@@ -1,4 +1,6 @@
-use rusqlite::Connection;
+use serde_json::Value;
+use vigilo_app::keys;
+use vigilo_app::store::{Key, Query, WriteOp};
 use vigilo_e2e::{json, normal_change, TestServer};
 
 async fn busy() -> (TestServer, String) {
@@ -112,15 +114,31 @@ async fn only_admins_verify() {
     assert_eq!(r["first_hash"].as_str().unwrap().len(), 64);
 }
 
-fn tamper(s: &TestServer, sql: &str) {
-    let db = Connection::open(s.db_path()).unwrap();
-    db.execute_batch(sql).unwrap();
+/// Tampering as someone with write access to the table would: past the service.
+async fn workspace_id(s: &TestServer) -> String {
+    s.get("alice", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned()
+}
+
+async fn rewrite_row(s: &TestServer, seq: u64, edit: impl FnOnce(&mut Value)) {
+    let key = keys::audit_row(&workspace_id(s).await, seq);
+    let mut item = s.table().get(&key).await.unwrap().expect("the row exists");
+    edit(&mut item.data);
+    s.table().transact(vec![WriteOp::Put { item, condition: None }]).await.unwrap();
+}
+
+async fn delete_rows_from(s: &TestServer, first: u64, last: u64) {
+    let w = workspace_id(s).await;
+    let q = Query::table(keys::audit_rows(&w)).between(keys::seq_sk(first), keys::seq_sk(last));
+    let keys: Vec<Key> = s.table().query(&q).await.unwrap().items.into_iter().map(|i| i.key).collect();
+    assert!(!keys.is_empty());
+    let ops = keys.into_iter().map(|key| WriteOp::Delete { key, condition: None }).collect();
+    s.table().transact(ops).await.unwrap();
 }
 
 #[tokio::test]
 async fn verify_names_an_edited_row() {
     let (s, _) = busy().await;
-    tamper(&s, "UPDATE items SET data = json_set(data, '$.actor', 'mallory') WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000006';");
+    rewrite_row(&s, 6, |d| d["actor"] = json!("mallory")).await;
     let r = s.verify("alice", "acme").await;
     assert_eq!(r["ok"], false);
     assert_eq!((r["break"]["seq"].as_u64(), r["break"]["reason"].as_str()), (Some(6), Some("hash_mismatch")));
@@ -131,12 +149,12 @@ async fn verify_names_an_edited_row() {
 #[tokio::test]
 async fn verify_names_a_deleted_row_and_a_cut_tail() {
     let (s, _) = busy().await;
-    tamper(&s, "DELETE FROM items WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004';");
+    delete_rows_from(&s, 4, 4).await;
     let r = s.verify("alice", "acme").await;
     assert_eq!((r["break"]["seq"].as_u64(), r["break"]["reason"].as_str()), (Some(5), Some("seq_gap")));
 
     let (s, _) = busy().await;
-    tamper(&s, "DELETE FROM items WHERE pk LIKE '%#AUDIT' AND sk >= '00000000000000000009';");
+    delete_rows_from(&s, 9, u64::MAX).await;
     let r = s.verify("alice", "acme").await;
     assert_eq!((r["break"]["seq"].as_u64(), r["break"]["reason"].as_str()), (Some(9), Some("tail_truncated")));
     assert!(r["break"]["row_id"].is_null());
@@ -168,7 +186,7 @@ async fn concurrent_writers_never_fork_the_chain() {
 #[tokio::test]
 async fn verify_reports_a_row_that_is_no_audit_row() {
     let (s, _) = busy().await;
-    tamper(&s, "UPDATE items SET data = json_object('id', 'r7', 'junk', 1) WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000007';");
+    rewrite_row(&s, 7, |d| *d = json!({"id": "r7", "junk": 1})).await;
     let r = s.verify("alice", "acme").await;
     assert_eq!(r["ok"], false);
     assert_eq!(

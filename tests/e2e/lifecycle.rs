@@ -1,4 +1,5 @@
-use vigilo_e2e::{in_hours, json, normal_change, TestServer};
+use vigilo_app::services::transitions::ActionInput;
+use vigilo_e2e::{actor, in_hours, json, normal_change, TestServer};
 
 async fn team() -> TestServer {
     let s = TestServer::start().await;
@@ -335,4 +336,49 @@ async fn a_draft_that_changes_type_takes_the_new_types_lead_time() {
     let n = s.change("alice", "acme", json!({"title": "t", "change_type": "emergency"})).await;
     let c = s.patch("alice", &format!("/ws/acme/changes/{n}"), json!({"change_type": "normal"})).await.expect(200);
     assert_eq!(c["min_lead_time_hours"], 24);
+}
+
+/// Alice cancels between Bob's read and Bob's write: Bob's commit fails its condition,
+/// his request re-reads, finds the change cancelled, and is refused. His attempt
+/// leaves nothing in the audit log.
+#[tokio::test]
+async fn a_transition_on_a_change_that_moved_on_is_refused_without_an_audit_row() {
+    let s = team().await;
+    let n = s.change("alice", "acme", normal_change("t")).await;
+    s.act("alice", "acme", &n, "submit", json!({})).await.expect(200);
+    let number = n.clone();
+    s.before_next_write(move |app| async move {
+        let input = ActionInput { reason: Some("superseded".into()), ..Default::default() };
+        app.act(&actor("alice"), "acme", &number, "cancel", input, None).await.expect("the rival cancel commits");
+    });
+    let r = s.act("bob", "acme", &n, "approve", json!({})).await;
+    r.refused(409, "invalid_transition");
+    assert_eq!(r.body["error"]["details"]["status"], "cancelled");
+    let audit = s.get("alice", "/ws/acme/audit?limit=200").await.expect(200);
+    let rows = audit["items"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["action"] == "change.cancel" && r["actor"] == "alice"));
+    assert!(!rows.iter().any(|r| r["actor"] == "bob"), "bob's refused attempt wrote a row: {audit}");
+    assert_eq!(s.verify("alice", "acme").await["ok"], true);
+}
+
+/// With If-Match, a change that moved on between read and write is a 412, and the
+/// refused request writes nothing.
+#[tokio::test]
+async fn an_if_match_request_on_a_change_that_moved_on_gets_412_without_an_audit_row() {
+    let s = team().await;
+    let n = s.change("alice", "acme", normal_change("t")).await;
+    let rows_before = s.verify("alice", "acme").await["rows_checked"].as_u64().unwrap();
+    let number = n.clone();
+    s.before_next_write(move |app| async move {
+        let edit = serde_json::from_value(json!({"title": "renamed meanwhile"})).unwrap();
+        app.patch_change(&actor("alice"), "acme", &number, edit, None).await.expect("the rival edit commits");
+    });
+    let path = format!("/ws/acme/changes/{n}/submit");
+    let r = s.send(Some("alice"), reqwest::Method::POST, &path, None, &[("if-match", "1")]).await;
+    r.refused(412, "version_conflict");
+    assert_eq!(r.body["error"]["details"], json!({"expected": 1, "current": 2}));
+    let c = s.get("alice", &format!("/ws/acme/changes/{n}")).await.expect(200);
+    assert_eq!((c["status"].as_str(), c["title"].as_str()), (Some("draft"), Some("renamed meanwhile")));
+    let report = s.verify("alice", "acme").await;
+    assert_eq!(report["rows_checked"].as_u64().unwrap(), rows_before + 1, "only the edit was written");
 }

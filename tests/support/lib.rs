@@ -1,20 +1,81 @@
-//! The one helper every end-to-end test uses: the real router on SQLite in a fresh
-//! data folder, listening on 127.0.0.1 port 0, stopped when the test's runtime ends.
+//! The one helper every end-to-end test uses: the real router on a fresh table,
+//! listening on 127.0.0.1 port 0, stopped when the test's runtime ends.
+//!
+//! The table is SQLite in a fresh data folder, or, with `VIGILO_TEST_BACKEND=aws`, a
+//! fresh DynamoDB table on the emulator: `scripts/test` runs the whole suite both ways.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::Value;
-use vigilo_app::{Clock, SystemClock, Vigilo};
+use vigilo_app::store::{Item, Key, Page, Query, StoreError, WriteOp};
+use vigilo_app::{Clock, SystemClock, Table, Vigilo};
 use vigilo_http::{AppState, AuthMode};
 use vigilo_local::{DataDir, SqliteTable};
 
 pub use serde_json::json;
 
+type Meddle = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The table the server uses: the real one, with a hook that lets a test slip a rival
+/// write in before the next transaction.
+struct Meddler {
+    inner: Arc<dyn Table>,
+    next: Mutex<Option<Meddle>>,
+}
+
+#[async_trait::async_trait]
+impl Table for Meddler {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        self.inner.query(query).await
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let meddle = self.next.lock().unwrap().take();
+        if let Some(m) = meddle {
+            m().await;
+        }
+        self.inner.transact(ops).await
+    }
+}
+
+/// An actor for services called directly by a test.
+pub fn actor(user: &str) -> vigilo_app::Actor {
+    vigilo_app::Actor {
+        user_id: vigilo_domain::ids::UserId::parse(user).expect("user id"),
+        email: Some(format!("{user}@example.com")),
+        name: None,
+        request: Default::default(),
+    }
+}
+
+/// Which storage the servers of this test process run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Aws,
+}
+
+/// `VIGILO_TEST_BACKEND=aws` selects DynamoDB on the emulator; anything else, SQLite.
+pub fn backend() -> Backend {
+    match std::env::var("VIGILO_TEST_BACKEND").as_deref() {
+        Ok("aws") => Backend::Aws,
+        _ => Backend::Local,
+    }
+}
+
 pub struct TestServer {
     pub base: String,
+    table: Arc<dyn Table>,
+    meddler: Arc<Meddler>,
     key: Vec<u8>,
     client: reqwest::Client,
     data: DataDir,
@@ -73,23 +134,47 @@ impl TestServer {
         let data = DataDir::create(&tmp.path().join("data")).expect("data dir");
         let key = data.token_secret().expect("secret");
         let mode = mode.unwrap_or_else(|| AuthMode::Hs256 { key: key.clone() });
-        let table = SqliteTable::open(&data.table_path()).expect("table");
-        let app = Vigilo::new(Arc::new(table), clock);
+        let table: Arc<dyn Table> = match backend() {
+            Backend::Local => Arc::new(SqliteTable::open(&data.table_path()).expect("table")),
+            Backend::Aws => Arc::new(vigilo_aws::emulator::fresh_table().await),
+        };
+        let meddler = Arc::new(Meddler { inner: table.clone(), next: Mutex::new(None) });
+        let app = Vigilo::new(meddler.clone(), clock);
         let router = wrap(vigilo_http::router(AppState::new(app, mode)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
         });
-        TestServer { base: format!("http://{addr}"), key, client: reqwest::Client::new(), data, _tmp: tmp }
+        TestServer {
+            base: format!("http://{addr}"),
+            table,
+            meddler,
+            key,
+            client: reqwest::Client::new(),
+            data,
+            _tmp: tmp,
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
         self.data.root()
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.data.table_path()
+    /// Runs `meddle` on the server's own services just before the next transaction any
+    /// request commits: a rival request landing between that request's read and its
+    /// write, on demand.
+    pub fn before_next_write<F>(&self, meddle: impl FnOnce(Vigilo) -> F + Send + 'static)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let inner = Vigilo::new(self.table.clone(), Arc::new(SystemClock));
+        *self.meddler.next.lock().unwrap() = Some(Box::new(move || Box::pin(meddle(inner))));
+    }
+
+    /// The server's table, for tests that play an attacker with write access to it.
+    pub fn table(&self) -> &dyn Table {
+        &*self.table
     }
 
     pub fn token(&self, sub: &str) -> String {

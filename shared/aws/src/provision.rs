@@ -250,6 +250,10 @@ async fn create_bucket(
     resource: &str,
 ) -> Result<Outcome, ProvisionError> {
     let s3 = aws.s3();
+    // In us-east-1, CreateBucket succeeds again on a bucket one already owns, so ask first.
+    if s3.head_bucket().bucket(name).send().await.is_ok() {
+        return Ok(Outcome { resource: resource.into(), name: name.into(), created: false });
+    }
     let mut req = s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(lock.is_some());
     let region = aws.sdk.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
     if !region.is_empty() && region != "us-east-1" {
