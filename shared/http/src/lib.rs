@@ -32,9 +32,10 @@ impl AppState {
     }
 }
 
-/// Workspaces, members, groups and delegation.
+/// Workspaces, members, groups and delegation, plus `/health` (the function that
+/// serves them answers the unauthenticated health check).
 pub fn workspaces_router(state: AppState) -> Router {
-    finish(routes::workspaces::routes(), state)
+    finish(routes::health::routes().merge(routes::workspaces::routes()), state)
 }
 
 /// Changes: create, read, list, edit in draft, activity.

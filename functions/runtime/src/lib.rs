@@ -1,0 +1,112 @@
+//! What every Vigilo Lambda function shares. A function's `main` names its route
+//! group and calls [`run`]: JSON logs, settings from the environment, AWS clients built
+//! once per container, then `lambda_http::run` over the same axum router that
+//! `vigilo serve` uses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderValue;
+use axum::Router;
+use lambda_http::request::RequestContext;
+use tracing_subscriber::EnvFilter;
+use vigilo_app::{SystemClock, Table, Vigilo};
+use vigilo_aws::{Aws, Settings};
+use vigilo_http::{AppState, AuthMode, GatewayClaims};
+
+/// The route groups, one Lambda function each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// Workspaces, members, groups, delegation, and `/health`.
+    Workspaces,
+    Changes,
+    Transitions,
+    Approvals,
+    Audit,
+}
+
+impl Function {
+    pub const ALL: [Function; 5] =
+        [Function::Workspaces, Function::Changes, Function::Transitions, Function::Approvals, Function::Audit];
+
+    /// The folder of its sample events under `events/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Workspaces => "workspaces",
+            Function::Changes => "changes",
+            Function::Transitions => "transitions",
+            Function::Approvals => "approvals",
+            Function::Audit => "audit",
+        }
+    }
+
+    /// The function's router: its route group, reading callers from API Gateway's
+    /// verified claims.
+    pub fn router(self, table: Arc<dyn Table>) -> Router {
+        let state = AppState::new(Vigilo::new(table, Arc::new(SystemClock)), AuthMode::Gateway);
+        let routes = match self {
+            Function::Workspaces => vigilo_http::workspaces_router(state),
+            Function::Changes => vigilo_http::changes_router(state),
+            Function::Transitions => vigilo_http::transitions_router(state),
+            Function::Approvals => vigilo_http::approvals_router(state),
+            Function::Audit => vigilo_http::audit_router(state),
+        };
+        routes.layer(axum::middleware::map_request(from_gateway))
+    }
+}
+
+/// Carries what API Gateway vouches for into what the router reads: the JWT
+/// authorizer's verified claims (for the `Caller` extractor), the caller's source IP
+/// (as the connection's address) and API Gateway's request id (so audit rows and logs
+/// name the same request). A request without claims (a route without an authorizer,
+/// such as `/health`) gets none and is refused wherever a caller is needed.
+async fn from_gateway(mut req: Request) -> Request {
+    let (claims, ip, request_id) = match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| jwt.claims.clone()),
+            ctx.http.source_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()),
+            ctx.request_id.clone(),
+        ),
+        _ => (None, None, None),
+    };
+    req.extensions_mut().remove::<GatewayClaims>();
+    if let Some(c) = claims {
+        req.extensions_mut().insert(GatewayClaims(c.into_iter().collect()));
+    }
+    if let Some(ip) = ip {
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip, 0)));
+    }
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        req.headers_mut().insert("x-request-id", id);
+    }
+    req
+}
+
+/// JSON logs on stdout, which Lambda ships to the function's log group.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time() // Lambda stamps every line itself.
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The function's handler as `lambda_http::run` serves it: configuration and clients
+/// are loaded here, once per container.
+pub async fn handler(function: Function) -> Result<Router, lambda_http::Error> {
+    let settings = Settings::from_env()?;
+    let aws = Aws::load().await;
+    Ok(function.router(Arc::new(aws.table(&settings))))
+}
+
+/// Starts the function: logs, configuration, adapters, then the Lambda runtime loop.
+pub async fn run(function: Function) -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let router = handler(function).await?;
+    tracing::info!(function = function.name(), "ready");
+    lambda_http::run(router).await
+}

@@ -1,0 +1,152 @@
+//! Every sample event in `events/` goes through its function's handler, in the order
+//! of a small story on one table, and gets the status the story expects.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tower::ServiceExt;
+use vigilo_app::Table;
+use vigilo_lambda::Function;
+
+/// (function, event file without `.json`, expected status), in story order.
+const STORY: &[(Function, &str, u16)] = &[
+    (Function::Workspaces, "health", 200),
+    (Function::Workspaces, "list-workspaces-without-claims", 401),
+    (Function::Workspaces, "create-workspace", 201),
+    (Function::Workspaces, "put-member", 200),
+    (Function::Changes, "create-change", 201),
+    (Function::Changes, "list-changes", 200),
+    (Function::Changes, "get-change", 200),
+    (Function::Transitions, "start-before-approval", 409),
+    (Function::Transitions, "submit", 200),
+    (Function::Approvals, "my-approvals", 200),
+    (Function::Approvals, "approve", 200),
+    (Function::Audit, "list-audit", 200),
+    (Function::Audit, "verify", 200),
+    (Function::Audit, "list-audit-as-a-stranger", 404),
+];
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+fn event(function: Function, name: &str) -> String {
+    let path = events_dir().join(function.name()).join(format!("{name}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Feeds one API Gateway event through a function's handler, as the runtime would.
+async fn invoke(table: &Arc<dyn Table>, function: Function, text: &str) -> (u16, Value) {
+    let request = lambda_http::request::from_str(text).expect("an API Gateway v2 event");
+    let response = function.router(table.clone()).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn tell_the_story(table: Arc<dyn Table>) {
+    let mut bodies = std::collections::HashMap::new();
+    for (function, name, expected) in STORY {
+        let (status, body) = invoke(&table, *function, &event(*function, name)).await;
+        assert_eq!(status, *expected, "{}/{name}: {body}", function.name());
+        bodies.insert(*name, body);
+    }
+    assert_eq!(bodies["create-change"]["number"], "CHG-00001");
+    assert_eq!(bodies["create-change"]["author"], "alice", "the author comes from the verified claims");
+    assert_eq!(bodies["start-before-approval"]["error"]["code"], "invalid_transition");
+    assert_eq!(bodies["my-approvals"]["items"].as_array().unwrap().len(), 1);
+    assert_eq!(bodies["approve"]["status"], "approved");
+    let rows = bodies["list-audit"]["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["actor"], "bob");
+    assert_eq!(rows[0]["metadata"]["ip"], "203.0.113.7", "the source IP API Gateway saw reaches the audit row");
+    assert_eq!(rows[0]["metadata"]["request_id"], "Q2hhbmdlTWdtdA=", "so does its request id");
+    assert_eq!(bodies["verify"]["ok"], true);
+    assert_eq!(bodies["list-workspaces-without-claims"]["error"]["code"], "unauthenticated");
+}
+
+#[tokio::test]
+async fn sample_events_through_each_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap();
+    tell_the_story(Arc::new(table)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs emulated AWS; ./scripts/test starts moto and runs it"]
+async fn sample_events_through_each_handler_on_dynamodb() {
+    tell_the_story(Arc::new(vigilo_aws::emulator::fresh_table().await)).await;
+}
+
+#[test]
+fn every_function_has_events_and_every_event_is_in_the_story() {
+    for f in Function::ALL {
+        let mut files: Vec<String> = std::fs::read_dir(events_dir().join(f.name()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
+            .collect();
+        files.sort();
+        let mut told: Vec<String> = STORY.iter().filter(|(g, _, _)| *g == f).map(|(_, n, _)| (*n).to_owned()).collect();
+        told.sort();
+        assert!(!files.is_empty(), "{} has no sample events", f.name());
+        assert_eq!(files, told, "{}", f.name());
+    }
+}
+
+#[tokio::test]
+async fn a_function_answers_only_its_own_routes_and_ignores_forged_claim_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
+    let create = event(Function::Workspaces, "create-workspace");
+    let (status, body) = invoke(&table, Function::Audit, &create).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+
+    // Without the authorizer's context, a header claiming to be someone proves nothing.
+    let mut forged: Value = serde_json::from_str(&create).unwrap();
+    forged["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    forged["headers"]["x-amzn-oidc-identity"] = "alice".into();
+    let (status, _) = invoke(&table, Function::Workspaces, &forged.to_string()).await;
+    assert_eq!(status, 401);
+}
+
+/// Every route the template sends to a function is one its router serves: without
+/// claims it is refused as unauthenticated (or answered, for `/health`), never 404/405.
+#[tokio::test]
+async fn every_template_route_is_served_by_its_function() {
+    let template: serde_norway::Value = serde_norway::from_str(vigilo_aws::provision::TEMPLATE).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
+    let mut routes = 0;
+    for f in Function::ALL {
+        let binary = format!("vigilo-fn-{}", f.name());
+        let (_, resource) = resources
+            .iter()
+            .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary.as_str()))
+            .unwrap_or_else(|| panic!("no function builds {binary}"));
+        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        for (_, e) in resource["Properties"]["Events"].as_mapping().unwrap() {
+            let (method, path) =
+                (e["Properties"]["Method"].as_str().unwrap(), e["Properties"]["Path"].as_str().unwrap());
+            let concrete = path
+                .replace("{slug}", "acme")
+                .replace("{number}", "CHG-00001")
+                .replace("{action}", "submit")
+                .replace("{user_id}", "bob")
+                .replace("{name}", "cab")
+                .replace("{id}", "row");
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(&concrete)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{}"))
+                .unwrap();
+            let response = f.router(table.clone()).oneshot(request).await.unwrap();
+            let expected = if path == "/health" { 200 } else { 401 };
+            assert_eq!(response.status().as_u16(), expected, "{} {method} {path}", f.name());
+            routes += 1;
+        }
+    }
+    assert!(routes >= 24, "only {routes} routes found in the template");
+}
