@@ -37,7 +37,7 @@ impl Progress {
 pub fn verify(data: &Path, backend: Backend, slug: &str, progress: Progress) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let (table, storage) = backend::open(backend, data).await?;
+        let (table, storage) = backend::open(backend, data, false).await?;
         let app = Vigilo::new(table, Arc::new(SystemClock));
         let ws = app
             .workspace_by_slug(slug)

@@ -17,11 +17,13 @@ pub enum Backend {
 }
 
 /// Opens the table. Call inside the runtime: the AWS configuration loads asynchronously.
-/// Returns the table and a description of where it is.
-pub async fn open(backend: Backend, data: &Path) -> Result<(Arc<dyn Table>, String), String> {
+/// Returns the table and a description of where it is. `create` makes a new local
+/// data folder where there is none; without it a missing folder is an error.
+pub async fn open(backend: Backend, data: &Path, create: bool) -> Result<(Arc<dyn Table>, String), String> {
     match backend {
         Backend::Local => {
-            let dir = DataDir::existing(data).map_err(|e| e.to_string())?;
+            let dir = if create { DataDir::create(data) } else { DataDir::existing(data) };
+            let dir = dir.map_err(|e| e.to_string())?;
             let table = SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?;
             Ok((Arc::new(table), dir.root().display().to_string()))
         }

@@ -16,7 +16,7 @@ use vigilo_domain::change::RawChange;
 use vigilo_domain::ids::UserId;
 use vigilo_local::{DataDir, SqliteTable};
 
-fn actor(id: &str) -> Actor {
+pub fn actor(id: &str) -> Actor {
     Actor {
         user_id: UserId::parse(id).unwrap_or_else(|_| unreachable!("fixed ids are valid")),
         email: Some(format!("{id}@example.com")),

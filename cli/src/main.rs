@@ -4,6 +4,7 @@
 mod audit;
 mod backend;
 mod bench;
+mod bench_aws;
 mod serve;
 mod token;
 
@@ -46,8 +47,11 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Measure the service on local storage and print the figures.
+    /// Measure the service and print the figures: speed and memory on local storage,
+    /// or, with --backend aws, DynamoDB requests and capacity units per operation.
     Bench {
+        #[arg(long, value_enum, default_value = "local")]
+        backend: Backend,
         /// How many changes to file (twice: once by one writer, once by eight racing).
         #[arg(long, default_value_t = 2000)]
         changes: usize,
@@ -102,7 +106,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { addr, data, backend } => serve::run(&addr, &data, backend),
         Command::Aws { command: AwsCommand::Init { topic_name } } => backend::init(topic_name.as_deref()),
-        Command::Bench { changes, data } => bench::run(changes, data),
+        Command::Bench { backend: Backend::Local, changes, data } => bench::run(changes, data),
+        Command::Bench { backend: Backend::Aws, changes, .. } => bench_aws::run(changes),
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
         Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress } } => {
             audit::verify(&data, backend, &workspace, progress)

@@ -34,7 +34,7 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
 
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let (table, storage) = backend::open(backend, dir.root()).await?;
+        let (table, storage) = backend::open(backend, dir.root(), true).await?;
         let app = Vigilo::new(table, Arc::new(SystemClock));
         let router = vigilo_http::router(AppState::new(app, AuthMode::Hs256 { key }));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -1,0 +1,131 @@
+//! `vigilo bench --backend aws`: what each API operation costs on DynamoDB, in
+//! requests and in the read and write capacity units DynamoDB reports for them
+//! (`ReturnConsumedCapacity`), on the table `VIGILO_TABLE` names (a real account or
+//! an emulator; create it with `vigilo aws init`). Each run uses a new workspace.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigilo_app::services::audit::AuditFilter;
+use vigilo_app::services::changes::ChangeFilter;
+use vigilo_app::services::members::MemberInput;
+use vigilo_app::services::transitions::ActionInput;
+use vigilo_app::services::workspaces::NewWorkspace;
+use vigilo_app::{SystemClock, Vigilo};
+use vigilo_aws::{Aws, DynamoTable, Settings, UsageSnapshot};
+use vigilo_domain::change::RawChange;
+
+use crate::bench::actor;
+
+/// Cost and latency of one kind of operation, summed over its runs.
+#[derive(Default)]
+struct Cost {
+    runs: u64,
+    usage: UsageSnapshot,
+    latencies: Vec<Duration>,
+}
+
+struct Meter<'a> {
+    table: &'a DynamoTable,
+    costs: BTreeMap<usize, (&'static str, Cost)>,
+}
+
+impl Meter<'_> {
+    /// Runs `op`, charging its requests and capacity to `name`.
+    async fn charge<T>(
+        &mut self,
+        order: usize,
+        name: &'static str,
+        op: impl std::future::Future<Output = Result<T, vigilo_app::AppError>>,
+    ) -> Result<T, String> {
+        let before = self.table.usage().snapshot();
+        let t = Instant::now();
+        let out = op.await.map_err(|e| format!("{name}: {e}"))?;
+        let took = t.elapsed();
+        let used = self.table.usage().snapshot() - before;
+        let (_, cost) = self.costs.entry(order).or_insert_with(|| (name, Cost::default()));
+        cost.runs += 1;
+        cost.usage.requests += used.requests;
+        cost.usage.read_units += used.read_units;
+        cost.usage.write_units += used.write_units;
+        cost.latencies.push(took);
+        Ok(out)
+    }
+
+    fn print(&mut self) {
+        println!("{:<30} {:>5} {:>11} {:>9} {:>9} {:>10}", "operation", "runs", "requests/op", "RCU/op", "WCU/op", "p50 ms");
+        for (name, c) in self.costs.values_mut() {
+            c.latencies.sort();
+            let runs = c.runs.max(1) as f64;
+            let p50 = c.latencies.get(c.latencies.len() / 2).copied().unwrap_or_default();
+            println!(
+                "{:<30} {:>5} {:>11.1} {:>9.1} {:>9.1} {:>10.2}",
+                name,
+                c.runs,
+                c.usage.requests as f64 / runs,
+                c.usage.read_units / runs,
+                c.usage.write_units / runs,
+                p50.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
+
+pub fn run(changes: usize) -> Result<ExitCode, String> {
+    let settings = Settings::from_env().map_err(|e| format!("{e} (create one with: vigilo aws init)"))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let aws = Aws::load().await;
+        let table = aws.table(&settings);
+        let app = Vigilo::new(Arc::new(table.clone()), Arc::new(SystemClock));
+        bench(&app, &table, changes.clamp(1, 1000)).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String> {
+    let (owner, approver) = (actor("bench-owner"), actor("bench-approver"));
+    let slug = format!("bench-{}", jiff::Timestamp::now().as_millisecond());
+    let err = |e: vigilo_app::AppError| e.to_string();
+    let ws = NewWorkspace { slug: slug.clone(), name: "Bench".into(), locale: None, timezone: None };
+    app.create_workspace(&owner, ws, None).await.map_err(err)?;
+    let member = MemberInput { email: "bench-approver@example.com".into(), role: "approver".into(), name: None };
+    app.put_member(&owner, &slug, "bench-approver", member).await.map_err(err)?;
+    let start = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48));
+    let end = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(49));
+
+    println!("vigilo bench: DynamoDB cost per operation, {n} changes, table {}\n", table.name());
+    let mut m = Meter { table, costs: BTreeMap::new() };
+    let plain = ActionInput::default;
+    for i in 0..n {
+        let raw = RawChange {
+            title: Some(format!("bench change {i}")),
+            description: Some("Rotate the certificate on the shared load balancer.".into()),
+            affected_assets: Some(vec![format!("host-{}", i % 50), "shared-lb".into()]),
+            planned_start: Some(Some(start.clone())),
+            planned_end: Some(Some(end.clone())),
+            rollback_plan: Some("Restore the previous certificate.".into()),
+            ..RawChange::default()
+        };
+        let c = m.charge(0, "create change", app.create_change(&owner, &slug, raw, None)).await?;
+        let vigilo_app::Created::New(c) = c else { return Err("a new change was replayed".into()) };
+        let number = c.number.to_string();
+        m.charge(1, "get change", app.get_change(&owner, &slug, &number)).await?;
+        m.charge(2, "submit", app.act(&owner, &slug, &number, "submit", plain(), None)).await?;
+        m.charge(3, "approval queue (50)", app.my_approvals(&approver, &slug, 50, None)).await?;
+        m.charge(4, "approve", app.act(&approver, &slug, &number, "approve", plain(), None)).await?;
+        m.charge(5, "schedule", app.act(&owner, &slug, &number, "schedule", plain(), None)).await?;
+        m.charge(6, "start", app.act(&owner, &slug, &number, "start", plain(), None)).await?;
+        let close = ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
+        m.charge(7, "complete", app.act(&owner, &slug, &number, "complete", close, None)).await?;
+        let filter = ChangeFilter { status: Some("completed".into()), ..ChangeFilter::default() };
+        m.charge(8, "list changes (status, 50)", app.list_changes(&owner, &slug, &filter, 50, None)).await?;
+        let audit = AuditFilter::default();
+        m.charge(9, "audit page (50)", app.list_audit(&owner, &slug, &audit, 50, None)).await?;
+    }
+    m.print();
+    println!("\nWCU of transactional writes count twice (DynamoDB charges 2 units per KB written in a transaction).");
+    Ok(())
+}
