@@ -55,7 +55,10 @@ impl Meter<'_> {
     }
 
     fn print(&mut self) {
-        println!("{:<30} {:>5} {:>11} {:>9} {:>9} {:>10}", "operation", "runs", "requests/op", "RCU/op", "WCU/op", "p50 ms");
+        println!(
+            "{:<30} {:>5} {:>11} {:>9} {:>9} {:>10}",
+            "operation", "runs", "requests/op", "RCU/op", "WCU/op", "p50 ms"
+        );
         for (name, c) in self.costs.values_mut() {
             c.latencies.sort();
             let runs = c.runs.max(1) as f64;
@@ -118,7 +121,8 @@ async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String
         m.charge(4, "approve", app.act(&approver, &slug, &number, "approve", plain(), None)).await?;
         m.charge(5, "schedule", app.act(&owner, &slug, &number, "schedule", plain(), None)).await?;
         m.charge(6, "start", app.act(&owner, &slug, &number, "start", plain(), None)).await?;
-        let close = ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
+        let close =
+            ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
         m.charge(7, "complete", app.act(&owner, &slug, &number, "complete", close, None)).await?;
         let filter = ChangeFilter { status: Some("completed".into()), ..ChangeFilter::default() };
         m.charge(8, "list changes (status, 50)", app.list_changes(&owner, &slug, &filter, 50, None)).await?;
@@ -126,6 +130,13 @@ async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String
         m.charge(9, "audit page (50)", app.list_audit(&owner, &slug, &audit, 50, None)).await?;
     }
     m.print();
-    println!("\nWCU of transactional writes count twice (DynamoDB charges 2 units per KB written in a transaction).");
+    println!("\nTransactional writes cost 2 WCU per started KB of each item, plus 1 per KB per index it is in.");
+    if table.usage().estimated() > 0 {
+        println!(
+            "{} write transactions came back without consumed capacity (emulators report none);\n\
+             their WCU are worked out from item sizes by those rules.",
+            table.usage().estimated()
+        );
+    }
     Ok(())
 }

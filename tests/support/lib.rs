@@ -34,6 +34,10 @@ impl Table for Meddler {
         self.inner.get(key).await
     }
 
+    async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.snapshot(keys).await
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         self.inner.query(query).await
     }

@@ -25,6 +25,20 @@ pub async fn put_get_round_trip(t: Arc<dyn Table>) {
     assert_eq!(t.get(&Key::new("Q", "a")).await.unwrap(), None);
 }
 
+pub async fn snapshots_read_items_in_key_order(t: Arc<dyn Table>) {
+    let a = item("P", "a", 1).index(BY_USER, Key::new("U#1", "x"));
+    t.transact(vec![put(a.clone(), None), put(item("Q", "b", 2), None)]).await.unwrap();
+    let keys = [Key::new("Q", "b"), Key::new("P", "missing"), Key::new("P", "a")];
+    let got = t.snapshot(&keys).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].as_ref().unwrap().data["v"], 2);
+    assert_eq!(got[1], None);
+    assert_eq!(got[2], Some(a));
+    assert!(matches!(t.snapshot(&[]).await, Err(StoreError::InvalidTransaction)));
+    let twice = [Key::new("P", "a"), Key::new("P", "a")];
+    assert!(matches!(t.snapshot(&twice).await, Err(StoreError::InvalidTransaction)));
+}
+
 pub async fn not_exists_refuses_a_second_put_and_writes_nothing(t: Arc<dyn Table>) {
     t.transact(vec![put(item("P", "a", 1), Some(Condition::NotExists))]).await.unwrap();
     let err = t
@@ -214,6 +228,7 @@ macro_rules! table_contract_tests {
     ($make:expr $(; $(#[$attr:meta])*)?) => {
         $crate::table_contract_tests!(@cases [$($(#[$attr])*)?] $make;
             put_get_round_trip,
+            snapshots_read_items_in_key_order,
             not_exists_refuses_a_second_put_and_writes_nothing,
             equals_conditions_guard_versions,
             a_failed_check_rejects_the_whole_transaction,

@@ -27,11 +27,12 @@ pub use store::Table;
 pub struct Vigilo {
     pub table: Arc<dyn Table>,
     pub clock: Arc<dyn Clock>,
+    slugs: Arc<services::access::SlugCache>,
 }
 
 impl Vigilo {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Vigilo {
-        Vigilo { table, clock }
+        Vigilo { table, clock, slugs: Arc::default() }
     }
 
     pub(crate) fn now(&self) -> jiff::Timestamp {

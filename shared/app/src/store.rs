@@ -183,6 +183,11 @@ pub enum StoreError {
 pub trait Table: Send + Sync {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
 
+    /// Reads several items as one consistent snapshot (DynamoDB's `TransactGetItems`),
+    /// in the order of `keys`. One round trip where a request needs a handful of items.
+    /// At most [`MAX_TRANSACTION_ITEMS`] distinct keys.
+    async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
 
     /// Applies every operation or none: each condition is checked against the state
@@ -198,6 +203,16 @@ pub fn condition_holds(condition: &Condition, current: Option<&Value>) -> bool {
         (Condition::Equals(_), None) => false,
         (Condition::Equals(pairs), Some(data)) => pairs.iter().all(|(k, v)| data.get(k) == Some(v)),
     }
+}
+
+/// Refuses snapshots DynamoDB would refuse: none, too many, or one key twice.
+pub fn check_snapshot_shape(keys: &[Key]) -> Result<(), StoreError> {
+    let mut sorted: Vec<&Key> = keys.iter().collect();
+    sorted.sort();
+    if keys.is_empty() || keys.len() > MAX_TRANSACTION_ITEMS || sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::InvalidTransaction);
+    }
+    Ok(())
 }
 
 /// Refuses transactions DynamoDB would refuse: too many operations, or one item twice.

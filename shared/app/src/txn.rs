@@ -92,9 +92,23 @@ impl<'a> Tx<'a> {
     /// Begins a transaction on behalf of a member whose permission was checked from
     /// `access`; it commits only while that membership is unchanged.
     pub async fn begin_as(table: &'a dyn Table, access: &Access, actor: &'a Actor) -> AppResult<Tx<'a>> {
-        let mut tx = Tx::begin(table, access.ws(), Some(actor)).await?;
-        tx.guard = Some((keys::member(access.ws(), access.user()), access.member.version));
-        Ok(tx)
+        let head = load_head(table, access.ws()).await?;
+        Ok(Tx::begin_from(table, access, actor, head))
+    }
+
+    /// As [`Tx::begin_as`], with the head already read in the same snapshot as the
+    /// access and everything else the decision rests on (see `Vigilo::access_with`).
+    pub fn begin_from(table: &'a dyn Table, access: &Access, actor: &'a Actor, head: Option<ChainHead>) -> Tx<'a> {
+        Tx {
+            table,
+            guard: Some((keys::member(access.ws(), access.user()), access.member.version)),
+            workspace_id: access.ws().to_owned(),
+            head,
+            actor: Some(actor),
+            ops: vec![],
+            derived: vec![],
+            audit: vec![],
+        }
     }
 
     pub fn put(&mut self, item: Item, condition: Option<Condition>) {
@@ -213,7 +227,12 @@ impl<'a> Tx<'a> {
 
 /// The chain head of a workspace, `None` before its first row.
 pub async fn load_head(table: &dyn Table, workspace_id: &str) -> AppResult<Option<ChainHead>> {
-    match table.get(&keys::chain_head(workspace_id)).await? {
+    decode_head(table.get(&keys::chain_head(workspace_id)).await?)
+}
+
+/// The chain head from its item, as read in a snapshot.
+pub fn decode_head(item: Option<Item>) -> AppResult<Option<ChainHead>> {
+    match item {
         None => Ok(None),
         Some(item) => serde_json::from_value(item.data).map(Some).map_err(|e| AppError::Corrupt(e.to_string())),
     }

@@ -113,6 +113,35 @@ pub fn encode(item: &Item) -> Result<Attrs, StoreError> {
     Ok(attrs)
 }
 
+/// An item's size as DynamoDB counts it for capacity: attribute names plus values
+/// (strings by UTF-8 length, numbers by about one byte per two digits, three bytes
+/// of overhead per list or map).
+pub fn item_size(attrs: &Attrs) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    attrs.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// Write capacity DynamoDB charges for one operation of a transaction: two units per
+/// started KB of the item, plus one per KB for each index slot the item is written to.
+pub fn transactional_write_units(attrs: &Attrs) -> f64 {
+    let kb = item_size(attrs).div_ceil(1024).max(1) as f64;
+    let indexed = attrs.get(INDEXES).map_or(0, |ix| match ix {
+        AttributeValue::Ss(names) => names.len(),
+        _ => 0,
+    });
+    2.0 * kb + indexed as f64 * kb
+}
+
 fn string<'a>(attrs: &'a Attrs, name: &str) -> Result<&'a str, StoreError> {
     match attrs.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
@@ -157,6 +186,16 @@ mod tests {
         assert_eq!(attrs[TTL], AttributeValue::N("1700000000".into()));
         let back = decode(&attrs).unwrap();
         assert_eq!(back, Item { expires: None, ..item });
+    }
+
+    #[test]
+    fn sizes_and_write_units_follow_the_capacity_rules() {
+        let small = encode(&Item::new(Key::new("P", "a"), json!({"v": 1}))).unwrap();
+        assert_eq!(item_size(&small), "pk".len() + 1 + "sk".len() + 1 + "d".len() + 3 + 1 + 1 + 2);
+        assert_eq!(transactional_write_units(&small), 2.0);
+        let big =
+            Item::new(Key::new("P", "a"), json!({"t": "x".repeat(1500)})).index(keys::BY_STATUS, Key::new("S", "1"));
+        assert_eq!(transactional_write_units(&encode(&big).unwrap()), 2.0 * 2.0 + 2.0);
     }
 
     #[test]

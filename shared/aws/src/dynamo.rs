@@ -8,10 +8,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Get, Put, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use vigilo_app::store::{
-    check_transaction_shape, Condition, Key, Page, Position, Query, SortKeyCondition, StoreError, Table, WriteOp,
+    check_snapshot_shape, check_transaction_shape, Condition, Item, Key, Page, Position, Query, SortKeyCondition,
+    StoreError, Table, WriteOp,
 };
 
 use crate::attrs::{self, Attrs, DATA, PK, SK};
@@ -199,6 +202,55 @@ impl Table for DynamoTable {
         out.item().map(attrs::decode).transpose()
     }
 
+    async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        check_snapshot_shape(keys)?;
+        let gets = keys
+            .iter()
+            .map(|k| {
+                let get = Get::builder().table_name(&self.name).set_key(Some(attrs::key_attrs(k))).build();
+                get.map(|g| TransactGetItem::builder().get(g).build()).map_err(backend)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        with_retries(|| async {
+            match self
+                .client
+                .transact_get_items()
+                .set_transact_items(Some(gets.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    self.usage.record(Side::Read, out.consumed_capacity());
+                    let responses = out.responses();
+                    if responses.len() != keys.len() {
+                        let e = StoreError::Backend(format!("{} items for {} keys", responses.len(), keys.len()));
+                        return Err(Cancelled::Fatal(e));
+                    }
+                    responses
+                        .iter()
+                        .map(|r| r.item().map(attrs::decode).transpose())
+                        .collect::<Result<_, _>>()
+                        .map_err(Cancelled::Fatal)
+                }
+                Err(e) => {
+                    self.usage.record(Side::Read, &[]);
+                    // A read that collides with a running write transaction is cancelled;
+                    // like throttling, that passes.
+                    let transient = e.as_service_error().is_some_and(|s| {
+                        s.is_transaction_canceled_exception()
+                            || s.is_provisioned_throughput_exceeded_exception()
+                            || s.is_throttling_exception()
+                            || s.is_request_limit_exceeded()
+                            || s.is_internal_server_error()
+                    });
+                    Err(if transient { Cancelled::Retry } else { Cancelled::Fatal(sdk_error(e)) })
+                }
+            }
+        })
+        .await
+    }
+
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
         let (pk_attr, sk_attr, index) = match &q.index {
             None => (PK.to_owned(), SK.to_owned(), None),
@@ -273,33 +325,58 @@ impl Table for DynamoTable {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction_shape(&ops)?;
         let items = ops.iter().map(|op| self.write_item(op)).collect::<Result<Vec<_>, _>>()?;
-        let mut attempt = 0;
-        loop {
-            let result = self
+        let estimate: f64 = items
+            .iter()
+            .map(|i| match (i.put(), i.delete(), i.condition_check()) {
+                (Some(p), _, _) => attrs::transactional_write_units(p.item()),
+                _ => 2.0,
+            })
+            .sum();
+        with_retries(|| async {
+            match self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await;
-            match result {
+                .await
+            {
                 Ok(out) => {
-                    self.usage.record(Side::Write, out.consumed_capacity());
-                    return Ok(());
+                    if out.consumed_capacity().is_empty() {
+                        self.usage.record_estimate(estimate);
+                    } else {
+                        self.usage.record(Side::Write, out.consumed_capacity());
+                    }
+                    Ok(())
                 }
                 Err(e) => {
                     self.usage.record(Side::Write, &[]);
-                    match classify(e) {
-                        Cancelled::Condition(index) => return Err(StoreError::ConditionFailed { index }),
-                        Cancelled::Fatal(e) => return Err(e),
-                        Cancelled::Retry if attempt + 1 >= MAX_ATTEMPTS => return Err(StoreError::Throttled),
-                        Cancelled::Retry => {
-                            tracing::debug!(attempt, "transaction conflict or throttling; backing off");
-                            tokio::time::sleep(backoff(attempt)).await;
-                            attempt += 1;
-                        }
-                    }
+                    Err(classify(e))
                 }
+            }
+        })
+        .await
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails for good, backing off (with jitter)
+/// between attempts that hit a conflict or throttling, at most [`MAX_ATTEMPTS`] times.
+async fn with_retries<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Cancelled>>,
+{
+    let mut n = 0;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(Cancelled::Condition(index)) => return Err(StoreError::ConditionFailed { index }),
+            Err(Cancelled::Fatal(e)) => return Err(e),
+            Err(Cancelled::Retry) if n + 1 >= MAX_ATTEMPTS => return Err(StoreError::Throttled),
+            Err(Cancelled::Retry) => {
+                tracing::debug!(attempt = n, "conflict or throttling; backing off");
+                tokio::time::sleep(backoff(n)).await;
+                n += 1;
             }
         }
     }
@@ -308,6 +385,39 @@ impl Table for DynamoTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn conflicts_are_retried_a_bounded_number_of_times_and_conditions_never() {
+        let calls = std::cell::Cell::new(0);
+        let flaky = with_retries(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 3 {
+                    Err(Cancelled::Retry)
+                } else {
+                    Ok(n)
+                }
+            }
+        });
+        assert_eq!(flaky.await.unwrap(), 3);
+
+        calls.set(0);
+        let stuck = with_retries(|| {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>(Cancelled::Retry) }
+        });
+        assert!(matches!(stuck.await, Err(StoreError::Throttled)));
+        assert_eq!(calls.get(), MAX_ATTEMPTS);
+
+        calls.set(0);
+        let refused = with_retries(|| {
+            calls.set(calls.get() + 1);
+            async { Err::<(), _>(Cancelled::Condition(2)) }
+        });
+        assert!(matches!(refused.await, Err(StoreError::ConditionFailed { index: 2 })));
+        assert_eq!(calls.get(), 1);
+    }
 
     #[test]
     fn backoff_is_bounded_and_grows() {

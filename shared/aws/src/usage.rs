@@ -11,6 +11,7 @@ pub struct Usage {
     /// Capacity units in thousandths, so they add up atomically.
     read_milli: AtomicU64,
     write_milli: AtomicU64,
+    estimated: AtomicU64,
 }
 
 /// Usage at one moment; subtract two to get the cost of what happened between.
@@ -48,6 +49,19 @@ impl Usage {
             Side::Read => self.read_milli.fetch_add(milli, Ordering::Relaxed),
             Side::Write => self.write_milli.fetch_add(milli, Ordering::Relaxed),
         };
+    }
+
+    /// Write units worked out from item sizes, for a request whose consumption the
+    /// service did not report (emulators report none for transactions).
+    pub fn record_estimate(&self, write_units: f64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.write_milli.fetch_add((write_units * 1000.0).round() as u64, Ordering::Relaxed);
+        self.estimated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests were charged by estimate rather than by DynamoDB's report.
+    pub fn estimated(&self) -> u64 {
+        self.estimated.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> UsageSnapshot {

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 use vigilo_app::store::{
-    check_transaction_shape, condition_holds, Item, Key, Page, Position, Query, SortKeyCondition, StoreError, Table,
-    WriteOp,
+    check_snapshot_shape, check_transaction_shape, condition_holds, Item, Key, Page, Position, Query, SortKeyCondition,
+    StoreError, Table, WriteOp,
 };
 
 const SCHEMA: &str = "
@@ -183,6 +183,15 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
     Ok(Page { items, last })
 }
 
+fn read_item(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT data, indexes FROM items WHERE pk = ?1 AND sk = ?2").map_err(backend)?;
+    let row = stmt
+        .query_row(params![key.pk, key.sk], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .optional()
+        .map_err(backend)?;
+    row.map(|(d, i)| decode_item(key.pk.clone(), key.sk.clone(), &d, &i)).transpose()
+}
+
 fn current_data(tx: &rusqlite::Transaction<'_>, key: &Key) -> Result<Option<Value>, StoreError> {
     let text: Option<String> = tx
         .query_row("SELECT data FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk], |r| r.get(0))
@@ -243,14 +252,20 @@ fn apply(conn: &mut Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
 impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
+        self.read(move |conn| read_item(conn, &key)).await
+    }
+
+    async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        check_snapshot_shape(keys)?;
+        let keys = keys.to_vec();
         self.read(move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT data, indexes FROM items WHERE pk = ?1 AND sk = ?2").map_err(backend)?;
-            let row = stmt
-                .query_row(params![key.pk, key.sk], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .optional()
-                .map_err(backend)?;
-            row.map(|(d, i)| decode_item(key.pk.clone(), key.sk.clone(), &d, &i)).transpose()
+            // One read transaction: every row comes from the same committed state.
+            conn.execute_batch("BEGIN DEFERRED").map_err(backend)?;
+            let out = keys.iter().map(|k| read_item(conn, k)).collect::<Result<Vec<_>, _>>();
+            let end = conn.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let out = out?;
+            end.map_err(backend)?;
+            Ok(out)
         })
         .await
     }

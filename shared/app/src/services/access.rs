@@ -1,6 +1,9 @@
 //! Who may see and do what in a workspace. A caller who is not a member gets
 //! `NotFound` for everything under the workspace, so nobody can probe which exist.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use vigilo_domain::ids::{Slug, UserId};
 use vigilo_domain::role::{allows, Permission, Role};
 use vigilo_domain::workspace::{Member, Workspace};
@@ -10,8 +13,8 @@ use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging;
-use crate::services::records::load;
-use crate::store::Query;
+use crate::services::records::{decode, load};
+use crate::store::{Item, Key, Query};
 use crate::Vigilo;
 
 /// A caller's standing in one workspace.
@@ -43,27 +46,80 @@ impl Access {
     }
 }
 
+/// Slug to workspace id, remembered for the life of the process: a slug claim is
+/// written once with its workspace and never rewritten (no route renames or deletes a
+/// workspace), so a resolved id cannot go stale. This saves a read on every request.
+#[derive(Debug, Default)]
+pub struct SlugCache(Mutex<HashMap<String, String>>);
+
+/// Enough for every workspace a container serves; past it the cache starts over.
+const SLUG_CACHE_MAX: usize = 10_000;
+
+impl SlugCache {
+    fn get(&self, slug: &str) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(slug).cloned()
+    }
+
+    fn put(&self, slug: &str, id: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= SLUG_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(slug.to_owned(), id.to_owned());
+    }
+}
+
 impl Vigilo {
     /// Resolves a slug to the workspace and the caller's membership in it.
     pub async fn access(&self, actor: &Actor, slug: &str) -> AppResult<Access> {
-        let workspace = self.workspace_by_slug(slug).await?.ok_or(AppError::NotFound)?;
-        let member: Member =
-            load(&*self.table, &keys::member(&workspace.id, &actor.user_id)).await?.ok_or(AppError::NotFound)?;
-        Ok(Access { workspace, member })
+        Ok(self.access_with(actor, slug, |_| Vec::new()).await?.0)
     }
 
-    /// The workspace a slug names, without any access check (for offline tools).
-    pub async fn workspace_by_slug(&self, slug: &str) -> AppResult<Option<Workspace>> {
-        let Ok(slug) = Slug::parse(slug) else {
+    /// The caller's access and the items `more` names (given the workspace id), all
+    /// read as one consistent snapshot in one round trip.
+    pub async fn access_with(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        more: impl FnOnce(&str) -> Vec<Key>,
+    ) -> AppResult<(Access, Vec<Option<Item>>)> {
+        let id = self.workspace_id(slug).await?.ok_or(AppError::NotFound)?;
+        let mut wanted = vec![keys::workspace(&id), keys::member(&id, &actor.user_id)];
+        wanted.extend(more(&id));
+        let mut items = self.table.snapshot(&wanted).await?;
+        let rest = items.split_off(2);
+        let member = items.pop().flatten().map(decode::<Member>).transpose()?;
+        let workspace = items.pop().flatten().map(decode::<Workspace>).transpose()?;
+        match (workspace, member) {
+            (Some(workspace), Some(member)) => Ok((Access { workspace, member }, rest)),
+            _ => Err(AppError::NotFound),
+        }
+    }
+
+    /// The id of the workspace a slug names.
+    async fn workspace_id(&self, slug: &str) -> AppResult<Option<String>> {
+        if let Some(id) = self.slugs.get(slug) {
+            return Ok(Some(id));
+        }
+        let Ok(parsed) = Slug::parse(slug) else {
             return Ok(None);
         };
-        let Some(claim) = self.table.get(&keys::slug(&slug)).await? else {
+        let Some(claim) = self.table.get(&keys::slug(&parsed)).await? else {
             return Ok(None);
         };
         let Some(id) = claim.data.get("workspace_id").and_then(|v| v.as_str()) else {
             return Err(AppError::Corrupt("slug claim without workspace_id".into()));
         };
-        load(&*self.table, &keys::workspace(id)).await
+        self.slugs.put(slug, id);
+        Ok(Some(id.to_owned()))
+    }
+
+    /// The workspace a slug names, without any access check (for offline tools).
+    pub async fn workspace_by_slug(&self, slug: &str) -> AppResult<Option<Workspace>> {
+        match self.workspace_id(slug).await? {
+            Some(id) => load(&*self.table, &keys::workspace(&id)).await,
+            None => Ok(None),
+        }
     }
 
     /// Every member of a workspace (one partition query, paged internally).

@@ -15,7 +15,7 @@ use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
-use crate::services::records::{change_item, decode_ref, load, to_data};
+use crate::services::records::{change_item, decode, decode_ref, load, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query, WriteOp};
 use crate::txn::{AuditEntry, Tx};
@@ -195,8 +195,9 @@ impl Vigilo {
     }
 
     pub async fn get_change(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<ChangeRequest> {
-        let access = self.access(actor, slug).await?;
-        self.load_change(access.ws(), number).await
+        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
+        let (_, mut read) = self.access_with(actor, slug, |ws| vec![keys::change(ws, n)]).await?;
+        read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)
     }
 
     /// Lists changes newest first; each filter narrows the one partition queried.

@@ -10,7 +10,7 @@ use tracing::instrument;
 use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, Seats, StepStatus, Verdict};
 use vigilo_domain::change::{ChangeRequest, Status};
 use vigilo_domain::fsm::{self, Action};
-use vigilo_domain::ids::UserId;
+use vigilo_domain::ids::{ChangeNumber, UserId};
 use vigilo_domain::role::{Permission, Role};
 use vigilo_domain::{DomainError, FieldErrors};
 
@@ -20,10 +20,10 @@ use crate::keys;
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
-use crate::services::records::{change_item, load, step_item, to_data};
+use crate::services::records::{change_item, decode, load, step_item, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::{decode_head, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// The body of an action; each action reads the fields it needs.
@@ -104,13 +104,17 @@ impl Vigilo {
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
         retrying!({
-            let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
+            // Access, chain head and change in one snapshot: any write committed after
+            // it moves the head, and our commit, conditioned on this head, then fails.
+            let (access, mut read) =
+                self.access_with(actor, slug, |ws| vec![keys::chain_head(ws), keys::change(ws, n)]).await?;
+            let old: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
+            let head = decode_head(read.pop().flatten())?;
+            let mut tx = Tx::begin_from(&*self.table, &access, actor, head);
             check_len("comment", &input.comment)?;
             check_len("reason", &input.reason)?;
             check_len("closure_notes", &input.closure_notes)?;
-            let old = self.load_change(access.ws(), number).await?;
             if let Some(v) = if_match.filter(|v| *v != old.version) {
                 return Err(AppError::VersionConflict { expected: v, current: old.version });
             }
