@@ -36,7 +36,7 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
     runtime.block_on(async move {
         let (table, storage) = backend::open(backend, dir.root(), true).await?;
         let app = Vigilo::new(table, Arc::new(SystemClock));
-        let router = vigilo_http::router(AppState::new(app, AuthMode::Hs256 { key }));
+        let router = vigilo_http::router(AppState::new(app.clone(), AuthMode::Hs256 { key }));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let root = dir.root().display().to_string();
@@ -45,11 +45,26 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
             data = %storage,
             "Vigilo is serving on http://{bound}; data lives in {storage}; mint a token with: vigilo token --data {root} --sub you --email you@example.com"
         );
+        // After the line above, which tells a reader where the server is.
+        tokio::spawn(checkpoints(app, vigilo_local::FolderBlobs::new(dir.archive_path())));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;
         tracing::info!("Vigilo stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The local stand-in for the hourly checkpoint schedule: checkpoints into the data
+/// folder's `archive/`, at start and then every hour.
+async fn checkpoints(app: Vigilo, archive: vigilo_local::FolderBlobs) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match app.checkpoint_all(&archive).await {
+            Ok(summary) => tracing::info!(?summary, "audit checkpoints"),
+            Err(e) => tracing::error!(error = %e, "audit checkpoints failed"),
+        }
+    }
 }
 
 async fn shutdown() {

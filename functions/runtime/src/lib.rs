@@ -3,16 +3,21 @@
 //! once per container, then `lambda_http::run` over the same axum router that
 //! `vigilo serve` uses.
 
+pub mod stand_in;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderValue;
 use axum::Router;
+use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use lambda_http::request::RequestContext;
+use serde_json::Value;
 use tracing_subscriber::EnvFilter;
+use vigilo_app::Blobs;
 use vigilo_app::{SystemClock, Table, Vigilo};
-use vigilo_aws::{Aws, Settings};
+use vigilo_aws::{Aws, S3Blobs, Settings};
 use vigilo_http::{AppState, AuthMode, GatewayClaims};
 
 /// The route groups, one Lambda function each.
@@ -101,6 +106,35 @@ pub async fn handler(function: Function) -> Result<Router, lambda_http::Error> {
     let settings = Settings::from_env()?;
     let aws = Aws::load().await;
     Ok(function.router(Arc::new(aws.table(&settings))))
+}
+
+/// Runs the sweep a schedule's event names (`{"sweep": "checkpoints"}`) and returns
+/// its summary, which Lambda logs as the invocation's result.
+pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<Value, lambda_http::Error> {
+    match event.get("sweep").and_then(Value::as_str) {
+        Some("checkpoints") => {
+            let summary = app.checkpoint_all(archive).await?;
+            tracing::info!(?summary, "checkpoints written");
+            Ok(serde_json::to_value(summary)?)
+        }
+        other => Err(format!("unknown sweep {other:?}; expected \"checkpoints\"").into()),
+    }
+}
+
+/// Starts the sweeps function: the same start-up, then a loop over scheduled events.
+pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let settings = Settings::from_env()?;
+    let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
+    let aws = Aws::load().await;
+    let app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
+    let archive = S3Blobs::new(aws.s3(), bucket);
+    tracing::info!(function = "sweeps", "ready");
+    let handler = service_fn(|event: LambdaEvent<Value>| {
+        let (app, archive) = (&app, &archive);
+        async move { sweep(app, archive, &event.payload).await }
+    });
+    lambda_runtime::run(handler).await
 }
 
 /// Starts the function: logs, configuration, adapters, then the Lambda runtime loop.

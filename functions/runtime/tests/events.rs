@@ -150,3 +150,33 @@ async fn every_template_route_is_served_by_its_function() {
     }
     assert!(routes >= 24, "only {routes} routes found in the template");
 }
+
+/// The scheduled checkpoint event through the sweeps handler: one checkpoint per
+/// workspace, holding the chain head; a second run with nothing new writes nothing.
+#[tokio::test]
+async fn the_checkpoint_schedule_event_archives_each_chain_head() {
+    use vigilo_app::services::checkpoints::{checkpoint_key, Checkpoint};
+    use vigilo_app::{Blobs, SystemClock, Vigilo};
+
+    let dir = tempfile::tempdir().unwrap();
+    let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
+    invoke(&table, Function::Workspaces, &event(Function::Workspaces, "create-workspace")).await;
+    invoke(&table, Function::Workspaces, &event(Function::Workspaces, "put-member")).await;
+    let app = Vigilo::new(table.clone(), Arc::new(SystemClock));
+    let archive = vigilo_local::FolderBlobs::new(dir.path().join("archive"));
+    let schedule: Value =
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/checkpoints.json")).unwrap()).unwrap();
+
+    let summary = vigilo_lambda::sweep(&app, &archive, &schedule).await.unwrap();
+    assert_eq!((summary["workspaces"].as_u64(), summary["written"].as_u64()), (Some(1), Some(1)), "{summary}");
+    let ws = app.workspace_by_slug("acme").await.unwrap().unwrap();
+    let head = vigilo_app::txn::load_head(&*table, &ws.id).await.unwrap().unwrap();
+    let stored = archive.get(&checkpoint_key(&ws.id, head.seq)).await.unwrap().expect("a checkpoint at the head");
+    let checkpoint: Checkpoint = serde_json::from_slice(&stored).unwrap();
+    assert_eq!((checkpoint.seq, checkpoint.hash.as_deref()), (head.seq, Some(head.hash.as_str())));
+    assert!(checkpoint.report.ok);
+
+    let again = vigilo_lambda::sweep(&app, &archive, &schedule).await.unwrap();
+    assert_eq!((again["written"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(1)));
+    assert!(vigilo_lambda::sweep(&app, &archive, &serde_json::json!({"sweep": "nope"})).await.is_err());
+}

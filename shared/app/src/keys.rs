@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | workspace | `WS#{w}` | `#META` | |
 //! | slug claim | `SLUG#{slug}` | `#SLUG` | |
+//! | registry entry | `WORKSPACES` | `{w}` | |
 //! | member | `WS#{w}` | `MEMBER#{user}` | `by_user`, `by_delegate` (while delegating) |
 //! | group | `WS#{w}` | `GROUP#{name}` | |
 //! | chain head | `WS#{w}` | `#HEAD` | |
@@ -77,6 +78,14 @@ pub fn seq_sk(seq: u64) -> String {
 
 pub fn workspace(w: &str) -> Key {
     Key::new(ws(w), "#META")
+}
+
+/// The partition listing every workspace, for sweeps that visit them all. Written
+/// once per workspace, so it is never a hot partition.
+pub const WORKSPACE_REGISTRY: &str = "WORKSPACES";
+
+pub fn registry_entry(w: &str) -> Key {
+    Key::new(WORKSPACE_REGISTRY, w)
 }
 
 pub fn slug(slug: &Slug) -> Key {

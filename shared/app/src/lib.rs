@@ -3,6 +3,7 @@
 //! (table, clock) are traits here; adapters live in `vigilo-local` and `vigilo-aws`.
 
 pub mod actor;
+pub mod blobs;
 pub mod clock;
 pub mod error;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod contract;
 use std::sync::Arc;
 
 pub use actor::{Actor, RequestInfo};
+pub use blobs::Blobs;
 pub use clock::{Clock, SystemClock};
 pub use error::{AppError, AppResult};
 pub use services::idempotency::{Created, IdempotencyKey};

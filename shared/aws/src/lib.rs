@@ -7,9 +7,11 @@ pub mod attrs;
 pub mod dynamo;
 pub mod emulator;
 pub mod provision;
+pub mod s3;
 pub mod settings;
 pub mod usage;
 
 pub use dynamo::DynamoTable;
+pub use s3::S3Blobs;
 pub use settings::{Aws, Settings};
 pub use usage::{Usage, UsageSnapshot};

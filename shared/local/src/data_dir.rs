@@ -48,6 +48,11 @@ impl DataDir {
         &self.root
     }
 
+    /// Where local audit checkpoints and archives are kept (the archive bucket on AWS).
+    pub fn archive_path(&self) -> PathBuf {
+        self.root.join("archive")
+    }
+
     pub fn table_path(&self) -> PathBuf {
         self.root.join("vigilo.db")
     }

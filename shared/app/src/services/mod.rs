@@ -4,6 +4,7 @@ pub mod access;
 pub mod approvals;
 pub mod audit;
 pub mod changes;
+pub mod checkpoints;
 pub mod idempotency;
 pub mod members;
 pub mod records;

@@ -282,12 +282,13 @@ impl Vigilo {
             return Err(DomainError::SelfApprovalForbidden.into());
         }
         let ws = access.ws();
-        let mut delegators = Vec::new();
-        for m in self.delegators(ws, access.user()).await? {
-            if m.role.can_approve() && m.user_id != old.author {
-                delegators.push(m.user_id);
-            }
-        }
+        let delegating: Vec<_> = self
+            .delegators(ws, access.user())
+            .await?
+            .into_iter()
+            .filter(|m| m.role.can_approve() && m.user_id != old.author)
+            .collect();
+        let delegators: Vec<UserId> = delegating.iter().map(|m| m.user_id.clone()).collect();
         let seats = Seats { caller: access.user(), as_self: access.role().can_approve(), delegators: &delegators };
         let now = self.now();
         let mut steps = self.round_steps(&old).await?;
@@ -308,6 +309,14 @@ impl Vigilo {
             }
             let spoke = steps.iter().any(|s| s.status == StepStatus::Pending && s.decided_by(seats.caller));
             return Err(if spoke { DomainError::AlreadyDecided } else { DomainError::NotAnApprover }.into());
+        }
+        // Delegations are found through an index, which may lag the table: each one a
+        // decision uses must still be, at commit, the member record that was read.
+        for m in &delegating {
+            let alone = Seats { caller: access.user(), as_self: false, delegators: std::slice::from_ref(&m.user_id) };
+            if decided.iter().any(|&i| before_steps[i].offered_to(&alone)) {
+                tx.check(keys::member(ws, &m.user_id), Condition::version(m.version));
+            }
         }
         let (outcome, opened) = approval::advance(&mut steps);
         for &i in decided.iter().chain(opened.iter()) {

@@ -97,6 +97,8 @@ impl Vigilo {
             let mut tx = Tx::begin(&*self.table, &workspace.id, Some(actor)).await?;
             tx.put(Item::new(keys::slug(&slug), json!({"workspace_id": workspace.id})), Some(Condition::NotExists));
             tx.put(workspace_item(&workspace), Some(Condition::NotExists));
+            let entry = json!({"workspace_id": workspace.id, "created_at": vigilo_domain::time::format(now)});
+            tx.put(Item::new(keys::registry_entry(&workspace.id), entry), Some(Condition::NotExists));
             tx.put(member_item(&owner), Some(Condition::NotExists));
             tx.audit(
                 AuditEntry::new("workspace.create", "Workspace", &workspace.id)

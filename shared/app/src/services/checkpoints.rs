@@ -1,0 +1,76 @@
+//! The checkpoint sweep: verifies each workspace's audit chain and writes what it
+//! found (the head's `seq` and `hash`, or the break) to write-once storage outside the
+//! table. A later rewrite of the table, even a consistent one by someone with full
+//! database access, then disagrees with checkpoints nobody can alter or delete.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vigilo_domain::audit::VerifyReport;
+
+use crate::blobs::{BlobError, Blobs};
+use crate::error::{AppError, AppResult};
+use crate::keys;
+use crate::paging;
+use crate::store::Query;
+use crate::Vigilo;
+
+/// One checkpoint, as stored at `checkpoints/{workspace_id}/{seq:020}.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub workspace_id: String,
+    pub checked_at: String,
+    /// The last verified row: the chain head when intact.
+    pub seq: u64,
+    pub hash: Option<String>,
+    pub report: VerifyReport,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SweepSummary {
+    pub workspaces: usize,
+    pub written: usize,
+    /// Workspaces whose chain has not moved since their last checkpoint.
+    pub unchanged: usize,
+    /// Workspaces whose chain is broken (each is also logged as an error).
+    pub broken: Vec<String>,
+}
+
+pub fn checkpoint_key(workspace_id: &str, seq: u64) -> String {
+    format!("checkpoints/{workspace_id}/{}.json", keys::seq_sk(seq))
+}
+
+impl Vigilo {
+    /// Checkpoints every workspace. Safe to run at any time and more than once.
+    pub async fn checkpoint_all(&self, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
+        let q = Query::table(keys::WORKSPACE_REGISTRY).limit(200);
+        let entries: Vec<Value> = paging::query_all(&*self.table, q).await?;
+        let mut summary = SweepSummary::default();
+        for entry in entries {
+            let Some(id) = entry.get("workspace_id").and_then(Value::as_str) else {
+                return Err(AppError::Corrupt("workspace registry entry without workspace_id".into()));
+            };
+            summary.workspaces += 1;
+            let report = self.verify_chain(id, |_, _| {}).await?;
+            if !report.ok {
+                tracing::error!(workspace_id = id, ?report.chain_break, "audit chain broken");
+                summary.broken.push(id.to_owned());
+            }
+            let seq = report.rows_checked;
+            let checkpoint = Checkpoint {
+                workspace_id: id.to_owned(),
+                checked_at: vigilo_domain::time::format(self.now()),
+                seq,
+                hash: report.last_hash.clone(),
+                report,
+            };
+            let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| AppError::Corrupt(e.to_string()))?;
+            match blobs.put_new(&checkpoint_key(id, seq), body, "application/json").await {
+                Ok(()) => summary.written += 1,
+                Err(BlobError::Exists(_)) => summary.unchanged += 1,
+                Err(BlobError::Backend(e)) => return Err(AppError::Corrupt(format!("checkpoint store: {e}"))),
+            }
+        }
+        Ok(summary)
+    }
+}

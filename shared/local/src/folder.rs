@@ -1,0 +1,74 @@
+//! The blob port on a folder: each object a file, written once. A new object is
+//! written to a temporary file and then linked into place, which fails if the name is
+//! taken: no object is ever replaced or seen half-written.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use vigilo_app::blobs::{check_key, BlobError, Blobs};
+
+#[derive(Debug, Clone)]
+pub struct FolderBlobs {
+    root: PathBuf,
+}
+
+impl FolderBlobs {
+    pub fn new(root: impl Into<PathBuf>) -> FolderBlobs {
+        FolderBlobs { root: root.into() }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> BlobError {
+    BlobError::Backend(e.to_string())
+}
+
+#[async_trait]
+impl Blobs for FolderBlobs {
+    async fn put_new(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        let path = self.root.join(key);
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let dir = path.parent().ok_or_else(|| backend("no parent folder"))?;
+            std::fs::create_dir_all(dir).map_err(backend)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(backend)?;
+            tmp.write_all(&body).map_err(backend)?;
+            tmp.as_file().sync_all().map_err(backend)?;
+            match std::fs::hard_link(tmp.path(), &path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(BlobError::Exists(key)),
+                Err(e) => Err(backend(e)),
+            }
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        check_key(key)?;
+        match tokio::fs::read(self.root.join(key)).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn objects_are_written_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FolderBlobs::new(dir.path());
+        blobs.put_new("a/b.json", b"one".to_vec(), "application/json").await.unwrap();
+        assert!(matches!(blobs.put_new("a/b.json", b"two".to_vec(), "x").await, Err(BlobError::Exists(_))));
+        assert_eq!(blobs.get("a/b.json").await.unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(blobs.get("a/c.json").await.unwrap(), None);
+        assert!(blobs.put_new("../escape", vec![], "x").await.is_err());
+        let leftovers = std::fs::read_dir(dir.path().join("a")).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file stays behind");
+    }
+}
