@@ -1,4 +1,5 @@
-use vigilo_e2e::{in_hours, json, normal_change, TestServer};
+use vigilo_app::services::members::MemberInput;
+use vigilo_e2e::{actor, in_hours, json, normal_change, TestServer};
 
 async fn team() -> TestServer {
     let s = TestServer::start().await;
@@ -211,4 +212,23 @@ async fn approve_racing_cancel_never_leaves_an_open_step_on_a_closed_change() {
     }
     assert!(s.get("bob", "/ws/acme/approvals").await.expect(200)["items"].as_array().unwrap().is_empty());
     assert_eq!(s.verify("alice", "acme").await["ok"], true);
+}
+
+/// Alice demotes Bob between his read and his write: the demotion moved the chain
+/// head his commit is conditioned on, so his approval is re-decided on his new role
+/// and refused, and leaves no row.
+#[tokio::test]
+async fn an_approver_demoted_while_deciding_does_not_decide() {
+    let s = team().await;
+    let n = submitted(&s, "mia", normal_change("t"), "low").await;
+    s.before_next_write(|app| async move {
+        let viewer = MemberInput { email: "bob@example.com".into(), role: "viewer".into(), name: None };
+        app.put_member(&actor("alice"), "acme", "bob", viewer).await.expect("the demotion commits");
+    });
+    s.act("bob", "acme", &n, "approve", json!({})).await.refused(403, "not_an_approver");
+    let audit = s.get("alice", "/ws/acme/audit?limit=200").await.expect(200);
+    let rows = audit["items"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["action"] == "member.update"));
+    assert!(!rows.iter().any(|r| r["actor"] == "bob"), "{audit}");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
 }

@@ -98,10 +98,12 @@ impl<'a> Tx<'a> {
 
     /// As [`Tx::begin_as`], with the head already read in the same snapshot as the
     /// access and everything else the decision rests on (see `Vigilo::access_with`).
+    /// No separate membership check is needed: changing a membership is an audited
+    /// write of the workspace, so it moves the head this commit is conditioned on.
     pub fn begin_from(table: &'a dyn Table, access: &Access, actor: &'a Actor, head: Option<ChainHead>) -> Tx<'a> {
         Tx {
             table,
-            guard: Some((keys::member(access.ws(), access.user()), access.member.version)),
+            guard: None,
             workspace_id: access.ws().to_owned(),
             head,
             actor: Some(actor),
