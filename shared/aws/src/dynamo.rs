@@ -310,14 +310,13 @@ impl Table for DynamoTable {
         for a in raw.iter().take(limit) {
             items.push(attrs::decode(a)?);
         }
+        // More may follow when the extra item came back, or when DynamoDB stopped early
+        // (its 1 MB page limit); the page then resumes after its last returned item.
         let more = raw.len() > limit || out.last_evaluated_key().is_some();
-        let last = match (more, raw.get(items.len().wrapping_sub(1))) {
-            (true, Some(a)) if !items.is_empty() => Some(position(a, &sk_attr)?),
-            (true, _) => match out.last_evaluated_key() {
-                Some(lek) => Some(position(lek, &sk_attr)?),
-                None => None,
-            },
-            (false, _) => None,
+        let last_returned = items.len().checked_sub(1).and_then(|i| raw.get(i));
+        let last = match (more, last_returned.or(out.last_evaluated_key())) {
+            (true, Some(at)) => Some(position(at, &sk_attr)?),
+            _ => None,
         };
         Ok(Page { items, last })
     }
