@@ -50,49 +50,33 @@ impl DynamoTable {
     fn write_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
         let mut names = HashMap::new();
         let mut values = HashMap::new();
-        let (names, values, expr) = match op {
-            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => {
-                let expr = condition.as_ref().map(|c| condition_expr(c, &mut names, &mut values));
-                (names, values, expr)
-            }
-            WriteOp::Check { condition, .. } => {
-                let expr = condition_expr(condition, &mut names, &mut values);
-                (names, values, Some(expr))
-            }
+        let condition = match op {
+            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => condition.as_ref(),
+            WriteOp::Check { condition, .. } => Some(condition),
         };
+        let expr = condition.map(|c| condition_expr(c, &mut names, &mut values));
         let names = (!names.is_empty()).then_some(names);
         let values = (!values.is_empty()).then_some(values);
+        // Put, Delete and ConditionCheck are distinct SDK types with the same setters.
+        macro_rules! conditioned {
+            ($builder:expr) => {
+                $builder
+                    .table_name(&self.name)
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .build()
+                    .map_err(backend)?
+            };
+        }
         let built = match op {
-            WriteOp::Put { item, .. } => TransactWriteItem::builder().put(
-                Put::builder()
-                    .table_name(&self.name)
-                    .set_item(Some(attrs::encode(item)?))
-                    .set_condition_expression(expr)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .build()
-                    .map_err(backend)?,
-            ),
-            WriteOp::Delete { key, .. } => TransactWriteItem::builder().delete(
-                Delete::builder()
-                    .table_name(&self.name)
-                    .set_key(Some(attrs::key_attrs(key)))
-                    .set_condition_expression(expr)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .build()
-                    .map_err(backend)?,
-            ),
-            WriteOp::Check { key, .. } => TransactWriteItem::builder().condition_check(
-                ConditionCheck::builder()
-                    .table_name(&self.name)
-                    .set_key(Some(attrs::key_attrs(key)))
-                    .set_condition_expression(expr)
-                    .set_expression_attribute_names(names)
-                    .set_expression_attribute_values(values)
-                    .build()
-                    .map_err(backend)?,
-            ),
+            WriteOp::Put { item, .. } => {
+                TransactWriteItem::builder().put(conditioned!(Put::builder().set_item(Some(attrs::encode(item)?))))
+            }
+            WriteOp::Delete { key, .. } => TransactWriteItem::builder()
+                .delete(conditioned!(Delete::builder().set_key(Some(attrs::key_attrs(key))))),
+            WriteOp::Check { key, .. } => TransactWriteItem::builder()
+                .condition_check(conditioned!(ConditionCheck::builder().set_key(Some(attrs::key_attrs(key))))),
         };
         Ok(built.build())
     }
