@@ -40,6 +40,8 @@ macro_rules! wire_enum {
     };
 }
 
+pub(crate) use wire_enum;
+
 wire_enum!(ChangeType { Standard = "standard", Normal = "normal", Emergency = "emergency" });
 wire_enum!(Priority { Low = "low", Medium = "medium", High = "high", Critical = "critical" });
 wire_enum!(RiskLevel { Low = "low", Medium = "medium", High = "high" });
@@ -263,7 +265,7 @@ impl RawChange {
             }
         }
         if let Some(assets) = self.affected_assets {
-            f.affected_assets = Some(check_assets(&mut e, assets));
+            f.affected_assets = Some(check_assets(&mut e, "affected_assets", assets));
         }
         if let Some(h) = self.min_lead_time_hours {
             match u32::try_from(h) {
@@ -317,20 +319,21 @@ impl RawChange {
     }
 }
 
-fn check_assets(e: &mut FieldErrors, assets: Vec<String>) -> Vec<String> {
+/// Trims and de-duplicates asset names, recording bad ones under `field`.
+pub(crate) fn check_assets(e: &mut FieldErrors, field: &str, assets: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(assets.len());
     for a in assets {
         let a = a.trim().to_owned();
         if a.is_empty() || a.chars().count() > ASSET_LEN_MAX {
-            e.add("affected_assets", format!("each asset must be 1 to {ASSET_LEN_MAX} characters"));
+            e.add(field, format!("each asset must be 1 to {ASSET_LEN_MAX} characters"));
         } else if a.chars().any(char::is_control) {
-            e.add("affected_assets", "assets must not contain control characters");
+            e.add(field, "assets must not contain control characters");
         } else if !out.contains(&a) {
             out.push(a);
         }
     }
     if out.len() > ASSETS_MAX {
-        e.add("affected_assets", format!("at most {ASSETS_MAX} assets"));
+        e.add(field, format!("at most {ASSETS_MAX} assets"));
     }
     out
 }

@@ -65,4 +65,20 @@ pub enum DomainError {
     DependenciesUnmet { blockers: Vec<(String, String)> },
     #[error("your role does not allow this")]
     Forbidden,
+    #[error("a freeze window holds this change; an override needs override_freeze and a reason")]
+    FreezeWindowBlocked { windows: Vec<serde_json::Value> },
+    #[error("this change conflicts with other changes on the same assets; accept each conflict or move the window")]
+    ConflictDetected { conflicts: Vec<serde_json::Value> },
+    #[error("runbook tasks of the {gate} gate are not finished")]
+    TasksPending { gate: String, tasks: Vec<serde_json::Value> },
+    #[error("a predecessor of this task is not finished")]
+    PredecessorsUnmet { tasks: Vec<serde_json::Value> },
+    #[error("a required task cannot be skipped")]
+    TaskRequired,
+    #[error("cannot {action} a task in status {status}")]
+    InvalidTaskTransition { status: String, action: String, allowed: Vec<String> },
+    #[error("the change is {status}; its runbook is closed")]
+    ChangeClosed { status: String },
+    #[error("tasks were already generated from this change's implementation plan")]
+    TasksAlreadyGenerated,
 }

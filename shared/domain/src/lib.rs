@@ -6,10 +6,15 @@ pub mod approval;
 pub mod audit;
 pub mod canonical;
 pub mod change;
+pub mod conflict;
 pub mod error;
+pub mod freeze;
 pub mod fsm;
 pub mod ids;
+pub mod policy;
+pub mod risk;
 pub mod role;
+pub mod task;
 pub mod time;
 pub mod workspace;
 

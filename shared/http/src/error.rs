@@ -61,6 +61,18 @@ fn domain(e: &DomainError) -> (StatusCode, &'static str, Value) {
             (StatusCode::CONFLICT, "dependencies_unmet", json!({ "blockers": b }))
         }
         Forbidden => (StatusCode::FORBIDDEN, "forbidden", json!({})),
+        FreezeWindowBlocked { windows } => (StatusCode::CONFLICT, "freeze_window_blocked", json!({ "windows": windows })),
+        ConflictDetected { conflicts } => (StatusCode::CONFLICT, "conflict_detected", json!({ "conflicts": conflicts })),
+        TasksPending { gate, tasks } => (StatusCode::CONFLICT, "tasks_pending", json!({ "gate": gate, "tasks": tasks })),
+        PredecessorsUnmet { tasks } => (StatusCode::CONFLICT, "predecessors_unmet", json!({ "predecessors": tasks })),
+        TaskRequired => (StatusCode::CONFLICT, "task_required", json!({})),
+        InvalidTaskTransition { status, action, allowed } => (
+            StatusCode::CONFLICT,
+            "invalid_transition",
+            json!({ "status": status, "action": action, "allowed": allowed }),
+        ),
+        ChangeClosed { status } => (StatusCode::CONFLICT, "change_closed", json!({ "status": status })),
+        TasksAlreadyGenerated => (StatusCode::CONFLICT, "tasks_already_generated", json!({})),
     }
 }
 
@@ -167,6 +179,18 @@ mod tests {
             (d(DomainError::NotEditable { status: "review".into() }), 409, "not_editable"),
             (d(DomainError::DependenciesUnmet { blockers: vec![] }), 409, "dependencies_unmet"),
             (d(DomainError::Forbidden), 403, "forbidden"),
+            (d(DomainError::FreezeWindowBlocked { windows: vec![] }), 409, "freeze_window_blocked"),
+            (d(DomainError::ConflictDetected { conflicts: vec![] }), 409, "conflict_detected"),
+            (d(DomainError::TasksPending { gate: "start".into(), tasks: vec![] }), 409, "tasks_pending"),
+            (d(DomainError::PredecessorsUnmet { tasks: vec![] }), 409, "predecessors_unmet"),
+            (d(DomainError::TaskRequired), 409, "task_required"),
+            (
+                d(DomainError::InvalidTaskTransition { status: "done".into(), action: "start".into(), allowed: vec![] }),
+                409,
+                "invalid_transition",
+            ),
+            (d(DomainError::ChangeClosed { status: "cancelled".into() }), 409, "change_closed"),
+            (d(DomainError::TasksAlreadyGenerated), 409, "tasks_already_generated"),
             (a(AppError::NotFound), 404, "not_found"),
             (a(AppError::SlugTaken("x".into())), 409, "slug_taken"),
             (a(AppError::VersionConflict { expected: 1, current: 2 }), 412, "version_conflict"),

@@ -1,0 +1,389 @@
+//! Approval policies: a workspace's own rules for who approves what. The policy with
+//! the lowest `priority` number among those that match a change decides its stages;
+//! when none matches, the built-in matrix applies.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::approval::{StepMode, StepPlan};
+use crate::change::{check_assets, ChangeRequest, ChangeType, Priority, RiskLevel, TITLE_MAX};
+use crate::ids::UserId;
+use crate::role::Role;
+use crate::workspace::check_group_name;
+use crate::{DomainError, FieldErrors};
+
+pub const STAGES_MAX: usize = 10;
+pub const APPROVERS_MAX: usize = 100;
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1_000_000..=1_000_000;
+
+/// What a change must look like for a policy to apply. Every criterion given must hold;
+/// within one criterion any listed value will do. An empty match applies to all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyMatch {
+    pub change_types: Vec<ChangeType>,
+    pub risk_levels: Vec<RiskLevel>,
+    pub priorities: Vec<Priority>,
+    pub assets_any: Vec<String>,
+    pub custom: BTreeMap<String, Value>,
+}
+
+impl PolicyMatch {
+    pub fn matches(&self, c: &ChangeRequest) -> bool {
+        (self.change_types.is_empty() || self.change_types.contains(&c.change_type))
+            && (self.risk_levels.is_empty() || self.risk_levels.contains(&c.risk_level))
+            && (self.priorities.is_empty() || self.priorities.contains(&c.priority))
+            && (self.assets_any.is_empty() || c.affected_assets.iter().any(|a| self.assets_any.contains(a)))
+            && self.custom.iter().all(|(k, v)| c.custom_fields.get(k) == Some(v))
+    }
+}
+
+/// Who may approve a stage: named users, holders of a role, members of a group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Approvers {
+    pub users: Vec<UserId>,
+    pub roles: Vec<Role>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    pub mode: StepMode,
+    pub quorum: Option<u32>,
+    pub approvers: Approvers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalPolicy {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub priority: i64,
+    #[serde(rename = "match")]
+    pub matcher: PolicyMatch,
+    pub stages: Vec<Stage>,
+    pub created_by: UserId,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The policy that governs `c`: the matching one with the lowest priority number
+/// (ties: by name, then id, so the choice never depends on storage order).
+pub fn select<'a>(policies: &'a [ApprovalPolicy], c: &ChangeRequest) -> Option<&'a ApprovalPolicy> {
+    policies
+        .iter()
+        .filter(|p| p.matcher.matches(c))
+        .min_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)))
+}
+
+/// The steps a policy asks of `c`: one per stage, in order. Eligible users are those the
+/// stage names who hold an approving role now, never the author.
+pub fn plan(
+    policy: &ApprovalPolicy,
+    c: &ChangeRequest,
+    members: &[(UserId, Role)],
+    groups: &BTreeMap<String, Vec<UserId>>,
+) -> Result<Vec<StepPlan>, DomainError> {
+    let mut plans = Vec::with_capacity(policy.stages.len());
+    for (i, stage) in policy.stages.iter().enumerate() {
+        let a = &stage.approvers;
+        let mut eligible: Vec<UserId> = members
+            .iter()
+            .filter(|(u, r)| {
+                r.can_approve()
+                    && u != &c.author
+                    && (a.users.contains(u)
+                        || a.roles.contains(r)
+                        || a.groups.iter().any(|g| groups.get(g).is_some_and(|m| m.contains(u))))
+            })
+            .map(|(u, _)| u.clone())
+            .collect();
+        eligible.sort();
+        eligible.dedup();
+        let needed = match stage.mode {
+            StepMode::Any => 1,
+            StepMode::All => 1,
+            StepMode::Quorum => stage.quorum.unwrap_or(1) as usize,
+        };
+        if eligible.len() < needed {
+            return Err(DomainError::NoEligibleApprovers { needed, available: eligible.len() });
+        }
+        let group = match (a.users.is_empty() && a.roles.is_empty(), a.groups.as_slice()) {
+            (true, [only]) => Some(only.clone()),
+            _ => None,
+        };
+        plans.push(StepPlan {
+            stage: i as u32,
+            name: stage.name.clone(),
+            mode: stage.mode,
+            quorum: needed as u32,
+            group,
+            eligible,
+        });
+    }
+    Ok(plans)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    pub change_types: Option<Vec<String>>,
+    pub risk_levels: Option<Vec<String>>,
+    pub priorities: Option<Vec<String>>,
+    pub assets_any: Option<Vec<String>>,
+    pub custom: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovers {
+    pub users: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub name: Option<String>,
+    pub mode: Option<String>,
+    pub quorum: Option<i64>,
+    pub approvers: Option<RawApprovers>,
+}
+
+/// `POST|PUT /approval-policies`, as sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: Option<String>,
+    pub priority: Option<i64>,
+    #[serde(rename = "match")]
+    pub matcher: Option<RawMatch>,
+    pub stages: Option<Vec<RawStage>>,
+}
+
+/// A policy's checked values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyFields {
+    pub name: String,
+    pub priority: i64,
+    pub matcher: PolicyMatch,
+    pub stages: Vec<Stage>,
+}
+
+fn enums<T: PartialEq>(
+    e: &mut FieldErrors,
+    field: &str,
+    raw: Option<Vec<String>>,
+    parse: fn(&str) -> Option<T>,
+    choices: String,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for v in raw.unwrap_or_default() {
+        match parse(&v) {
+            Some(t) if !out.contains(&t) => out.push(t),
+            Some(_) => {}
+            None => e.add(field, format!("must be among: {choices}")),
+        }
+    }
+    out
+}
+
+fn parse_stage(e: &mut FieldErrors, i: usize, raw: RawStage) -> Stage {
+    let f = |name: &str| format!("stages[{i}].{name}");
+    let name = raw.name.map(|n| n.trim().to_owned()).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > TITLE_MAX {
+        e.add(f("name"), format!("required, 1 to {TITLE_MAX} characters"));
+    }
+    let mode = match raw.mode.as_deref() {
+        Some("any") => StepMode::Any,
+        Some("all") => StepMode::All,
+        Some("quorum") => StepMode::Quorum,
+        _ => {
+            e.add(f("mode"), "required: any, all or quorum");
+            StepMode::Any
+        }
+    };
+    let quorum = match (mode, raw.quorum) {
+        (StepMode::Quorum, Some(q)) if (1..=APPROVERS_MAX as i64).contains(&q) => Some(q as u32),
+        (StepMode::Quorum, _) => {
+            e.add(f("quorum"), format!("required for mode quorum: 1 to {APPROVERS_MAX}"));
+            None
+        }
+        (_, Some(_)) => {
+            e.add(f("quorum"), "only mode quorum takes a quorum");
+            None
+        }
+        (_, None) => None,
+    };
+    let ra = raw.approvers.unwrap_or_default();
+    let mut approvers = Approvers::default();
+    for u in ra.users.unwrap_or_default() {
+        match UserId::parse(&u) {
+            Ok(u) if !approvers.users.contains(&u) => approvers.users.push(u),
+            Ok(_) => {}
+            Err(r) => e.add(f("approvers.users"), r),
+        }
+    }
+    for r in ra.roles.unwrap_or_default() {
+        match Role::parse(&r) {
+            Some(role) if role.can_approve() => {
+                if !approvers.roles.contains(&role) {
+                    approvers.roles.push(role)
+                }
+            }
+            _ => e.add(f("approvers.roles"), "must be among: approver, admin, owner"),
+        }
+    }
+    for g in ra.groups.unwrap_or_default() {
+        match check_group_name(&g) {
+            Ok(()) if !approvers.groups.contains(&g) => approvers.groups.push(g),
+            Ok(()) => {}
+            Err(r) => e.add(f("approvers.groups"), r),
+        }
+    }
+    let count = approvers.users.len() + approvers.roles.len() + approvers.groups.len();
+    if count == 0 {
+        e.add(f("approvers"), "name at least one user, role or group");
+    } else if count > APPROVERS_MAX {
+        e.add(f("approvers"), format!("at most {APPROVERS_MAX} entries"));
+    }
+    if let Some(q) = quorum {
+        if approvers.roles.is_empty() && approvers.groups.is_empty() && (q as usize) > approvers.users.len() {
+            e.add(f("quorum"), "is larger than the number of users named");
+        }
+    }
+    Stage { name, mode, quorum, approvers }
+}
+
+impl RawPolicy {
+    pub fn parse(self) -> Result<PolicyFields, FieldErrors> {
+        let mut e = FieldErrors::default();
+        let name = self.name.map(|n| n.trim().to_owned()).unwrap_or_default();
+        if name.is_empty() || name.chars().count() > TITLE_MAX {
+            e.add("name", format!("required, 1 to {TITLE_MAX} characters"));
+        }
+        let priority = match self.priority {
+            Some(p) if PRIORITY_RANGE.contains(&p) => p,
+            _ => {
+                e.add("priority", "required: an integer from -1000000 to 1000000; the lowest matching one wins");
+                0
+            }
+        };
+        let m = self.matcher.unwrap_or_default();
+        let custom = m.custom.unwrap_or_default();
+        if custom.len() > crate::change::CUSTOM_FIELDS_MAX {
+            e.add("match.custom", format!("at most {} fields", crate::change::CUSTOM_FIELDS_MAX));
+        }
+        let matcher = PolicyMatch {
+            change_types: enums(&mut e, "match.change_types", m.change_types, ChangeType::parse, ChangeType::choices()),
+            risk_levels: enums(&mut e, "match.risk_levels", m.risk_levels, RiskLevel::parse, RiskLevel::choices()),
+            priorities: enums(&mut e, "match.priorities", m.priorities, Priority::parse, Priority::choices()),
+            assets_any: check_assets(&mut e, "match.assets_any", m.assets_any.unwrap_or_default()),
+            custom,
+        };
+        let raw_stages = self.stages.unwrap_or_default();
+        if raw_stages.is_empty() || raw_stages.len() > STAGES_MAX {
+            e.add("stages", format!("required: 1 to {STAGES_MAX} stages"));
+        }
+        let stages = raw_stages.into_iter().enumerate().map(|(i, s)| parse_stage(&mut e, i, s)).collect();
+        if !e.is_empty() {
+            return Err(e);
+        }
+        Ok(PolicyFields { name, priority, matcher, stages })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{draft, user};
+    use serde_json::json;
+
+    fn policy(id: &str, priority: i64, matcher: PolicyMatch) -> ApprovalPolicy {
+        ApprovalPolicy {
+            id: id.into(),
+            workspace_id: "w".into(),
+            name: id.into(),
+            priority,
+            matcher,
+            stages: vec![],
+            created_by: user("alice"),
+            version: 1,
+            created_at: "2026-11-01T00:00:00Z".parse().unwrap(),
+            updated_at: "2026-11-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_lowest_priority_number_among_matching_policies_wins() {
+        let mut c = draft();
+        c.affected_assets = vec!["db".into()];
+        c.custom_fields.insert("team".into(), json!("payments"));
+        let db = PolicyMatch { assets_any: vec!["db".into()], ..PolicyMatch::default() };
+        let payments = PolicyMatch { custom: [("team".to_owned(), json!("payments"))].into(), ..PolicyMatch::default() };
+        let high = PolicyMatch { risk_levels: vec![RiskLevel::High], ..PolicyMatch::default() };
+        let ps = vec![policy("db", 20, db), policy("payments", 10, payments), policy("high", 1, high)];
+        assert_eq!(select(&ps, &c).map(|p| p.id.as_str()), Some("payments"));
+        c.custom_fields.clear();
+        assert_eq!(select(&ps, &c).map(|p| p.id.as_str()), Some("db"));
+        c.risk_level = RiskLevel::High;
+        assert_eq!(select(&ps, &c).map(|p| p.id.as_str()), Some("high"));
+        c.risk_level = RiskLevel::Low;
+        c.affected_assets.clear();
+        assert_eq!(select(&ps, &c), None);
+    }
+
+    #[test]
+    fn stages_draw_approvers_from_users_roles_and_groups_never_the_author() {
+        let members = vec![
+            (user("alice"), Role::Owner),
+            (user("bob"), Role::Approver),
+            (user("carol"), Role::Admin),
+            (user("dave"), Role::Member),
+        ];
+        let groups: BTreeMap<String, Vec<UserId>> = [("cab".to_owned(), vec![user("bob"), user("dave")])].into();
+        let raw = json!({"name": "p", "priority": 1, "stages": [
+            {"name": "peer", "mode": "any", "approvers": {"users": ["dave", "carol"]}},
+            {"name": "cab", "mode": "all", "approvers": {"groups": ["cab"]}},
+            {"name": "admins", "mode": "quorum", "quorum": 1, "approvers": {"roles": ["admin", "owner"]}}
+        ]});
+        let fields = serde_json::from_value::<RawPolicy>(raw).unwrap().parse().unwrap();
+        let mut p = policy("p", 1, fields.matcher);
+        p.stages = fields.stages;
+        let plans = plan(&p, &draft(), &members, &groups).unwrap();
+        // dave is named but cannot approve; alice is the author, whatever her role.
+        assert_eq!(plans[0].eligible, vec![user("carol")]);
+        assert_eq!((plans[1].eligible.clone(), plans[1].group.as_deref()), (vec![user("bob")], Some("cab")));
+        assert!(matches!(
+            plan(&p, &draft(), &members[..2], &groups).unwrap_err(),
+            DomainError::NoEligibleApprovers { needed: 1, available: 0 }
+        ));
+    }
+
+    #[test]
+    fn bad_policies_name_each_field() {
+        let raw = json!({"priority": "x"});
+        assert!(serde_json::from_value::<RawPolicy>(raw).is_err(), "wrong types are a 400");
+        let raw = json!({"name": "", "match": {"change_types": ["odd"]}, "stages": [
+            {"name": "s", "mode": "quorum", "approvers": {"roles": ["member"]}},
+            {"name": "t", "mode": "any", "quorum": 2, "approvers": {}}
+        ]});
+        let e = serde_json::from_value::<RawPolicy>(raw).unwrap().parse().unwrap_err();
+        for f in [
+            "name",
+            "priority",
+            "match.change_types",
+            "stages[0].quorum",
+            "stages[0].approvers.roles",
+            "stages[1].quorum",
+            "stages[1].approvers",
+        ] {
+            assert!(e.0.contains_key(f), "{f} missing in {e:?}");
+        }
+    }
+}
