@@ -262,6 +262,7 @@ async fn start_waits_for_dependencies() {
     let a = s.change("alice", "acme", normal_change("first")).await;
     let mut body = normal_change("second");
     body["dependencies"] = json!([a.clone()]);
+    body["affected_assets"] = json!(["billing"]);
     let b = s.change("alice", "acme", body).await;
     for n in [&a, &b] {
         s.act("alice", "acme", n, "submit", json!({})).await.expect(200);

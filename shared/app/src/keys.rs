@@ -16,6 +16,14 @@
 //! | approval step | `WS#{w}#CHG#{n:012}` | `STEP#{round:04}#{stage:03}#{i:03}` | `pending` (while pending) |
 //! | audit row | `WS#{w}#AUDIT` | `{seq:020}` | `audit_id`, `audit_target`, `audit_actor`, `audit_action`, `audit_subject` |
 //! | idempotency record | `IDEM#{user}` | `{scope}#{key}` | |
+//! | freeze window | `WS#{w}` | `FREEZE#{id}` | |
+//! | freeze window by end | `WS#{w}#FREEZE` | `{end}#{id}` | |
+//! | approval policy | `WS#{w}` | `POLICY#{id}` | |
+//! | runbook task | `WS#{w}#CHG#{n:012}` | `TASK#{id}` | |
+//! | comment | `WS#{w}#CHG#{n:012}` | `COMMENT#{at}#{id}` | |
+//! | conflict acceptance | `WS#{w}#CHG#{n:012}` | `ACCEPT#{other:012}` | |
+//! | risk assessment | `WS#{w}#CHG#{n:012}` | `RISK` | |
+//! | window entry | `WS#{w}#WINDOW#{asset}` | `{end}#{n:012}` | |
 
 use vigilo_domain::change::{ChangeType, Priority, RiskLevel, Status};
 use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
@@ -265,6 +273,67 @@ pub fn audit_subject_partition(w: &str, change_id: &str) -> String {
     format!("{}#SUBJECT#{change_id}", ws(w))
 }
 
+pub fn freeze_window(w: &str, id: &str) -> Key {
+    Key::new(ws(w), format!("FREEZE#{id}"))
+}
+
+/// A freeze window filed under its end: the windows that can still matter for a span
+/// are one range query (`end` after the span's start), however many have passed.
+pub fn freeze_by_end(w: &str, end: &str, id: &str) -> Key {
+    Key::new(freeze_partition(w), format!("{end}#{id}"))
+}
+
+pub fn freeze_partition(w: &str) -> String {
+    format!("{}#FREEZE", ws(w))
+}
+
+/// The sort key range of entries keyed `{end}#...` whose end is after `after`:
+/// `~` sorts after every digit, so `{after}#~` is past every entry ending at `after`.
+pub fn ending_after(after: &str) -> (String, String) {
+    (format!("{after}#~"), "~".to_owned())
+}
+
+pub fn policy(w: &str, id: &str) -> Key {
+    Key::new(ws(w), format!("POLICY#{id}"))
+}
+
+pub fn policies(w: &str) -> (String, &'static str) {
+    (ws(w), "POLICY#")
+}
+
+pub fn task(w: &str, n: ChangeNumber, id: &str) -> Key {
+    Key::new(steps(w, n), format!("TASK#{id}"))
+}
+
+pub const TASK_PREFIX: &str = "TASK#";
+
+pub fn comment(w: &str, n: ChangeNumber, at: &str, id: &str) -> Key {
+    Key::new(steps(w, n), format!("COMMENT#{at}#{id}"))
+}
+
+pub const COMMENT_PREFIX: &str = "COMMENT#";
+
+pub fn acceptance(w: &str, n: ChangeNumber, other: ChangeNumber) -> Key {
+    Key::new(steps(w, n), format!("ACCEPT#{}", num(other)))
+}
+
+pub const ACCEPT_PREFIX: &str = "ACCEPT#";
+
+pub fn risk_assessment(w: &str, n: ChangeNumber) -> Key {
+    Key::new(steps(w, n), "RISK")
+}
+
+/// A live change's planned window on one of its assets, filed under the window's end:
+/// the changes that may overlap a window on an asset are one range query, and the
+/// lookup reads only entries of the assets in question.
+pub fn window_entry(w: &str, asset: &str, end: &str, n: ChangeNumber) -> Key {
+    Key::new(window_partition(w, asset), format!("{end}#{}", num(n)))
+}
+
+pub fn window_partition(w: &str, asset: &str) -> String {
+    format!("{}#WINDOW#{asset}", ws(w))
+}
+
 pub fn idempotency(user: &UserId, scope: &str, key: &str) -> Key {
     Key::new(format!("IDEM#{user}"), format!("{scope}#{key}"))
 }
@@ -318,6 +387,8 @@ mod tests {
             status_partition("w", Status::Draft),
             asset_partition("w", "x"),
             delegators_of("w", &u),
+            freeze_partition("w"),
+            window_partition("w", "x"),
         ];
         let mut uniq = pks.to_vec();
         uniq.sort();

@@ -83,6 +83,9 @@ pub struct ApprovalStep {
     pub decisions: Vec<Decision>,
     pub created_at: Timestamp,
     pub decided_at: Option<Timestamp>,
+    /// The approval policy that asked for this step; `None` for the built-in matrix.
+    #[serde(default)]
+    pub policy_id: Option<String>,
     pub version: u64,
 }
 
@@ -296,6 +299,7 @@ mod tests {
             decisions: vec![],
             created_at: "2026-11-01T00:00:00Z".parse().unwrap(),
             decided_at: None,
+            policy_id: None,
             version: 1,
         }
     }

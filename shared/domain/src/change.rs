@@ -129,7 +129,9 @@ pub struct ChangeRequest {
     pub cancel_reason: Option<String>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
-    pub conflicts: Vec<serde_json::Value>,
+    /// Derived on reading one change (never stored): `null` in lists and in storage.
+    #[serde(default)]
+    pub conflicts: Option<Vec<crate::conflict::Conflict>>,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -380,7 +382,7 @@ impl ChangeRequest {
             cancel_reason: None,
             started_at: None,
             ended_at: None,
-            conflicts: vec![],
+            conflicts: None,
             version: 1,
             created_at: now,
             updated_at: now,

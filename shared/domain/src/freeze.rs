@@ -232,9 +232,13 @@ mod tests {
         for f in ["name", "start", "end", "scope"] {
             assert!(e.0.contains_key(f), "{f} in {e:?}");
         }
-        let e = raw("2026-12-02", "2026-12-01T00:00:00Z", RawScope { change_types: Some(vec!["odd".into()]), ..RawScope::default() })
-            .parse("UTC")
-            .unwrap_err();
+        let e = raw(
+            "2026-12-02",
+            "2026-12-01T00:00:00Z",
+            RawScope { change_types: Some(vec!["odd".into()]), ..RawScope::default() },
+        )
+        .parse("UTC")
+        .unwrap_err();
         assert!(e.0.contains_key("end") && e.0.contains_key("scope.change_types"), "{e:?}");
     }
 

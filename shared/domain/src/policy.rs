@@ -325,7 +325,8 @@ mod tests {
         c.affected_assets = vec!["db".into()];
         c.custom_fields.insert("team".into(), json!("payments"));
         let db = PolicyMatch { assets_any: vec!["db".into()], ..PolicyMatch::default() };
-        let payments = PolicyMatch { custom: [("team".to_owned(), json!("payments"))].into(), ..PolicyMatch::default() };
+        let payments =
+            PolicyMatch { custom: [("team".to_owned(), json!("payments"))].into(), ..PolicyMatch::default() };
         let high = PolicyMatch { risk_levels: vec![RiskLevel::High], ..PolicyMatch::default() };
         let ps = vec![policy("db", 20, db), policy("payments", 10, payments), policy("high", 1, high)];
         assert_eq!(select(&ps, &c).map(|p| p.id.as_str()), Some("payments"));

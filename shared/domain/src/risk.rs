@@ -151,7 +151,10 @@ pub fn score(c: &ChangeRequest, a: &Answers, tz: &TimeZone, track: Track) -> (u3
         (0, "no similar change has ended yet".to_owned())
     } else {
         let rate = track.failed as f64 / track.ended as f64;
-        ((rate * 20.0).round() as u32, format!("{} of {} similar changes failed or were rolled back", track.failed, track.ended))
+        (
+            (rate * 20.0).round() as u32,
+            format!("{} of {} similar changes failed or were rolled back", track.failed, track.ended),
+        )
     };
     let mut prep = 0;
     let mut gaps = Vec::new();

@@ -249,7 +249,14 @@ impl RawTask {
         if !e.is_empty() {
             return Err(e);
         }
-        Ok(TaskFields { title, description, is_required: self.is_required.unwrap_or(true), gate, predecessors, assignee })
+        Ok(TaskFields {
+            title,
+            description,
+            is_required: self.is_required.unwrap_or(true),
+            gate,
+            predecessors,
+            assignee,
+        })
     }
 }
 
@@ -325,7 +332,9 @@ mod tests {
         start.status = TaskStatus::Done;
         check_start_gate(&[start.clone(), optional.clone()]).unwrap();
         let e = check_complete_gate(&[start, optional, required]).unwrap_err();
-        assert!(matches!(e, DomainError::TasksPending { ref tasks, .. } if tasks.len() == 1 && tasks[0]["id"] == "T003"));
+        assert!(
+            matches!(e, DomainError::TasksPending { ref tasks, .. } if tasks.len() == 1 && tasks[0]["id"] == "T003")
+        );
     }
 
     #[test]

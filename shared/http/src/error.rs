@@ -61,9 +61,15 @@ fn domain(e: &DomainError) -> (StatusCode, &'static str, Value) {
             (StatusCode::CONFLICT, "dependencies_unmet", json!({ "blockers": b }))
         }
         Forbidden => (StatusCode::FORBIDDEN, "forbidden", json!({})),
-        FreezeWindowBlocked { windows } => (StatusCode::CONFLICT, "freeze_window_blocked", json!({ "windows": windows })),
-        ConflictDetected { conflicts } => (StatusCode::CONFLICT, "conflict_detected", json!({ "conflicts": conflicts })),
-        TasksPending { gate, tasks } => (StatusCode::CONFLICT, "tasks_pending", json!({ "gate": gate, "tasks": tasks })),
+        FreezeWindowBlocked { windows } => {
+            (StatusCode::CONFLICT, "freeze_window_blocked", json!({ "windows": windows }))
+        }
+        ConflictDetected { conflicts } => {
+            (StatusCode::CONFLICT, "conflict_detected", json!({ "conflicts": conflicts }))
+        }
+        TasksPending { gate, tasks } => {
+            (StatusCode::CONFLICT, "tasks_pending", json!({ "gate": gate, "tasks": tasks }))
+        }
         PredecessorsUnmet { tasks } => (StatusCode::CONFLICT, "predecessors_unmet", json!({ "predecessors": tasks })),
         TaskRequired => (StatusCode::CONFLICT, "task_required", json!({})),
         InvalidTaskTransition { status, action, allowed } => (
@@ -185,7 +191,11 @@ mod tests {
             (d(DomainError::PredecessorsUnmet { tasks: vec![] }), 409, "predecessors_unmet"),
             (d(DomainError::TaskRequired), 409, "task_required"),
             (
-                d(DomainError::InvalidTaskTransition { status: "done".into(), action: "start".into(), allowed: vec![] }),
+                d(DomainError::InvalidTaskTransition {
+                    status: "done".into(),
+                    action: "start".into(),
+                    allowed: vec![],
+                }),
                 409,
                 "invalid_transition",
             ),

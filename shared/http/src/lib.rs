@@ -53,6 +53,16 @@ pub fn approvals_router(state: AppState) -> Router {
     finish(routes::changes::approval_routes(), state)
 }
 
+/// Freeze windows and approval policies.
+pub fn governance_router(state: AppState) -> Router {
+    finish(routes::governance::routes(), state)
+}
+
+/// Around one change: runbook tasks, comments, conflicts, similar changes, risk.
+pub fn planning_router(state: AppState) -> Router {
+    finish(routes::planning::routes(), state)
+}
+
 /// The audit log: list, read, verify.
 pub fn audit_router(state: AppState) -> Router {
     finish(routes::audit::routes(), state)
@@ -65,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::changes::routes())
         .merge(routes::changes::transition_routes())
         .merge(routes::changes::approval_routes())
+        .merge(routes::governance::routes())
+        .merge(routes::planning::routes())
         .merge(routes::audit::routes());
     finish(all, state)
 }

@@ -14,12 +14,16 @@ use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
+use crate::services::conflicts::{occupancy, window_entries};
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{change_item, decode, decode_ref, load, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query, WriteOp};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::{decode_head, AuditEntry, Tx};
 use crate::Vigilo;
+
+/// How many changes a dependency-cycle search reads at most.
+const CYCLE_SEARCH_MAX: usize = 2_000;
 
 /// `GET /changes` filters, as sent.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -158,11 +162,16 @@ impl Vigilo {
             for op in asset_entries(&ws, number, &[], &change.affected_assets) {
                 tx.derived(op);
             }
+            for op in window_entries(&ws, number, None, occupancy(&change)) {
+                tx.derived(op);
+            }
             tx.audit(
                 AuditEntry::new("change.create", "ChangeRequest", &change.id)
                     .values(json!(null), to_data(&change))
                     .subject(&change.id),
             );
+            // The first response, conflicts included, is what a retry replays.
+            change.conflicts = Some(self.conflicts_of(&change).await?);
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&change), now);
             tx.commit(now).await?;
             Ok(Created::New(change))
@@ -186,7 +195,37 @@ impl Vigilo {
                 errors.add("dependencies", format!("{d} does not exist"));
             }
         }
+        if errors.is_empty() {
+            if let Some(cycle) = self.dependency_cycle(ws, c).await? {
+                let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+                errors.add("dependencies", format!("would close a dependency cycle: {}", path.join(" -> ")));
+            }
+        }
         errors.into_result().map_err(Into::into)
+    }
+
+    /// A path from `c` back to itself through the dependencies, if there is one. Only
+    /// changes reachable from `c`'s dependencies are read (at most `CYCLE_SEARCH_MAX`).
+    async fn dependency_cycle(&self, ws: &str, c: &ChangeRequest) -> AppResult<Option<Vec<ChangeNumber>>> {
+        let mut stack: Vec<Vec<ChangeNumber>> = c.dependencies.iter().map(|d| vec![c.number, *d]).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(path) = stack.pop() {
+            let at = *path.last().unwrap_or(&c.number);
+            if at == c.number {
+                return Ok(Some(path));
+            }
+            if !seen.insert(at) || seen.len() > CYCLE_SEARCH_MAX {
+                continue;
+            }
+            if let Some(d) = load::<ChangeRequest>(&*self.table, &keys::change(ws, at)).await? {
+                for next in d.dependencies {
+                    let mut p = path.clone();
+                    p.push(next);
+                    stack.push(p);
+                }
+            }
+        }
+        Ok(None)
     }
 
     pub(crate) async fn load_change(&self, ws: &str, number: &str) -> AppResult<ChangeRequest> {
@@ -194,7 +233,32 @@ impl Vigilo {
         load(&*self.table, &keys::change(ws, n)).await?.ok_or(AppError::NotFound)
     }
 
+    /// The first step of any write about one change: access, chain head and the change
+    /// in one consistent snapshot. Every write committed after it moves the head, so a
+    /// transaction begun here fails if anything it decided on has changed.
+    pub(crate) async fn change_for_write<'a>(
+        &'a self,
+        actor: &'a Actor,
+        slug: &str,
+        number: &str,
+    ) -> AppResult<(Access, Tx<'a>, ChangeRequest)> {
+        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
+        let (access, mut read) =
+            self.access_with(actor, slug, |ws| vec![keys::chain_head(ws), keys::change(ws, n)]).await?;
+        let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
+        let head = decode_head(read.pop().flatten())?;
+        let tx = Tx::begin_from(&*self.table, &access, actor, head);
+        Ok((access, tx, change))
+    }
+
+    /// One change with its derived `conflicts`.
     pub async fn get_change(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<ChangeRequest> {
+        let c = self.get_stored_change(actor, slug, number).await?;
+        self.with_conflicts(c).await
+    }
+
+    /// One change as stored, for a caller who may read it.
+    pub(crate) async fn get_stored_change(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<ChangeRequest> {
         let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
         let (_, mut read) = self.access_with(actor, slug, |ws| vec![keys::change(ws, n)]).await?;
         read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)
@@ -243,7 +307,7 @@ impl Vigilo {
         raw: RawChange,
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
-        retrying!({
+        let changed = retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.
             let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
@@ -272,10 +336,14 @@ impl Vigilo {
             for op in asset_entries(&ws, new.number, &old.affected_assets, &new.affected_assets) {
                 tx.derived(op);
             }
+            for op in window_entries(&ws, new.number, occupancy(&old), occupancy(&new)) {
+                tx.derived(op);
+            }
             tx.audit(AuditEntry::new("change.update", "ChangeRequest", &new.id).values(before, after).subject(&new.id));
             tx.commit(now).await?;
             Ok(new)
-        })
+        })?;
+        self.with_conflicts(changed).await
     }
 }
 

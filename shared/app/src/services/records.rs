@@ -45,9 +45,12 @@ pub fn group_item(g: &Group) -> Item {
     Item::new(keys::group(&g.workspace_id, &g.name), to_data(g))
 }
 
+/// A change's item. Its `conflicts` are derived on reading and never stored.
 pub fn change_item(c: &ChangeRequest) -> Item {
     let w = &c.workspace_id;
-    let mut item = Item::new(keys::change(w, c.number), to_data(c))
+    let mut data = to_data(c);
+    data["conflicts"] = serde_json::Value::Null;
+    let mut item = Item::new(keys::change(w, c.number), data)
         .index(keys::BY_STATUS, keys::change_by_status(w, c.status, c.number))
         .index(keys::BY_TYPE, keys::change_by_type(w, c.change_type, c.number))
         .index(keys::BY_PRIORITY, keys::change_by_priority(w, c.priority, c.number))

@@ -2,16 +2,16 @@
 //! One attempt reads the change (and its steps), checks, and commits the new state
 //! with its audit rows; a lost race re-runs the attempt from a fresh read.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tracing::instrument;
 use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, Seats, StepStatus, Verdict};
 use vigilo_domain::change::{ChangeRequest, Status};
+use vigilo_domain::freeze::guarded_span;
 use vigilo_domain::fsm::{self, Action};
-use vigilo_domain::ids::{ChangeNumber, UserId};
-use vigilo_domain::role::{Permission, Role};
+use vigilo_domain::ids::UserId;
+use vigilo_domain::role::Permission;
+use vigilo_domain::task;
 use vigilo_domain::{DomainError, FieldErrors};
 
 use crate::actor::Actor;
@@ -20,10 +20,13 @@ use crate::keys;
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
-use crate::services::records::{change_item, decode, load, step_item, to_data};
+use crate::services::conflicts::{occupancy, window_entries};
+use crate::services::freeze::FreezeVerdict;
+use crate::services::records::{change_item, load, step_item, to_data};
+use crate::services::tasks::{review_task, task_created, task_item};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
-use crate::txn::{decode_head, AuditEntry, Tx};
+use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
 /// The body of an action; each action reads the fields it needs.
@@ -72,6 +75,10 @@ fn write_change(
     new.updated_at = now;
     let (before, after) = diff(old, new);
     tx.put(change_item(new), Some(Condition::version(old.version)));
+    // A change that ends frees its assets; a reopened one holds them again.
+    for op in window_entries(&new.workspace_id, new.number, occupancy(old), occupancy(new)) {
+        tx.derived(op);
+    }
     let entry = AuditEntry::new(format!("change.{}", action.audit_verb()), "ChangeRequest", &new.id);
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
@@ -103,15 +110,8 @@ impl Vigilo {
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
-        retrying!({
-            let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
-            // Access, chain head and change in one snapshot: any write committed after
-            // it moves the head, and our commit, conditioned on this head, then fails.
-            let (access, mut read) =
-                self.access_with(actor, slug, |ws| vec![keys::chain_head(ws), keys::change(ws, n)]).await?;
-            let old: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
-            let head = decode_head(read.pop().flatten())?;
-            let mut tx = Tx::begin_from(&*self.table, &access, actor, head);
+        let moved = retrying!({
+            let (access, mut tx, old) = self.change_for_write(actor, slug, number).await?;
             check_len("comment", &input.comment)?;
             check_len("reason", &input.reason)?;
             check_len("closure_notes", &input.closure_notes)?;
@@ -127,6 +127,10 @@ impl Vigilo {
             let mut meta = Map::new();
             let mut opened = Vec::new();
             let mut closing = Vec::new();
+            let mut extra_rows = Vec::new();
+            let mut new_tasks = Vec::new();
+            let override_freeze = input.override_freeze.unwrap_or(false);
+            let reason = fsm::reason(input.reason.as_deref());
             // Words given with any move are kept with its audit row.
             for (k, v) in [("reason", &input.reason), ("comment", &input.comment)] {
                 if let Some(text) = fsm::reason(v.as_deref()) {
@@ -137,26 +141,39 @@ impl Vigilo {
                 Action::Submit => {
                     fsm::check_submittable(&new)?;
                     fsm::check_lead_time(&new, now)?;
+                    let span = guarded_span(&new, None);
+                    extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
                     new.status = fsm::status_after_submit(new.change_type);
                     new.submitted_at = Some(now);
                     new.approval_round += 1;
                     if new.status == Status::Approved {
                         meta.insert("pre_approved".into(), json!(true));
                     } else {
-                        opened = self.plan_steps(&new).await?;
+                        let plan = self.plan_steps(&new).await?;
+                        let policy = plan.policy.map(|(id, name)| json!({"id": id, "name": name}));
+                        meta.insert("approval_policy".into(), policy.unwrap_or(json!("builtin")));
+                        opened = plan.steps;
                     }
                 }
                 Action::Schedule => {
                     fsm::check_schedulable(&new)?;
                     fsm::check_lead_time(&new, new.submitted_at.unwrap_or(now))?;
+                    let span = guarded_span(&new, None);
+                    extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
+                    self.check_conflicts(&new).await?;
                     new.status = Status::Scheduled;
                 }
                 Action::Start => {
                     self.check_dependencies(access.ws(), &new).await?;
+                    task::check_start_gate(&self.change_tasks(access.ws(), new.number).await?)?;
+                    let span = guarded_span(&new, Some(now));
+                    extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
                     new.status = Status::InProgress;
                     new.started_at = Some(now);
                 }
                 Action::Complete => {
+                    let tasks = self.change_tasks(access.ws(), new.number).await?;
+                    task::check_complete_gate(&tasks)?;
                     let (code, notes) =
                         fsm::check_closure(input.closure_code.as_deref(), input.closure_notes.as_deref())?;
                     new.status = Status::Completed;
@@ -196,7 +213,18 @@ impl Vigilo {
                     return self.decide(&access, tx, old, action, &input).await;
                 }
             }
+            if matches!(action, Action::Complete | Action::Fail | Action::Rollback) {
+                let tasks = self.change_tasks(access.ws(), new.number).await?;
+                new_tasks.extend(review_task(&new, &tasks, now));
+            }
+            for row in extra_rows {
+                tx.audit(row);
+            }
             write_change(&mut tx, &old, &mut new, action, Value::Object(meta), now);
+            for t in &new_tasks {
+                tx.put(task_item(t), Some(Condition::NotExists));
+                tx.audit(task_created(t));
+            }
             close_open_steps(&mut tx, &new.id, closing, now);
             for step in &opened {
                 tx.put(step_item(step), Some(Condition::NotExists));
@@ -205,7 +233,24 @@ impl Vigilo {
             }
             tx.commit(now).await?;
             Ok(new)
-        })
+        })?;
+        self.with_conflicts(moved).await
+    }
+
+    /// The freeze gate of one action: the override row to write, if any.
+    async fn freeze_gate(
+        &self,
+        access: &Access,
+        c: &ChangeRequest,
+        action: Action,
+        span: Option<(jiff::Timestamp, jiff::Timestamp)>,
+        override_freeze: bool,
+        reason: &Option<String>,
+    ) -> AppResult<Option<AuditEntry>> {
+        match self.check_freeze(access, c, action.as_str(), span, override_freeze, reason.as_deref()).await? {
+            FreezeVerdict::Clear => Ok(None),
+            FreezeVerdict::Overridden(row) => Ok(Some(row)),
+        }
     }
 
     async fn check_dependencies(&self, ws: &str, c: &ChangeRequest) -> AppResult<()> {
@@ -218,39 +263,6 @@ impl Vigilo {
             deps.push((n.to_string(), status));
         }
         fsm::check_dependencies(&deps).map_err(Into::into)
-    }
-
-    /// The approval steps of a new round, from the built-in matrix.
-    async fn plan_steps(&self, c: &ChangeRequest) -> AppResult<Vec<ApprovalStep>> {
-        let members: Vec<(UserId, Role)> =
-            self.all_members(&c.workspace_id).await?.into_iter().map(|m| (m.user_id, m.role)).collect();
-        let groups: BTreeMap<String, Vec<UserId>> =
-            self.all_groups(&c.workspace_id).await?.into_iter().map(|g| (g.name, g.members)).collect();
-        let plans = approval::builtin_steps(c, &members, &groups)?;
-        let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
-        let mut steps = Vec::with_capacity(plans.len());
-        for (i, p) in plans.into_iter().enumerate() {
-            steps.push(ApprovalStep {
-                id: uuid::Uuid::new_v4().to_string(),
-                workspace_id: c.workspace_id.clone(),
-                change_id: c.id.clone(),
-                change_number: c.number,
-                round: c.approval_round,
-                stage: p.stage,
-                index: i as u32,
-                name: p.name,
-                mode: p.mode,
-                quorum: p.quorum,
-                group: p.group,
-                eligible: p.eligible,
-                status: if p.stage == first_stage { StepStatus::Pending } else { StepStatus::Waiting },
-                decisions: vec![],
-                created_at: c.updated_at.max(c.submitted_at.unwrap_or(c.updated_at)),
-                decided_at: None,
-                version: 1,
-            });
-        }
-        Ok(steps)
     }
 
     /// The steps of a change's current round, in stage order.

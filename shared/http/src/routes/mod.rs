@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod changes;
+pub mod governance;
 pub mod health;
+pub mod planning;
 pub mod workspaces;
 
 use axum::http::{HeaderValue, StatusCode};

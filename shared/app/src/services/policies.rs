@@ -1,0 +1,194 @@
+//! Approval policies: admins file, replace and withdraw them; submit asks
+//! [`Vigilo::plan_steps`] which one governs a change (or the built-in matrix).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use tracing::instrument;
+use vigilo_domain::approval::{self, ApprovalStep, StepStatus};
+use vigilo_domain::change::ChangeRequest;
+use vigilo_domain::ids::UserId;
+use vigilo_domain::policy::{self, ApprovalPolicy, RawPolicy};
+use vigilo_domain::role::{Permission, Role};
+
+use crate::actor::Actor;
+use crate::error::{AppError, AppResult};
+use crate::keys;
+use crate::paging;
+use crate::retrying;
+use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
+use crate::services::records::{load, to_data};
+use crate::services::views::diff;
+use crate::store::{Condition, Item, Query};
+use crate::txn::{AuditEntry, Tx};
+use crate::Vigilo;
+
+fn policy_item(p: &ApprovalPolicy) -> Item {
+    Item::new(keys::policy(&p.workspace_id, &p.id), to_data(p))
+}
+
+/// The policy that asked for a round of steps, for the submit row.
+pub(crate) struct Plan {
+    pub steps: Vec<ApprovalStep>,
+    pub policy: Option<(String, String)>,
+}
+
+impl Vigilo {
+    #[instrument(skip(self, actor, raw, idem), fields(user = %actor.user_id))]
+    pub async fn create_policy(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        raw: RawPolicy,
+        idem: Option<&IdempotencyKey>,
+    ) -> AppResult<Created<ApprovalPolicy>> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            access.require(Permission::ManageWorkspace)?;
+            let fields = raw.clone().parse()?;
+            let ws = access.ws().to_owned();
+            let now = self.now();
+            let scope = format!("policies:{ws}");
+            let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, now).await?;
+            if let Slot::Replay(v) = slot {
+                return Ok(Created::Replay(v));
+            }
+            let p = ApprovalPolicy {
+                id: uuid::Uuid::new_v4().to_string(),
+                workspace_id: ws,
+                name: fields.name,
+                priority: fields.priority,
+                matcher: fields.matcher,
+                stages: fields.stages,
+                created_by: actor.user_id.clone(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            tx.put(policy_item(&p), Some(Condition::NotExists));
+            tx.audit(
+                AuditEntry::new("approval_policy.create", "ApprovalPolicy", &p.id).values(json!(null), to_data(&p)),
+            );
+            idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&p), now);
+            tx.commit(now).await?;
+            Ok(Created::New(p))
+        })
+    }
+
+    /// Every policy of the workspace, in the order they are tried.
+    pub async fn list_policies(&self, actor: &Actor, slug: &str) -> AppResult<Vec<ApprovalPolicy>> {
+        let access = self.access(actor, slug).await?;
+        self.all_policies(access.ws()).await
+    }
+
+    pub async fn get_policy(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<ApprovalPolicy> {
+        let access = self.access(actor, slug).await?;
+        load(&*self.table, &keys::policy(access.ws(), id)).await?.ok_or(AppError::NotFound)
+    }
+
+    pub(crate) async fn all_policies(&self, ws: &str) -> AppResult<Vec<ApprovalPolicy>> {
+        let (pk, prefix) = keys::policies(ws);
+        let mut all: Vec<ApprovalPolicy> =
+            paging::query_all(&*self.table, Query::table(pk).begins_with(prefix).limit(500)).await?;
+        all.sort_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)));
+        Ok(all)
+    }
+
+    /// Replaces a policy whole; `If-Match` guards against overwriting someone's edit.
+    #[instrument(skip(self, actor, raw), fields(user = %actor.user_id))]
+    pub async fn put_policy(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        id: &str,
+        raw: RawPolicy,
+        if_match: Option<u64>,
+    ) -> AppResult<ApprovalPolicy> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            access.require(Permission::ManageWorkspace)?;
+            let old: ApprovalPolicy =
+                load(&*self.table, &keys::policy(access.ws(), id)).await?.ok_or(AppError::NotFound)?;
+            let fields = raw.clone().parse()?;
+            if let Some(v) = if_match.filter(|v| *v != old.version) {
+                return Err(AppError::VersionConflict { expected: v, current: old.version });
+            }
+            let now = self.now();
+            let mut new = old.clone();
+            new.name = fields.name;
+            new.priority = fields.priority;
+            new.matcher = fields.matcher;
+            new.stages = fields.stages;
+            if new == old {
+                return Ok(old);
+            }
+            new.version += 1;
+            new.updated_at = now;
+            let (before, after) = diff(&old, &new);
+            tx.put(policy_item(&new), Some(Condition::version(old.version)));
+            tx.audit(AuditEntry::new("approval_policy.update", "ApprovalPolicy", &new.id).values(before, after));
+            tx.commit(now).await?;
+            Ok(new)
+        })
+    }
+
+    #[instrument(skip(self, actor), fields(user = %actor.user_id))]
+    pub async fn delete_policy(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<()> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            access.require(Permission::ManageWorkspace)?;
+            let old: ApprovalPolicy =
+                load(&*self.table, &keys::policy(access.ws(), id)).await?.ok_or(AppError::NotFound)?;
+            tx.delete(keys::policy(access.ws(), id), Some(Condition::version(old.version)));
+            tx.audit(
+                AuditEntry::new("approval_policy.delete", "ApprovalPolicy", &old.id).values(to_data(&old), json!(null)),
+            );
+            tx.commit(self.now()).await?;
+            Ok(())
+        })
+    }
+
+    /// The approval steps of a new round: from the policy that governs the change, or
+    /// from the built-in matrix when none matches.
+    pub(crate) async fn plan_steps(&self, c: &ChangeRequest) -> AppResult<Plan> {
+        let ws = &c.workspace_id;
+        let members: Vec<(UserId, Role)> =
+            self.all_members(ws).await?.into_iter().map(|m| (m.user_id, m.role)).collect();
+        let groups: BTreeMap<String, Vec<UserId>> =
+            self.all_groups(ws).await?.into_iter().map(|g| (g.name, g.members)).collect();
+        let policies = self.all_policies(ws).await?;
+        let chosen = policy::select(&policies, c);
+        let plans = match chosen {
+            Some(p) => policy::plan(p, c, &members, &groups)?,
+            None => approval::builtin_steps(c, &members, &groups)?,
+        };
+        let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
+        let mut steps = Vec::with_capacity(plans.len());
+        for (i, p) in plans.into_iter().enumerate() {
+            steps.push(ApprovalStep {
+                id: uuid::Uuid::new_v4().to_string(),
+                workspace_id: c.workspace_id.clone(),
+                change_id: c.id.clone(),
+                change_number: c.number,
+                round: c.approval_round,
+                stage: p.stage,
+                index: i as u32,
+                name: p.name,
+                mode: p.mode,
+                quorum: p.quorum,
+                group: p.group,
+                eligible: p.eligible,
+                status: if p.stage == first_stage { StepStatus::Pending } else { StepStatus::Waiting },
+                decisions: vec![],
+                created_at: c.updated_at.max(c.submitted_at.unwrap_or(c.updated_at)),
+                decided_at: None,
+                policy_id: chosen.map(|p| p.id.clone()),
+                version: 1,
+            });
+        }
+        Ok(Plan { steps, policy: chosen.map(|p| (p.id.clone(), p.name.clone())) })
+    }
+}
