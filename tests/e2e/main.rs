@@ -8,5 +8,6 @@ mod changes;
 mod gates;
 mod http_edges;
 mod lifecycle;
+mod policies;
 mod time;
 mod workspaces;

@@ -215,6 +215,10 @@ pub fn step(w: &str, n: ChangeNumber, round: u32, stage: u32, index: u32) -> Key
     Key::new(steps(w, n), format!("STEP#{round:04}#{stage:03}#{index:03}"))
 }
 
+/// Approval steps share their change's partition with its tasks, comments, conflict
+/// acceptances and risk assessment; each kind has its own sort-key prefix.
+pub const STEP_PREFIX: &str = "STEP#";
+
 pub fn round_prefix(round: u32) -> String {
     format!("STEP#{round:04}#")
 }

@@ -79,7 +79,7 @@ impl Vigilo {
     pub async fn change_approvals(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<ApprovalStep>> {
         let access = self.access(actor, slug).await?;
         let c = self.load_change(access.ws(), number).await?;
-        let q = Query::table(keys::steps(access.ws(), c.number)).limit(500);
+        let q = Query::table(keys::steps(access.ws(), c.number)).begins_with(keys::STEP_PREFIX).limit(500);
         paging::query_all(&*self.table, q).await
     }
 }
