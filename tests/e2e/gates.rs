@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use vigilo_e2e::{json, normal_change, TestServer};
+use vigilo_e2e::{actor, json, normal_change, TestServer};
 
 /// A time `hours` from one instant fixed for the whole run, so that windows meant to
 /// touch do touch exactly.
@@ -382,4 +382,62 @@ async fn an_emergency_gets_a_review_task_due_48_hours_after_it_ends() {
         s.get("mia", &format!("/ws/acme/changes/{n}/tasks")).await.expect(200)["items"].as_array().unwrap().len(),
         1
     );
+}
+
+#[tokio::test]
+async fn a_freeze_filed_while_a_schedule_is_in_flight_still_holds_it() {
+    let s = team().await;
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    s.before_next_write(move |app| async move {
+        let raw = serde_json::from_value(freeze("sudden", 70, 80, json!({"all": true}), false)).unwrap();
+        app.create_freeze_window(&actor("alice"), "acme", raw, None).await.expect("the rival freeze commits");
+    });
+    s.act("mia", "acme", &n, "schedule", json!({})).await.refused(409, "freeze_window_blocked");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "approved");
+}
+
+#[tokio::test]
+async fn a_conflict_filed_while_a_schedule_is_in_flight_still_holds_it() {
+    let s = team().await;
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    s.before_next_write(move |app| async move {
+        let raw = serde_json::from_value(change_on("rival", "db", 72, 74)).unwrap();
+        app.create_change(&actor("mia"), "acme", raw, None).await.expect("the rival change commits");
+    });
+    let r = s.act("mia", "acme", &n, "schedule", json!({})).await;
+    r.refused(409, "conflict_detected");
+    assert_eq!(r.body["error"]["details"]["conflicts"][0]["number"], "CHG-00002");
+}
+
+#[tokio::test]
+async fn a_task_left_undone_while_start_is_in_flight_holds_it() {
+    let s = team().await;
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    s.act("mia", "acme", &n, "schedule", json!({})).await.expect(200);
+    let number = n.clone();
+    s.before_next_write(move |app| async move {
+        let raw = serde_json::from_value(json!({"title": "backup first", "gate": "start"})).unwrap();
+        app.add_task(&actor("alice"), "acme", &number, raw).await.expect("the rival task commits");
+    });
+    s.act("mia", "acme", &n, "start", json!({})).await.refused(409, "tasks_pending");
+}
+
+#[tokio::test]
+async fn racing_task_creations_get_distinct_ids() {
+    let s = std::sync::Arc::new(team().await);
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    let path = format!("/ws/acme/changes/{n}/tasks");
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, path) = (s.clone(), path.clone());
+            tokio::spawn(async move { s.post("mia", &path, json!({"title": format!("step {i}")})).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for r in runs {
+        ids.push(r.await.unwrap().expect(201)["id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    assert_eq!(ids, (1..=8).map(|i| format!("T{i:03}")).collect::<Vec<_>>());
+    assert_eq!(s.verify("olga", "acme").await["ok"], true);
 }

@@ -84,6 +84,11 @@ async fn no_input_produces_a_server_error() {
         "{\"delegate\": \"bob\", \"from\": \"2026\", \"until\": 5}",
         "{\"closure_code\": [], \"reason\": {}, \"comment\": 5}",
         "{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{}}}}}}}}}}}}",
+        "{\"name\": \"w\", \"start\": \"2026-02-30\", \"end\": \"2026-03-08T02:30\", \"scope\": {\"all\": true}}",
+        "{\"name\": \"p\", \"priority\": -9999999999, \"stages\": [{\"mode\": \"quorum\", \"quorum\": 0}]}",
+        "{\"title\": \"t\", \"predecessors\": [\"T001\", \"T001\"], \"gate\": \"start\"}",
+        "{\"answers\": {\"asset_criticality\": null, \"tested\": \"yes\"}}",
+        "{\"body\": \"\\u0000\"}",
     ];
     let paths = [
         "/workspaces".to_owned(),
@@ -107,6 +112,19 @@ async fn no_input_produces_a_server_error() {
         "/ws/acme/audit/..%2F..%2Fetc".into(),
         "/ws/acme/audit/verify".into(),
         "/ws/%E2%80%AE/changes".into(),
+        "/ws/acme/freeze-windows?current=maybe".into(),
+        "/ws/acme/freeze-windows/%00".into(),
+        "/ws/acme/approval-policies".into(),
+        "/ws/acme/approval-policies/nope".into(),
+        format!("/ws/acme/changes/{n}/tasks"),
+        format!("/ws/acme/changes/{n}/tasks/generate"),
+        format!("/ws/acme/changes/{n}/tasks/T001/done"),
+        format!("/ws/acme/changes/{n}/comments?limit=0"),
+        format!("/ws/acme/changes/{n}/conflicts"),
+        format!("/ws/acme/changes/{n}/conflicts/CHG-00000/accept"),
+        "/ws/acme/conflicts?assets=%00,a&start=2026-01-01T00:00:00Z&end=2026-01-01T00:00:00Z".into(),
+        format!("/ws/acme/changes/{n}/similar"),
+        format!("/ws/acme/changes/{n}/risk-assessment"),
     ];
     let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
     let mut checked = 0;
