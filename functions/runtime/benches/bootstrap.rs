@@ -4,7 +4,8 @@
 //!
 //! Build the functions first, then run:
 //!   cargo build --release -p vigilo-fn-workspaces -p vigilo-fn-changes \
-//!     -p vigilo-fn-transitions -p vigilo-fn-approvals -p vigilo-fn-audit
+//!     -p vigilo-fn-transitions -p vigilo-fn-approvals -p vigilo-fn-governance \
+//!     -p vigilo-fn-planning -p vigilo-fn-audit
 //!   cargo bench -p vigilo-lambda --bench bootstrap
 //! `VIGILO_FUNCTIONS_DIR` points elsewhere (e.g. `target/lambda` after `cargo lambda build`).
 

@@ -28,12 +28,23 @@ pub enum Function {
     Changes,
     Transitions,
     Approvals,
+    /// Freeze windows and approval policies.
+    Governance,
+    /// Runbook tasks, comments, conflicts, similar changes, risk assessments.
+    Planning,
     Audit,
 }
 
 impl Function {
-    pub const ALL: [Function; 5] =
-        [Function::Workspaces, Function::Changes, Function::Transitions, Function::Approvals, Function::Audit];
+    pub const ALL: [Function; 7] = [
+        Function::Workspaces,
+        Function::Changes,
+        Function::Transitions,
+        Function::Approvals,
+        Function::Governance,
+        Function::Planning,
+        Function::Audit,
+    ];
 
     /// The folder of its sample events under `events/`.
     pub fn name(self) -> &'static str {
@@ -42,6 +53,8 @@ impl Function {
             Function::Changes => "changes",
             Function::Transitions => "transitions",
             Function::Approvals => "approvals",
+            Function::Governance => "governance",
+            Function::Planning => "planning",
             Function::Audit => "audit",
         }
     }
@@ -55,6 +68,8 @@ impl Function {
             Function::Changes => vigilo_http::changes_router(state),
             Function::Transitions => vigilo_http::transitions_router(state),
             Function::Approvals => vigilo_http::approvals_router(state),
+            Function::Governance => vigilo_http::governance_router(state),
+            Function::Planning => vigilo_http::planning_router(state),
             Function::Audit => vigilo_http::audit_router(state),
         };
         routes.layer(axum::middleware::map_request(from_gateway))

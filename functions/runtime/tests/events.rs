@@ -25,6 +25,12 @@ const STORY: &[(Function, &str, u16)] = &[
     (Function::Audit, "list-audit", 200),
     (Function::Audit, "verify", 200),
     (Function::Audit, "list-audit-as-a-stranger", 404),
+    (Function::Governance, "create-freeze-window", 201),
+    (Function::Governance, "list-freeze-windows", 200),
+    (Function::Governance, "create-policy-as-an-approver", 403),
+    (Function::Planning, "add-task", 201),
+    (Function::Planning, "add-comment", 201),
+    (Function::Planning, "conflicts", 200),
 ];
 
 fn events_dir() -> PathBuf {
@@ -64,6 +70,11 @@ async fn tell_the_story(table: Arc<dyn Table>) {
     assert_eq!(rows[0]["metadata"]["request_id"], "Q2hhbmdlTWdtdA=", "so does its request id");
     assert_eq!(bodies["verify"]["ok"], true);
     assert_eq!(bodies["list-workspaces-without-claims"]["error"]["code"], "unauthenticated");
+    assert_eq!(bodies["list-freeze-windows"]["items"][0]["name"], "Year-end freeze");
+    assert_eq!(bodies["create-policy-as-an-approver"]["error"]["code"], "forbidden");
+    assert_eq!((bodies["add-task"]["id"].as_str(), bodies["add-task"]["gate"].as_str()), (Some("T001"), Some("start")));
+    assert_eq!(bodies["add-comment"]["author"], "bob");
+    assert_eq!(bodies["conflicts"]["items"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -135,7 +146,9 @@ async fn every_template_route_is_served_by_its_function() {
                 .replace("{action}", "submit")
                 .replace("{user_id}", "bob")
                 .replace("{name}", "cab")
-                .replace("{id}", "row");
+                .replace("{id}", "row")
+                .replace("{task_id}", "T001")
+                .replace("{other}", "CHG-00002");
             let request = axum::http::Request::builder()
                 .method(method)
                 .uri(&concrete)
@@ -148,7 +161,7 @@ async fn every_template_route_is_served_by_its_function() {
             routes += 1;
         }
     }
-    assert!(routes >= 24, "only {routes} routes found in the template");
+    assert!(routes >= 40, "only {routes} routes found in the template");
 }
 
 /// The scheduled checkpoint event through the sweeps handler: one checkpoint per

@@ -1,0 +1,9 @@
+//! Bootstrap of the governance function: freeze windows and approval policies (see
+//! infra/template.yaml), served by the shared Lambda runtime setup.
+
+use vigilo_lambda::Function;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    vigilo_lambda::run(Function::Governance).await
+}

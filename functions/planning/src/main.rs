@@ -1,0 +1,10 @@
+//! Bootstrap of the planning function: runbook tasks, comments, conflicts, similar
+//! changes and risk assessments (see infra/template.yaml), served by the shared Lambda
+//! runtime setup.
+
+use vigilo_lambda::Function;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    vigilo_lambda::run(Function::Planning).await
+}
