@@ -5,6 +5,7 @@ mod audit;
 mod backend;
 mod bench;
 mod bench_aws;
+mod bench_conflicts;
 mod serve;
 mod token;
 
@@ -48,13 +49,20 @@ enum Command {
         name: Option<String>,
     },
     /// Measure the service and print the figures: speed and memory on local storage,
-    /// or, with --backend aws, DynamoDB requests and capacity units per operation.
+    /// or, with --backend aws, DynamoDB requests and capacity units per operation;
+    /// `--suite conflicts` measures conflict checks as a workspace grows.
     Bench {
         #[arg(long, value_enum, default_value = "local")]
         backend: Backend,
-        /// How many changes to file (twice: once by one writer, once by eight racing).
+        #[arg(long, value_enum, default_value = "lifecycle")]
+        suite: Suite,
+        /// How many changes to file (lifecycle: twice, once by one writer, once by
+        /// eight racing; conflicts: the workspace's final size).
         #[arg(long, default_value_t = 2000)]
         changes: usize,
+        /// Conflicts suite: how many assets the changes are spread over.
+        #[arg(long, default_value_t = 5000)]
+        assets: usize,
         /// Data folder to run in (default: a fresh temporary folder, removed after).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -106,7 +114,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { addr, data, backend } => serve::run(&addr, &data, backend),
         Command::Aws { command: AwsCommand::Init { topic_name } } => backend::init(topic_name.as_deref()),
-        Command::Bench { backend: Backend::Local, changes, data } => bench::run(changes, data),
+        Command::Bench { suite: Suite::Conflicts, backend: Backend::Local, changes, assets, .. } => {
+            bench_conflicts::run(changes, assets)
+        }
+        Command::Bench { suite: Suite::Conflicts, backend: Backend::Aws, .. } => {
+            Err("the conflicts suite runs on local storage".into())
+        }
+        Command::Bench { backend: Backend::Local, changes, data, .. } => bench::run(changes, data),
         Command::Bench { backend: Backend::Aws, changes, .. } => bench_aws::run(changes),
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
         Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress } } => {
@@ -120,4 +134,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What `vigilo bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// Creates, racing writers, the lifecycle, lists, verification, memory.
+    Lifecycle,
+    /// Items read and latency of a conflict check as the workspace grows.
+    Conflicts,
 }

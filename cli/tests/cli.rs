@@ -272,3 +272,23 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("VIGILO_TABLE"));
 }
+
+/// The conflicts benchmark runs end to end on a small workspace and prints a row per
+/// stage; the probe assets' reads stay the same as the workspace grows.
+#[test]
+fn the_conflicts_benchmark_prints_flat_reads_for_fixed_assets() {
+    let out = Command::new(BIN)
+        .args(["bench", "--suite", "conflicts", "--changes", "400", "--assets", "40"])
+        .output()
+        .expect("run vigilo bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let probes: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("probe assets"))
+        .map(|l| l.split("mean").nth(1).unwrap().split(',').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(probes.len(), 4, "{text}");
+    assert!(probes.iter().all(|m| (m - probes[0]).abs() < 10.0), "probe reads drifted: {probes:?}");
+    assert!(text.contains("seeded 400 changes"), "{text}");
+}

@@ -26,13 +26,13 @@ use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 /// What a change occupies: its window on each of its assets, while it is live.
-pub(crate) fn occupancy(c: &ChangeRequest) -> Option<(Window, &[String])> {
+pub fn occupancy(c: &ChangeRequest) -> Option<(Window, &[String])> {
     let w = Window::of(c)?;
     (is_live(c.status) && !c.affected_assets.is_empty()).then_some((w, c.affected_assets.as_slice()))
 }
 
 /// Window entries to remove and add when a change goes from `old` to `new`.
-pub(crate) fn window_entries(
+pub fn window_entries(
     w: &str,
     n: ChangeNumber,
     old: Option<(Window, &[String])>,
