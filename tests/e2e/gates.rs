@@ -417,7 +417,7 @@ async fn a_task_left_undone_while_start_is_in_flight_holds_it() {
     let number = n.clone();
     s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(json!({"title": "backup first", "gate": "start"})).unwrap();
-        app.add_task(&actor("alice"), "acme", &number, raw).await.expect("the rival task commits");
+        app.add_task(&actor("alice"), "acme", &number, raw, None).await.expect("the rival task commits");
     });
     s.act("mia", "acme", &n, "start", json!({})).await.refused(409, "tasks_pending");
 }
@@ -440,4 +440,22 @@ async fn racing_task_creations_get_distinct_ids() {
     ids.sort();
     assert_eq!(ids, (1..=8).map(|i| format!("T{i:03}")).collect::<Vec<_>>());
     assert_eq!(s.verify("olga", "acme").await["ok"], true);
+}
+
+#[tokio::test]
+async fn retried_task_and_comment_posts_create_once() {
+    let s = team().await;
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    for (path, body, other) in [
+        (format!("/ws/acme/changes/{n}/tasks"), json!({"title": "backup"}), json!({"title": "restore"})),
+        (format!("/ws/acme/changes/{n}/comments"), json!({"body": "on it"}), json!({"body": "done"})),
+    ] {
+        let h = [("idempotency-key", "retry-1")];
+        let first = s.send(Some("mia"), reqwest::Method::POST, &path, Some(body.clone()), &h).await.expect(201);
+        let again = s.send(Some("mia"), reqwest::Method::POST, &path, Some(body), &h).await;
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+        assert_eq!(again.body, first);
+        s.send(Some("mia"), reqwest::Method::POST, &path, Some(other), &h).await.refused(422, "idempotency_key_reused");
+        assert_eq!(s.get("mia", &path).await.expect(200)["items"].as_array().unwrap().len(), 1, "{path}");
+    }
 }

@@ -14,6 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
+use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{decode_ref, to_data};
 use crate::store::{Condition, Item, Query};
 use crate::txn::AuditEntry;
@@ -45,11 +46,17 @@ impl Vigilo {
         slug: &str,
         number: &str,
         input: CommentInput,
-    ) -> AppResult<Comment> {
+        idem: Option<&IdempotencyKey>,
+    ) -> AppResult<Created<Comment>> {
         let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
         retrying!({
             let (access, mut tx, change) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
+            let scope = format!("comments:{}", access.ws());
+            let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
+            if let Slot::Replay(v) = slot {
+                return Ok(Created::Replay(v));
+            }
             let body = input.body.as_deref().map(str::trim).unwrap_or_default().to_owned();
             if body.is_empty() || body.chars().count() > COMMENT_MAX {
                 return Err(FieldErrors::single("body", &format!("required, 1 to {COMMENT_MAX} characters")).into());
@@ -70,8 +77,9 @@ impl Vigilo {
                     .values(json!(null), to_data(&c))
                     .subject(&change.id),
             );
+            idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&c), now);
             tx.commit(now).await?;
-            Ok(c)
+            Ok(Created::New(c))
         })
     }
 

@@ -127,13 +127,13 @@ impl Vigilo {
         let changes = load_changes(&*self.table, ws, &numbers).await?;
         items_read += changes.len();
         let accepted: Vec<Acceptance> = match own {
-            Some(n) => {
+            Some(n) if !changes.is_empty() => {
                 let q = Query::table(keys::steps(ws, n)).begins_with(keys::ACCEPT_PREFIX).limit(500);
                 let a: Vec<Acceptance> = paging::query_all(&*self.table, q).await?;
                 items_read += a.len();
                 a
             }
-            None => vec![],
+            _ => vec![],
         };
         let mut items = Vec::new();
         for c in changes {
@@ -275,11 +275,12 @@ impl Vigilo {
     }
 
     /// The schedule gate: every conflict accepted (for the current windows) or gone.
-    pub(crate) async fn check_conflicts(&self, c: &ChangeRequest) -> AppResult<()> {
-        let open: Vec<serde_json::Value> =
-            self.conflicts_of(c).await?.iter().filter(|x| !x.accepted).map(Conflict::summary).collect();
+    /// Returns the (accepted) conflicts for the response.
+    pub(crate) async fn check_conflicts(&self, c: &ChangeRequest) -> AppResult<Vec<Conflict>> {
+        let all = self.conflicts_of(c).await?;
+        let open: Vec<serde_json::Value> = all.iter().filter(|x| !x.accepted).map(Conflict::summary).collect();
         if open.is_empty() {
-            Ok(())
+            Ok(all)
         } else {
             Err(DomainError::ConflictDetected { conflicts: open }.into())
         }

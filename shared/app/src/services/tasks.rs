@@ -12,9 +12,10 @@ use vigilo_domain::{DomainError, FieldErrors};
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
-use crate::paging;
+use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::changes::require_author_or;
+use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::to_data;
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query};
@@ -93,10 +94,22 @@ impl Vigilo {
     }
 
     #[instrument(skip(self, actor, raw), fields(user = %actor.user_id))]
-    pub async fn add_task(&self, actor: &Actor, slug: &str, number: &str, raw: RawTask) -> AppResult<Task> {
+    pub async fn add_task(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        number: &str,
+        raw: RawTask,
+        idem: Option<&IdempotencyKey>,
+    ) -> AppResult<Created<Task>> {
         retrying!({
             let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
+            let scope = format!("tasks:{}", access.ws());
+            let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
+            if let Slot::Replay(v) = slot {
+                return Ok(Created::Replay(v));
+            }
             task::check_runbook_open(&c)?;
             let tasks = self.change_tasks(access.ws(), c.number).await?;
             let fields = raw.clone().parse(&tasks)?;
@@ -115,17 +128,29 @@ impl Vigilo {
             t.assignee = fields.assignee;
             tx.put(task_item(&t), Some(Condition::NotExists));
             tx.audit(task_created(&t));
+            idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&t), now);
             tx.commit(now).await?;
-            Ok(t)
+            Ok(Created::New(t))
         })
     }
 
     /// One task per step of the implementation plan, each after the one before.
     #[instrument(skip(self, actor), fields(user = %actor.user_id))]
-    pub async fn generate_tasks(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<Task>> {
+    pub async fn generate_tasks(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        number: &str,
+        idem: Option<&IdempotencyKey>,
+    ) -> AppResult<Created<Paged<Task>>> {
         retrying!({
             let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
+            let scope = format!("tasks:{}", access.ws());
+            let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
+            if let Slot::Replay(v) = slot {
+                return Ok(Created::Replay(v));
+            }
             task::check_runbook_open(&c)?;
             let tasks = self.change_tasks(access.ws(), c.number).await?;
             if tasks.iter().any(|t| t.origin == TaskOrigin::Plan) {
@@ -156,8 +181,10 @@ impl Vigilo {
                 .values(json!(null), json!(made.iter().map(to_data).collect::<Vec<_>>()))
                 .subject(&c.id);
             tx.audit(entry);
+            let page = Paged { items: made, next_cursor: None };
+            idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&page), now);
             tx.commit(now).await?;
-            Ok(made)
+            Ok(Created::New(page))
         })
     }
 

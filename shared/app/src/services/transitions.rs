@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tracing::instrument;
 use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, Seats, StepStatus, Verdict};
-use vigilo_domain::change::{ChangeRequest, Status};
+use vigilo_domain::change::{ChangeRequest, ChangeType, Status};
 use vigilo_domain::freeze::guarded_span;
 use vigilo_domain::fsm::{self, Action};
 use vigilo_domain::ids::UserId;
@@ -110,7 +110,7 @@ impl Vigilo {
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
-        let moved = retrying!({
+        retrying!({
             let (access, mut tx, old) = self.change_for_write(actor, slug, number).await?;
             check_len("comment", &input.comment)?;
             check_len("reason", &input.reason)?;
@@ -129,6 +129,8 @@ impl Vigilo {
             let mut closing = Vec::new();
             let mut extra_rows = Vec::new();
             let mut new_tasks = Vec::new();
+            let mut conflicts = None;
+            let mut tasks_read = None;
             let override_freeze = input.override_freeze.unwrap_or(false);
             let reason = fsm::reason(input.reason.as_deref());
             // Words given with any move are kept with its audit row.
@@ -160,7 +162,7 @@ impl Vigilo {
                     fsm::check_lead_time(&new, new.submitted_at.unwrap_or(now))?;
                     let span = guarded_span(&new, None);
                     extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
-                    self.check_conflicts(&new).await?;
+                    conflicts = Some(self.check_conflicts(&new).await?);
                     new.status = Status::Scheduled;
                 }
                 Action::Start => {
@@ -174,6 +176,7 @@ impl Vigilo {
                 Action::Complete => {
                     let tasks = self.change_tasks(access.ws(), new.number).await?;
                     task::check_complete_gate(&tasks)?;
+                    tasks_read = Some(tasks);
                     let (code, notes) =
                         fsm::check_closure(input.closure_code.as_deref(), input.closure_notes.as_deref())?;
                     new.status = Status::Completed;
@@ -213,8 +216,12 @@ impl Vigilo {
                     return self.decide(&access, tx, old, action, &input).await;
                 }
             }
-            if matches!(action, Action::Complete | Action::Fail | Action::Rollback) {
-                let tasks = self.change_tasks(access.ws(), new.number).await?;
+            let ended = matches!(action, Action::Complete | Action::Fail | Action::Rollback);
+            if ended && new.change_type == ChangeType::Emergency {
+                let tasks = match tasks_read {
+                    Some(t) => t,
+                    None => self.change_tasks(access.ws(), new.number).await?,
+                };
                 new_tasks.extend(review_task(&new, &tasks, now));
             }
             for row in extra_rows {
@@ -232,9 +239,11 @@ impl Vigilo {
                 tx.audit(entry.values(json!(null), to_data(step)).subject(&new.id));
             }
             tx.commit(now).await?;
+            // Derived, so never stored: schedule returns what its gate found; other
+            // moves leave it null (a single read of the change fills it).
+            new.conflicts = conflicts;
             Ok(new)
-        })?;
-        self.with_conflicts(moved).await
+        })
     }
 
     /// The freeze gate of one action: the override row to write, if any.

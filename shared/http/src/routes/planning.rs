@@ -9,12 +9,13 @@ use serde::Deserialize;
 use vigilo_app::services::comments::CommentInput;
 use vigilo_app::services::conflicts::ProbeParams;
 use vigilo_app::services::insight::RiskInput;
+use vigilo_app::IdempotencyKey;
 use vigilo_domain::task::RawTask;
 
 use super::{all, created, ok, versioned};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, PageParams, PathParams, QueryParams};
+use crate::extract::{IdempotencyHeader, IfMatch, JsonBody, PageParams, PathParams, QueryParams};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -44,18 +45,26 @@ async fn add_task(
     State(s): State<AppState>,
     Caller(actor): Caller,
     PathParams((slug, number)): PathParams<(String, String)>,
-    JsonBody(input, _): JsonBody<RawTask>,
+    IdempotencyHeader(key): IdempotencyHeader,
+    JsonBody(input, raw): JsonBody<RawTask>,
 ) -> Result {
-    Ok(created(vigilo_app::Created::New(s.app.add_task(&actor, &slug, &number, input).await?)))
+    let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/tasks"), &raw)?;
+    Ok(created(s.app.add_task(&actor, &slug, &number, input, idem.as_ref()).await?))
+}
+
+/// The `Idempotency-Key` of a creating POST, bound to its target and body.
+fn idempotency(key: Option<String>, target: &str, raw: &serde_json::Value) -> Result<Option<IdempotencyKey>> {
+    Ok(key.map(|k| IdempotencyKey::new(&k, target, raw)).transpose()?)
 }
 
 async fn generate(
     State(s): State<AppState>,
     Caller(actor): Caller,
     PathParams((slug, number)): PathParams<(String, String)>,
+    IdempotencyHeader(key): IdempotencyHeader,
 ) -> Result {
-    let made = s.app.generate_tasks(&actor, &slug, &number).await?;
-    Ok(created(vigilo_app::Created::New(vigilo_app::paging::Paged { items: made, next_cursor: None })))
+    let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/tasks/generate"), &serde_json::json!({}))?;
+    Ok(created(s.app.generate_tasks(&actor, &slug, &number, idem.as_ref()).await?))
 }
 
 async fn task_action(
@@ -82,9 +91,11 @@ async fn add_comment(
     State(s): State<AppState>,
     Caller(actor): Caller,
     PathParams((slug, number)): PathParams<(String, String)>,
-    JsonBody(input, _): JsonBody<CommentInput>,
+    IdempotencyHeader(key): IdempotencyHeader,
+    JsonBody(input, raw): JsonBody<CommentInput>,
 ) -> Result {
-    Ok(created(vigilo_app::Created::New(s.app.add_comment(&actor, &slug, &number, input).await?)))
+    let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/comments"), &raw)?;
+    Ok(created(s.app.add_comment(&actor, &slug, &number, input, idem.as_ref()).await?))
 }
 
 async fn conflicts(
