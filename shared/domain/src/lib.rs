@@ -11,6 +11,8 @@ pub mod error;
 pub mod freeze;
 pub mod fsm;
 pub mod ids;
+pub mod link;
+pub mod notice;
 pub mod policy;
 pub mod risk;
 pub mod role;

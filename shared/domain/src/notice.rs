@@ -1,0 +1,327 @@
+//! Notices to people: what happened, to whom, and how it reads in the workspace's
+//! language (English or German), as an email (plain text and HTML) and as a chat
+//! message with approve / reject buttons. Rendering is pure; sending is the hosts' job.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::ids::{ChangeNumber, UserId};
+
+crate::change::wire_enum!(NoticeKind {
+    ApprovalRequested = "approval.requested",
+    ChangeApproved = "change.approved",
+    ChangeRejected = "change.rejected",
+    ChangeRolledBack = "change.rolled_back",
+    ApprovalEscalated = "approval.escalated",
+});
+
+/// Where an approver can decide without opening the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionLinks {
+    /// The signed, single-use token bound to the step and the approver.
+    pub token: String,
+    /// `GET` shows the confirmation page; the page posts the decision.
+    pub page_url: String,
+    /// Replying to this address with `approve` or `reject` decides too.
+    pub reply_to: Option<String>,
+    pub expires_at: Timestamp,
+}
+
+/// One notice to one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: String,
+    pub kind: NoticeKind,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub locale: String,
+    pub change_number: ChangeNumber,
+    pub change_title: String,
+    pub change_type: String,
+    pub risk_level: String,
+    pub planned_start: Option<Timestamp>,
+    pub recipient: UserId,
+    pub recipient_email: String,
+    pub recipient_name: Option<String>,
+    pub step_name: Option<String>,
+    /// A comment or reason that came with the event.
+    pub detail: Option<String>,
+    pub links: Option<DecisionLinks>,
+    pub created_at: Timestamp,
+}
+
+/// A rendered email, before it becomes MIME.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailText {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+struct Words {
+    requested: &'static str,
+    approved: &'static str,
+    rejected: &'static str,
+    rolled_back: &'static str,
+    escalated: &'static str,
+    hello: &'static str,
+    asks: &'static str,
+    step: &'static str,
+    planned: &'static str,
+    unplanned: &'static str,
+    risk: &'static str,
+    decide: &'static str,
+    or_reply: &'static str,
+    expires: &'static str,
+    approve: &'static str,
+    reject: &'static str,
+    was_approved: &'static str,
+    was_rejected: &'static str,
+    was_rolled_back: &'static str,
+    overdue: &'static str,
+    note: &'static str,
+    footer: &'static str,
+}
+
+const EN: Words = Words {
+    requested: "Approval requested",
+    approved: "Approved",
+    rejected: "Rejected",
+    rolled_back: "Rolled back",
+    escalated: "Approval overdue",
+    hello: "Hello",
+    asks: "your approval is requested for",
+    step: "Step",
+    planned: "Planned start",
+    unplanned: "not planned yet",
+    risk: "Risk",
+    decide: "Decide here",
+    or_reply: "Or reply to this email with \"approve\" or \"reject\" on the first line; a comment may follow.",
+    expires: "This link works once and expires at",
+    approve: "Approve",
+    reject: "Reject",
+    was_approved: "has been approved.",
+    was_rejected: "has been rejected.",
+    was_rolled_back: "has been rolled back.",
+    overdue: "is waiting for a decision past its approval deadline.",
+    note: "Note",
+    footer: "Sent by Vigilo change management.",
+};
+
+const DE: Words = Words {
+    requested: "Freigabe angefordert",
+    approved: "Freigegeben",
+    rejected: "Abgelehnt",
+    rolled_back: "Zurückgerollt",
+    escalated: "Freigabe überfällig",
+    hello: "Hallo",
+    asks: "Ihre Freigabe wird angefordert für",
+    step: "Schritt",
+    planned: "Geplanter Beginn",
+    unplanned: "noch nicht geplant",
+    risk: "Risiko",
+    decide: "Hier entscheiden",
+    or_reply: "Oder antworten Sie auf diese E-Mail mit \"approve\" oder \"reject\" in der ersten Zeile; ein Kommentar darf folgen.",
+    expires: "Dieser Link funktioniert einmal und läuft ab am",
+    approve: "Freigeben",
+    reject: "Ablehnen",
+    was_approved: "wurde freigegeben.",
+    was_rejected: "wurde abgelehnt.",
+    was_rolled_back: "wurde zurückgerollt.",
+    overdue: "wartet über die Freigabefrist hinaus auf eine Entscheidung.",
+    note: "Hinweis",
+    footer: "Gesendet von Vigilo Change-Management.",
+};
+
+fn words(locale: &str) -> &'static Words {
+    if locale == "de" {
+        &DE
+    } else {
+        &EN
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Notice {
+    fn headline(&self) -> &'static str {
+        let w = words(&self.locale);
+        match self.kind {
+            NoticeKind::ApprovalRequested => w.requested,
+            NoticeKind::ChangeApproved => w.approved,
+            NoticeKind::ChangeRejected => w.rejected,
+            NoticeKind::ChangeRolledBack => w.rolled_back,
+            NoticeKind::ApprovalEscalated => w.escalated,
+        }
+    }
+
+    /// What happened, in one sentence after the change's name.
+    fn sentence(&self) -> &'static str {
+        let w = words(&self.locale);
+        match self.kind {
+            NoticeKind::ApprovalRequested => "",
+            NoticeKind::ChangeApproved => w.was_approved,
+            NoticeKind::ChangeRejected => w.was_rejected,
+            NoticeKind::ChangeRolledBack => w.was_rolled_back,
+            NoticeKind::ApprovalEscalated => w.overdue,
+        }
+    }
+
+    fn change_name(&self) -> String {
+        format!("{} \"{}\"", self.change_number, self.change_title)
+    }
+
+    pub fn subject(&self) -> String {
+        format!("[{}] {}: {} {}", self.workspace_name, self.headline(), self.change_number, self.change_title)
+    }
+
+    /// The email: plain text and HTML saying the same.
+    pub fn email(&self) -> EmailText {
+        let w = words(&self.locale);
+        let name = self.recipient_name.clone().unwrap_or_else(|| self.recipient.to_string());
+        let planned = self.planned_start.map_or(w.unplanned.to_owned(), crate::time::format);
+        let mut text = format!("{} {name},\n\n", w.hello);
+        let mut html = format!(
+            "<!DOCTYPE html><html lang=\"{}\"><body><p>{} {},</p>",
+            escape_html(&self.locale),
+            w.hello,
+            escape_html(&name)
+        );
+        if self.kind == NoticeKind::ApprovalRequested {
+            text.push_str(&format!("{} {}.\n", w.asks, self.change_name()));
+            html.push_str(&format!("<p>{} <strong>{}</strong>.</p>", w.asks, escape_html(&self.change_name())));
+        } else {
+            text.push_str(&format!("{} {}\n", self.change_name(), self.sentence()));
+            html.push_str(&format!("<p><strong>{}</strong> {}</p>", escape_html(&self.change_name()), self.sentence()));
+        }
+        let mut facts = vec![(w.planned, planned), (w.risk, self.risk_level.clone())];
+        if let Some(step) = &self.step_name {
+            facts.insert(0, (w.step, step.clone()));
+        }
+        html.push_str("<ul>");
+        for (k, v) in &facts {
+            text.push_str(&format!("{k}: {v}\n"));
+            html.push_str(&format!("<li>{k}: {}</li>", escape_html(v)));
+        }
+        html.push_str("</ul>");
+        if let Some(d) = &self.detail {
+            text.push_str(&format!("{}: {d}\n", w.note));
+            html.push_str(&format!("<p>{}: {}</p>", w.note, escape_html(d)));
+        }
+        if let Some(l) = &self.links {
+            let expires = crate::time::format(l.expires_at);
+            text.push_str(&format!("\n{}: {}\n", w.decide, l.page_url));
+            html.push_str(&format!("<p><a href=\"{}\">{}</a></p>", escape_html(&l.page_url), w.decide));
+            if l.reply_to.is_some() {
+                text.push_str(&format!("{}\n", w.or_reply));
+                html.push_str(&format!("<p>{}</p>", escape_html(w.or_reply)));
+            }
+            text.push_str(&format!("{} {expires}.\n", w.expires));
+            html.push_str(&format!("<p>{} {expires}.</p>", w.expires));
+        }
+        text.push_str(&format!("\n-- \n{}\n", w.footer));
+        html.push_str(&format!("<hr><p>{}</p></body></html>", w.footer));
+        EmailText { subject: self.subject(), text, html }
+    }
+
+    /// A chat message (Slack Block Kit shape) with approve / reject buttons carrying
+    /// the decision token when the notice asks for a decision.
+    pub fn chat(&self) -> Value {
+        let w = words(&self.locale);
+        let summary = if self.kind == NoticeKind::ApprovalRequested {
+            format!("{}: {}", self.headline(), self.change_name())
+        } else {
+            format!("{} {}", self.change_name(), self.sentence())
+        };
+        let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": summary}})];
+        if let Some(l) = &self.links {
+            blocks.push(json!({"type": "actions", "block_id": "vigilo_decision", "elements": [
+                {"type": "button", "action_id": "approve", "style": "primary", "value": l.token,
+                 "text": {"type": "plain_text", "text": w.approve}},
+                {"type": "button", "action_id": "reject", "style": "danger", "value": l.token,
+                 "text": {"type": "plain_text", "text": w.reject}},
+                {"type": "button", "action_id": "open", "url": l.page_url,
+                 "text": {"type": "plain_text", "text": w.decide}},
+            ]}));
+        }
+        json!({
+            "kind": self.kind,
+            "workspace_id": self.workspace_id,
+            "change_number": self.change_number,
+            "recipient": self.recipient,
+            "text": summary,
+            "blocks": blocks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(kind: NoticeKind, locale: &str) -> Notice {
+        Notice {
+            id: "n1".into(),
+            kind,
+            workspace_id: "w".into(),
+            workspace_name: "Acme".into(),
+            locale: locale.into(),
+            change_number: ChangeNumber::new(7).unwrap(),
+            change_title: "Rotate <cert>".into(),
+            change_type: "normal".into(),
+            risk_level: "medium".into(),
+            planned_start: None,
+            recipient: UserId::parse("bob").unwrap(),
+            recipient_email: "bob@example.com".into(),
+            recipient_name: Some("Bob".into()),
+            step_name: Some("approval".into()),
+            detail: None,
+            links: Some(DecisionLinks {
+                token: "tok".into(),
+                page_url: "https://vigilo.example/a/tok".into(),
+                reply_to: Some("r+tok@reply.example".into()),
+                expires_at: "2026-12-01T00:00:00Z".parse().unwrap(),
+            }),
+            created_at: "2026-11-22T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn emails_speak_the_workspace_language_and_escape_html() {
+        let en = notice(NoticeKind::ApprovalRequested, "en").email();
+        assert_eq!(en.subject, "[Acme] Approval requested: CHG-00007 Rotate <cert>");
+        assert!(en.text.contains("https://vigilo.example/a/tok") && en.text.contains("reply to this email"));
+        assert!(en.html.contains("Rotate &lt;cert&gt;") && !en.html.contains("<cert>"));
+        assert!(en.html.starts_with("<!DOCTYPE html><html lang=\"en\">"));
+        let de = notice(NoticeKind::ApprovalRequested, "de").email();
+        assert!(de.subject.contains("Freigabe angefordert") && de.text.starts_with("Hallo Bob"));
+        let rolled = notice(NoticeKind::ChangeRolledBack, "de").email();
+        assert!(rolled.text.contains("wurde zurückgerollt"));
+    }
+
+    #[test]
+    fn chat_messages_carry_buttons_only_when_a_decision_is_asked() {
+        let ask = notice(NoticeKind::ApprovalRequested, "en").chat();
+        let buttons = &ask["blocks"][1]["elements"];
+        assert_eq!((buttons[0]["action_id"].as_str(), buttons[0]["value"].as_str()), (Some("approve"), Some("tok")));
+        let mut done = notice(NoticeKind::ChangeApproved, "en");
+        done.links = None;
+        assert_eq!(done.chat()["blocks"].as_array().unwrap().len(), 1);
+        assert_eq!(done.chat()["kind"], "change.approved");
+    }
+}
