@@ -8,6 +8,7 @@ mod changes;
 mod gates;
 mod http_edges;
 mod lifecycle;
+mod notices;
 mod policies;
 mod time;
 mod workspaces;

@@ -12,10 +12,14 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::Value;
+use vigilo_app::notify::Delivery;
 use vigilo_app::store::{Item, Key, Page, Query, StoreError, WriteOp};
 use vigilo_app::{Clock, SystemClock, Table, Vigilo};
 use vigilo_http::{AppState, AuthMode};
-use vigilo_local::{DataDir, SqliteTable};
+use vigilo_local::{DataDir, OutboxFolder, SqliteTable};
+
+/// The domain decision-reply addresses use in tests: `r+{token}@reply.example.com`.
+pub const REPLY_DOMAIN: &str = "reply.example.com";
 
 pub use serde_json::json;
 
@@ -77,6 +81,8 @@ pub fn backend() -> Backend {
 }
 
 pub struct TestServer {
+    /// The server's own services, for tests that drive a channel other than HTTP.
+    pub app: Vigilo,
     pub base: String,
     table: Arc<dyn Table>,
     meddler: Arc<Meddler>,
@@ -143,14 +149,24 @@ impl TestServer {
             Backend::Aws => Arc::new(vigilo_aws::emulator::fresh_table().await),
         };
         let meddler = Arc::new(Meddler { inner: table.clone(), next: Mutex::new(None) });
-        let app = Vigilo::new(meddler.clone(), clock);
-        let router = wrap(vigilo_http::router(AppState::new(app, mode)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let outbox = Arc::new(OutboxFolder::new(data.outbox_path()));
+        let delivery = Delivery {
+            mailer: outbox.clone(),
+            chat: outbox,
+            from: "Vigilo <vigilo@example.com>".into(),
+            base_url: format!("http://{addr}"),
+            reply_domain: Some(REPLY_DOMAIN.into()),
+            link_secret: Arc::new(data.link_secret().expect("link secret")),
+        };
+        let app = Vigilo::new(meddler.clone(), clock).with_delivery(delivery);
+        let router = wrap(vigilo_http::router(AppState::new(app.clone(), mode)));
         tokio::spawn(async move {
             let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
         });
         TestServer {
+            app,
             base: format!("http://{addr}"),
             table,
             meddler,
@@ -163,6 +179,22 @@ impl TestServer {
 
     pub fn data_dir(&self) -> &Path {
         self.data.root()
+    }
+
+    /// The files in the outbox folder (`.eml` and `.json`), oldest first, with their text.
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        let Ok(dir) = std::fs::read_dir(self.data.outbox_path()) else { return vec![] };
+        let mut files: Vec<(String, String)> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .map(|n| {
+                let text = std::fs::read_to_string(self.data.outbox_path().join(&n)).unwrap_or_default();
+                (n, text)
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     /// Runs `meddle` on the server's own services just before the next transaction any

@@ -18,6 +18,8 @@ pub struct RequestInfo {
     pub request_id: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How the request arrived when not through the API: `link`, `email`, `slack`.
+    pub channel: Option<String>,
 }
 
 impl Actor {
@@ -32,6 +34,7 @@ impl Actor {
             ("request_id", &self.request.request_id),
             ("ip", &self.request.ip),
             ("user_agent", &self.request.user_agent),
+            ("channel", &self.request.channel),
         ] {
             if let Some(v) = v {
                 m.insert(k.into(), json!(v));

@@ -24,6 +24,8 @@
 //! | conflict acceptance | `WS#{w}#CHG#{n:012}` | `ACCEPT#{other:012}` | |
 //! | risk assessment | `WS#{w}#CHG#{n:012}` | `RISK` | |
 //! | window entry | `WS#{w}#WINDOW#{asset}` | `{end}#{n:012}` | |
+//! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
+//! | decision link grant | `LINK#{id}` | `#` | |
 
 use vigilo_domain::change::{ChangeType, Priority, RiskLevel, Status};
 use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
@@ -336,6 +338,20 @@ pub fn window_entry(w: &str, asset: &str, end: &str, n: ChangeNumber) -> Key {
 
 pub fn window_partition(w: &str, asset: &str) -> String {
     format!("{}#WINDOW#{asset}", ws(w))
+}
+
+/// A notice waiting to be sent, oldest first.
+pub fn outbox_entry(w: &str, at: &str, id: &str) -> Key {
+    Key::new(outbox(w), format!("{at}#{id}"))
+}
+
+pub fn outbox(w: &str) -> String {
+    format!("{}#OUTBOX", ws(w))
+}
+
+/// A decision link's grant, found by the token's id alone (a link carries no workspace).
+pub fn link_grant(id: &str) -> Key {
+    Key::new(format!("LINK#{id}"), "#")
 }
 
 pub fn idempotency(user: &UserId, scope: &str, key: &str) -> Key {

@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod clock;
 pub mod error;
 pub mod keys;
+pub mod notify;
 pub mod paging;
 pub mod services;
 pub mod store;
@@ -29,12 +30,20 @@ pub use store::Table;
 pub struct Vigilo {
     pub table: Arc<dyn Table>,
     pub clock: Arc<dyn Clock>,
+    /// Email, chat and decision links; without it, no notices are written.
+    pub delivery: Option<notify::Delivery>,
     slugs: Arc<services::access::SlugCache>,
 }
 
 impl Vigilo {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Vigilo {
-        Vigilo { table, clock, slugs: Arc::default() }
+        Vigilo { table, clock, delivery: None, slugs: Arc::default() }
+    }
+
+    /// Turns notices on: approvers are emailed and messaged, with decision links.
+    pub fn with_delivery(mut self, delivery: notify::Delivery) -> Vigilo {
+        self.delivery = Some(delivery);
+        self
     }
 
     pub(crate) fn now(&self) -> jiff::Timestamp {

@@ -79,6 +79,12 @@ impl Action {
         }
     }
 
+    /// Whether this action can tell people something: open approval steps, decide a
+    /// round, or roll a change back.
+    pub fn may_notify(self) -> bool {
+        matches!(self, Action::Submit | Action::Approve | Action::Reject | Action::RequestChanges | Action::Rollback)
+    }
+
     /// Whether this action is an approver's decision rather than the author's move.
     pub fn is_decision(self) -> bool {
         matches!(self, Action::Approve | Action::Reject | Action::RequestChanges)

@@ -69,13 +69,15 @@ fn actor(sub: &str, email: Option<String>, name: Option<String>, request: Reques
     Ok(Actor { user_id, email, name, request })
 }
 
-fn request_info(parts: &Parts) -> RequestInfo {
+/// The request facts audit rows record: request id, source IP, user agent.
+pub(crate) fn request_info(parts: &Parts) -> RequestInfo {
     let header =
         |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(300).collect());
     RequestInfo {
         request_id: header("x-request-id"),
         ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
         user_agent: header("user-agent"),
+        channel: None,
     }
 }
 

@@ -48,9 +48,10 @@ pub fn transitions_router(state: AppState) -> Router {
     finish(routes::changes::transition_routes(), state)
 }
 
-/// Approve and reject, a change's approval steps, and the caller's queue.
+/// Approve and reject, a change's approval steps, the caller's queue, and the
+/// decision links (`/a/{token}`) that approve or reject without signing in.
 pub fn approvals_router(state: AppState) -> Router {
-    finish(routes::changes::approval_routes(), state)
+    finish(routes::changes::approval_routes().merge(routes::links::routes()), state)
 }
 
 /// Freeze windows and approval policies.
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::changes::routes())
         .merge(routes::changes::transition_routes())
         .merge(routes::changes::approval_routes())
+        .merge(routes::links::routes())
         .merge(routes::governance::routes())
         .merge(routes::planning::routes())
         .merge(routes::audit::routes());

@@ -57,14 +57,24 @@ impl DataDir {
         self.root.join("vigilo.db")
     }
 
-    fn secret_path(&self) -> PathBuf {
-        self.root.join("token-secret")
+    /// Where notices go locally: `.eml` files for email, `.json` for chat.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.root.join("outbox")
     }
 
-    /// The HS256 secret for local tokens: 32 random bytes, made on first use and kept
-    /// readable by the owner only.
+    /// The HS256 secret for local tokens.
     pub fn token_secret(&self) -> Result<Vec<u8>, DataDirError> {
-        let path = self.secret_path();
+        self.secret("token-secret")
+    }
+
+    /// The key that signs decision links.
+    pub fn link_secret(&self) -> Result<Vec<u8>, DataDirError> {
+        self.secret("link-secret")
+    }
+
+    /// A secret of 32 random bytes, made on first use and kept readable by the owner only.
+    fn secret(&self, name: &str) -> Result<Vec<u8>, DataDirError> {
+        let path = self.root.join(name);
         if let Ok(text) = fs::read_to_string(&path) {
             return STANDARD.decode(text.trim()).ok().filter(|k| k.len() >= 32).ok_or(DataDirError::BadSecret(path));
         }
@@ -82,7 +92,7 @@ impl DataDir {
                 Ok(key.to_vec())
             }
             // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.token_secret(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.secret(name),
             Err(e) => Err(DataDirError::Io { path, source: e }),
         }
     }

@@ -41,15 +41,26 @@ pub fn checkpoint_key(workspace_id: &str, seq: u64) -> String {
 }
 
 impl Vigilo {
-    /// Checkpoints every workspace. Safe to run at any time and more than once.
-    pub async fn checkpoint_all(&self, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
+    /// Every workspace's id, from the registry partition sweeps walk.
+    pub async fn workspace_ids(&self) -> AppResult<Vec<String>> {
         let q = Query::table(keys::WORKSPACE_REGISTRY).limit(200);
         let entries: Vec<Value> = paging::query_all(&*self.table, q).await?;
+        entries
+            .iter()
+            .map(|e| {
+                e.get("workspace_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| AppError::Corrupt("workspace registry entry without workspace_id".into()))
+            })
+            .collect()
+    }
+
+    /// Checkpoints every workspace. Safe to run at any time and more than once.
+    pub async fn checkpoint_all(&self, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
         let mut summary = SweepSummary::default();
-        for entry in entries {
-            let Some(id) = entry.get("workspace_id").and_then(Value::as_str) else {
-                return Err(AppError::Corrupt("workspace registry entry without workspace_id".into()));
-            };
+        for id in self.workspace_ids().await? {
+            let id = id.as_str();
             summary.workspaces += 1;
             let report = self.verify_chain(id, |_, _| {}).await?;
             if !report.ok {

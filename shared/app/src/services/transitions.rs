@@ -10,6 +10,8 @@ use vigilo_domain::change::{ChangeRequest, ChangeType, Status};
 use vigilo_domain::freeze::guarded_span;
 use vigilo_domain::fsm::{self, Action};
 use vigilo_domain::ids::UserId;
+use vigilo_domain::link::Grant;
+use vigilo_domain::notice::NoticeKind;
 use vigilo_domain::role::Permission;
 use vigilo_domain::task;
 use vigilo_domain::{DomainError, FieldErrors};
@@ -25,7 +27,7 @@ use crate::services::freeze::FreezeVerdict;
 use crate::services::records::{change_item, load, step_item, to_data};
 use crate::services::tasks::{review_task, task_created, task_item};
 use crate::services::views::diff;
-use crate::store::{Condition, Query};
+use crate::store::{Condition, Item, Query};
 use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
@@ -38,6 +40,10 @@ pub struct ActionInput {
     pub closure_code: Option<String>,
     pub closure_notes: Option<String>,
     pub override_freeze: Option<bool>,
+    /// Set by decision links, never by a body: decide this step only, and spend this
+    /// grant in the same transaction (so a token works once).
+    #[serde(skip)]
+    pub link: Option<vigilo_domain::link::Grant>,
 }
 
 fn check_len(field: &str, text: &Option<String>) -> AppResult<()> {
@@ -110,7 +116,7 @@ impl Vigilo {
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
-        retrying!({
+        let moved = retrying!({
             let (access, mut tx, old) = self.change_for_write(actor, slug, number).await?;
             check_len("comment", &input.comment)?;
             check_len("reason", &input.reason)?;
@@ -238,12 +244,39 @@ impl Vigilo {
                 let entry = AuditEntry::new("approval_step.create", "ApprovalStep", &step.id);
                 tx.audit(entry.values(json!(null), to_data(step)).subject(&new.id));
             }
+            if self.delivery.is_some() && (!opened.is_empty() || action == Action::Rollback) {
+                let members = self.all_members(access.ws()).await?;
+                let pending: Vec<&ApprovalStep> = opened.iter().filter(|s| s.status == StepStatus::Pending).collect();
+                let ws = &access.workspace;
+                let mut notes =
+                    self.approval_requests(ws, &new, &pending, &members, NoticeKind::ApprovalRequested, now);
+                if action == Action::Rollback {
+                    notes.extend(self.change_notices(
+                        ws,
+                        &new,
+                        NoticeKind::ChangeRolledBack,
+                        reason.clone(),
+                        &members,
+                        now,
+                    ));
+                }
+                for op in notes {
+                    tx.derived(op);
+                }
+            }
             tx.commit(now).await?;
             // Derived, so never stored: schedule returns what its gate found; other
             // moves leave it null (a single read of the change fills it).
             new.conflicts = conflicts;
             Ok(new)
-        })
+        });
+        // Notices written by the move go out now; whatever fails waits for the sweep.
+        if let (Ok(c), true) = (&moved, self.delivery.is_some() && action.may_notify()) {
+            if let Err(e) = self.deliver_pending(&c.workspace_id).await {
+                tracing::warn!(error = %e, "notice delivery deferred");
+            }
+        }
+        moved
     }
 
     /// The freeze gate of one action: the override row to write, if any.
@@ -315,7 +348,11 @@ impl Vigilo {
         let mut steps = self.round_steps(&old).await?;
         let before_steps = steps.clone();
         let mut decided = Vec::new();
+        let only = input.link.as_ref().map(|g| g.step_id.as_str());
         for (i, s) in steps.iter_mut().enumerate() {
+            if only.is_some_and(|id| id != s.id) {
+                continue;
+            }
             if s.offered_to(&seats) && !s.decided_by(seats.caller) {
                 s.decide(&seats, verdict, comment.clone(), now)?;
                 decided.push(i);
@@ -339,7 +376,31 @@ impl Vigilo {
                 tx.check(keys::member(ws, &m.user_id), Condition::version(m.version));
             }
         }
+        if let Some(g) = &input.link {
+            // Spent with the decision: a second use finds the grant changed and fails.
+            let spent = Grant { used_at: Some(now), version: g.version + 1, ..g.clone() };
+            tx.put(Item::new(keys::link_grant(&g.id), to_data(&spent)), Some(Condition::version(g.version)));
+        }
         let (outcome, opened) = approval::advance(&mut steps);
+        if self.delivery.is_some()
+            && (!opened.is_empty() || matches!(outcome, RoundOutcome::Approved | RoundOutcome::Rejected))
+        {
+            let members = self.all_members(ws).await?;
+            let fresh: Vec<&ApprovalStep> = opened.iter().map(|&i| &steps[i]).collect();
+            let w = &access.workspace;
+            let mut notes = self.approval_requests(w, &old, &fresh, &members, NoticeKind::ApprovalRequested, now);
+            let kind = match outcome {
+                RoundOutcome::Approved => Some(NoticeKind::ChangeApproved),
+                RoundOutcome::Rejected => Some(NoticeKind::ChangeRejected),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                notes.extend(self.change_notices(w, &old, kind, comment.clone(), &members, now));
+            }
+            for op in notes {
+                tx.derived(op);
+            }
+        }
         for &i in decided.iter().chain(opened.iter()) {
             let s = &mut steps[i];
             s.version = before_steps[i].version + 1;

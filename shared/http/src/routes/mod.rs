@@ -4,6 +4,7 @@ pub mod audit;
 pub mod changes;
 pub mod governance;
 pub mod health;
+pub mod links;
 pub mod planning;
 pub mod workspaces;
 

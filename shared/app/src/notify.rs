@@ -1,0 +1,79 @@
+//! The notification ports and how a notice becomes MIME. Notices are written to the
+//! workspace's outbox in the same transaction as the event that caused them, then sent
+//! by [`crate::Vigilo::deliver_pending`]: after the request, and again by the sweeps
+//! for whatever failed. Sending is at least once; a notice is deleted once both its
+//! email and its chat message are out.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use serde_json::Value;
+use vigilo_domain::notice::Notice;
+
+/// An email ready to hand to a mail service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingEmail {
+    /// The notice it renders, for file names and logs.
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// The full message: headers, plain text and HTML.
+    pub raw: Vec<u8>,
+}
+
+/// Sends email (SES on AWS; `.eml` files in the outbox folder locally).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Returns the service's message id.
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, String>;
+}
+
+/// Publishes chat messages (SNS on AWS, for the chat side to render; `.json` files in
+/// the outbox folder locally).
+#[async_trait]
+pub trait ChatSink: Send + Sync {
+    async fn publish(&self, id: &str, message: &Value) -> Result<String, String>;
+}
+
+/// Everything notices need, wired once at start-up.
+#[derive(Clone)]
+pub struct Delivery {
+    pub mailer: Arc<dyn Mailer>,
+    pub chat: Arc<dyn ChatSink>,
+    /// The sender address of every email.
+    pub from: String,
+    /// Where decision links point: `{base_url}/a/{token}`.
+    pub base_url: String,
+    /// Replies go to `r+{token}@{reply_domain}` when set.
+    pub reply_domain: Option<String>,
+    /// Signs decision tokens.
+    pub link_secret: Arc<Vec<u8>>,
+}
+
+/// Builds the MIME message of a notice: multipart/alternative, plain text and HTML.
+pub fn email(notice: &Notice, from: &str) -> Result<OutgoingEmail, String> {
+    let rendered = notice.email();
+    let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("{a}: {e}"));
+    let mut to = parse(&notice.recipient_email)?;
+    to.name = notice.recipient_name.clone();
+    let mut builder = lettre::Message::builder()
+        .from(parse(from)?)
+        .to(to)
+        .subject(rendered.subject)
+        .message_id(Some(format!("<{}@vigilo>", notice.id)));
+    if let Some(reply) = notice.links.as_ref().and_then(|l| l.reply_to.as_deref()) {
+        builder = builder.reply_to(parse(reply)?);
+    }
+    let body = MultiPart::alternative()
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html));
+    let message = builder.multipart(body).map_err(|e| e.to_string())?;
+    Ok(OutgoingEmail {
+        id: notice.id.clone(),
+        from: from.to_owned(),
+        to: notice.recipient_email.clone(),
+        raw: message.formatted(),
+    })
+}

@@ -1,0 +1,299 @@
+//! Who is told what, and the outbox that makes sure they are. Notices (and, for
+//! approval requests, the grant behind each decision link) ride in the transaction of
+//! the event; [`Vigilo::deliver_pending`] sends them afterwards.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vigilo_domain::approval::ApprovalStep;
+use vigilo_domain::change::{ChangeRequest, ChangeType};
+use vigilo_domain::ids::UserId;
+use vigilo_domain::link::{self, Grant};
+use vigilo_domain::notice::{DecisionLinks, Notice, NoticeKind};
+use vigilo_domain::role::Role;
+use vigilo_domain::time;
+use vigilo_domain::workspace::{Member, Workspace};
+
+use crate::error::AppResult;
+use crate::keys;
+use crate::notify::{self, Delivery};
+use crate::services::records::{decode_ref, to_data};
+use crate::store::{Condition, Item, Query, WriteOp};
+use crate::Vigilo;
+
+/// How long a decision link works: a day for emergencies, a week otherwise.
+pub fn link_lifetime(t: ChangeType) -> SignedDuration {
+    match t {
+        ChangeType::Emergency => SignedDuration::from_hours(24),
+        _ => SignedDuration::from_hours(24 * 7),
+    }
+}
+
+/// A notice waiting in the outbox, with what has gone out so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub notice: Notice,
+    pub email_sent: bool,
+    pub chat_sent: bool,
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    /// Another sender holds it until then.
+    pub claimed_until: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub version: u64,
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub waiting: usize,
+}
+
+fn outbox_key(w: &str, n: &Notice) -> crate::store::Key {
+    keys::outbox_entry(w, &time::format(n.created_at), &n.id)
+}
+
+fn random_id() -> String {
+    let u = uuid::Uuid::new_v4();
+    hex::encode(&u.as_bytes()[..link::ID_BYTES])
+}
+
+/// Waits after the n-th failed attempt: 1, 2, 4, ... minutes, at most 6 hours.
+fn backoff(attempts: u32) -> SignedDuration {
+    SignedDuration::from_mins(1i64 << attempts.min(9)).min(SignedDuration::from_hours(6))
+}
+
+/// The people a notice about `c` goes to: its author and assignee, and for a rollback
+/// every admin and owner as well.
+fn change_audience<'m>(c: &ChangeRequest, kind: NoticeKind, members: &'m [Member]) -> Vec<&'m Member> {
+    let mut out: Vec<&Member> = members
+        .iter()
+        .filter(|m| {
+            m.user_id == c.author
+                || c.assignee.as_ref() == Some(&m.user_id)
+                || (kind == NoticeKind::ChangeRolledBack && m.role >= Role::Admin)
+        })
+        .collect();
+    out.dedup_by(|a, b| a.user_id == b.user_id);
+    out
+}
+
+impl Vigilo {
+    fn notice(&self, ws: &Workspace, c: &ChangeRequest, kind: NoticeKind, to: &Member, now: Timestamp) -> Notice {
+        Notice {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            workspace_id: ws.id.clone(),
+            workspace_name: ws.name.clone(),
+            locale: ws.locale.clone(),
+            change_number: c.number,
+            change_title: c.title.clone(),
+            change_type: c.change_type.to_string(),
+            risk_level: c.risk_level.to_string(),
+            planned_start: c.planned_start,
+            recipient: to.user_id.clone(),
+            recipient_email: to.email.clone(),
+            recipient_name: to.name.clone(),
+            step_name: None,
+            detail: None,
+            links: None,
+            created_at: now,
+        }
+    }
+
+    fn queue(&self, n: Notice, ops: &mut Vec<WriteOp>) {
+        let pending = Pending {
+            next_at: n.created_at,
+            notice: n,
+            email_sent: false,
+            chat_sent: false,
+            attempts: 0,
+            claimed_until: None,
+            last_error: None,
+            version: 1,
+        };
+        let item = Item::new(outbox_key(&pending.notice.workspace_id, &pending.notice), to_data(&pending));
+        ops.push(WriteOp::Put { item, condition: Some(Condition::NotExists) });
+    }
+
+    /// A decision link for `to` on `step`: the grant to store and the links to show.
+    pub(crate) fn grant_for(
+        &self,
+        d: &Delivery,
+        c: &ChangeRequest,
+        step: &ApprovalStep,
+        to: &UserId,
+        kind: NoticeKind,
+        now: Timestamp,
+    ) -> (Grant, DecisionLinks) {
+        let lifetime = if kind == NoticeKind::ApprovalEscalated {
+            SignedDuration::from_hours(24)
+        } else {
+            link_lifetime(c.change_type)
+        };
+        let grant = Grant {
+            id: random_id(),
+            workspace_id: c.workspace_id.clone(),
+            change_number: c.number,
+            step_id: step.id.clone(),
+            approver: to.clone(),
+            expires_at: time::to_millis(now + lifetime),
+            used_at: None,
+            version: 1,
+        };
+        let token = link::token(&d.link_secret, &grant);
+        let links = DecisionLinks {
+            page_url: format!("{}/a/{token}", d.base_url.trim_end_matches('/')),
+            reply_to: d.reply_domain.as_ref().map(|domain| format!("r+{token}@{domain}")),
+            token,
+            expires_at: grant.expires_at,
+        };
+        (grant, links)
+    }
+
+    /// Approval requests for steps that just opened: each eligible approver, and each
+    /// member a delegation currently hands their seat to, gets a notice with a link of
+    /// their own. Nothing when notices are not configured.
+    pub(crate) fn approval_requests(
+        &self,
+        ws: &Workspace,
+        c: &ChangeRequest,
+        steps: &[&ApprovalStep],
+        members: &[Member],
+        kind: NoticeKind,
+        now: Timestamp,
+    ) -> Vec<WriteOp> {
+        let Some(d) = self.delivery.as_ref() else { return vec![] };
+        let mut ops = Vec::new();
+        for step in steps {
+            let mut audience: Vec<&Member> = Vec::new();
+            for m in members.iter().filter(|m| step.eligible.contains(&m.user_id)) {
+                audience.push(m);
+                if let Some(del) = m.delegation.as_ref().filter(|del| del.holds_at(now) && del.delegate != c.author) {
+                    audience.extend(members.iter().filter(|x| x.user_id == del.delegate && x.role.can_approve()));
+                }
+            }
+            audience.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+            audience.dedup_by(|a, b| a.user_id == b.user_id);
+            for to in audience.into_iter().filter(|m| m.user_id != c.author) {
+                let (grant, links) = self.grant_for(d, c, step, &to.user_id, kind, now);
+                ops.push(WriteOp::Put {
+                    item: Item::new(keys::link_grant(&grant.id), to_data(&grant)),
+                    condition: Some(Condition::NotExists),
+                });
+                let mut n = self.notice(ws, c, kind, to, now);
+                n.step_name = Some(step.name.clone());
+                n.links = Some(links);
+                self.queue(n, &mut ops);
+            }
+        }
+        ops
+    }
+
+    /// Notices of an outcome (approved, rejected, rolled back) to the people concerned.
+    pub(crate) fn change_notices(
+        &self,
+        ws: &Workspace,
+        c: &ChangeRequest,
+        kind: NoticeKind,
+        detail: Option<String>,
+        members: &[Member],
+        now: Timestamp,
+    ) -> Vec<WriteOp> {
+        if self.delivery.is_none() {
+            return vec![];
+        }
+        let mut ops = Vec::new();
+        for to in change_audience(c, kind, members) {
+            let mut n = self.notice(ws, c, kind, to, now);
+            n.detail = detail.clone();
+            self.queue(n, &mut ops);
+        }
+        ops
+    }
+
+    /// Sends what waits in a workspace's outbox. Each notice is claimed first (so two
+    /// senders never both send it), then its email and chat message go out; a failure
+    /// waits 1, 2, 4, ... minutes (at most 6 h) before the next try.
+    pub async fn deliver_pending(&self, ws: &str) -> AppResult<DeliveryReport> {
+        let mut report = DeliveryReport::default();
+        let Some(d) = self.delivery.clone() else { return Ok(report) };
+        let now = self.now();
+        let page = self.table.query(&Query::table(keys::outbox(ws)).limit(100)).await?;
+        for item in page.items {
+            let key = item.key.clone();
+            let mut p: Pending = decode_ref(&item)?;
+            if p.next_at > now || p.claimed_until.is_some_and(|u| u > now) {
+                report.waiting += 1;
+                continue;
+            }
+            let claimed_from = p.version;
+            p.claimed_until = Some(now + SignedDuration::from_secs(120));
+            p.version += 1;
+            let claim = WriteOp::Put {
+                item: Item::new(key.clone(), to_data(&p)),
+                condition: Some(Condition::version(claimed_from)),
+            };
+            if self.table.transact(vec![claim]).await.is_err() {
+                report.waiting += 1;
+                continue;
+            }
+            let mut error = None;
+            if !p.email_sent {
+                match notify::email(&p.notice, &d.from) {
+                    Ok(mail) => match d.mailer.send(&mail).await {
+                        Ok(_) => p.email_sent = true,
+                        Err(e) => error = Some(format!("email: {e}")),
+                    },
+                    // An address that cannot be written as a mailbox will never work.
+                    Err(e) => {
+                        tracing::warn!(notice = %p.notice.id, error = %e, "notice email dropped");
+                        p.email_sent = true;
+                    }
+                }
+            }
+            if !p.chat_sent {
+                match d.chat.publish(&p.notice.id, &p.notice.chat()).await {
+                    Ok(_) => p.chat_sent = true,
+                    Err(e) => error = Some(format!("chat: {e}")),
+                }
+            }
+            let held = p.version;
+            let op = if p.email_sent && p.chat_sent {
+                report.sent += 1;
+                WriteOp::Delete { key, condition: Some(Condition::version(held)) }
+            } else {
+                report.failed += 1;
+                tracing::warn!(notice = %p.notice.id, error = ?error, "notice delivery failed; will retry");
+                p.attempts += 1;
+                p.next_at = now + backoff(p.attempts);
+                p.claimed_until = None;
+                p.last_error = error;
+                p.version += 1;
+                WriteOp::Put { item: Item::new(key, to_data(&p)), condition: Some(Condition::version(held)) }
+            };
+            self.table.transact(vec![op]).await?;
+        }
+        Ok(report)
+    }
+
+    /// Delivers every workspace's outbox (the sweep's retry pass).
+    pub async fn deliver_all(&self) -> AppResult<DeliveryReport> {
+        let mut total = DeliveryReport::default();
+        for ws in self.workspace_ids().await? {
+            let r = self.deliver_pending(&ws).await?;
+            total.sent += r.sent;
+            total.failed += r.failed;
+            total.waiting += r.waiting;
+        }
+        Ok(total)
+    }
+}
+
+/// The pending notices of a workspace, for tests and tools.
+pub async fn outbox(app: &Vigilo, ws: &str) -> AppResult<Vec<Value>> {
+    let page = app.table.query(&Query::table(keys::outbox(ws)).limit(500)).await?;
+    Ok(page.items.into_iter().map(|i| i.data).collect())
+}
