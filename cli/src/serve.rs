@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tracing_subscriber::EnvFilter;
+use vigilo_app::notify::Delivery;
 use vigilo_app::{SystemClock, Vigilo};
 use vigilo_http::{AppState, AuthMode};
 
@@ -35,10 +36,10 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let (table, storage) = backend::open(backend, dir.root(), true).await?;
-        let app = Vigilo::new(table, Arc::new(SystemClock));
-        let router = vigilo_http::router(AppState::new(app.clone(), AuthMode::Hs256 { key }));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, bound)?);
+        let router = vigilo_http::router(AppState::new(app.clone(), AuthMode::Hs256 { key }));
         let root = dir.root().display().to_string();
         tracing::info!(
             addr = %bound,
@@ -46,12 +47,42 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
             "Vigilo is serving on http://{bound}; data lives in {storage}; mint a token with: vigilo token --data {root} --sub you --email you@example.com"
         );
         // After the line above, which tells a reader where the server is.
-        tokio::spawn(checkpoints(app, vigilo_local::FolderBlobs::new(dir.archive_path())));
+        tokio::spawn(checkpoints(app.clone(), vigilo_local::FolderBlobs::new(dir.archive_path())));
+        tokio::spawn(redeliver(app));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;
         tracing::info!("Vigilo stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Notices go to the data folder's `outbox/` (`.eml` and `.json` files); links point
+/// at this server unless `VIGILO_BASE_URL` says otherwise.
+fn local_delivery(dir: &vigilo_local::DataDir, bound: SocketAddr) -> Result<Delivery, String> {
+    let outbox = Arc::new(vigilo_local::OutboxFolder::new(dir.outbox_path()));
+    let env = |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
+    Ok(Delivery {
+        mailer: outbox.clone(),
+        chat: outbox,
+        from: env("VIGILO_MAIL_FROM", "Vigilo <vigilo@localhost>".into()),
+        base_url: env("VIGILO_BASE_URL", format!("http://{bound}")),
+        reply_domain: Some(env("VIGILO_REPLY_DOMAIN", "reply.localhost".into())),
+        link_secret: Arc::new(dir.link_secret().map_err(|e| e.to_string())?),
+    })
+}
+
+/// The local stand-in for the delivery retry schedule: every minute, whatever failed
+/// to go out is tried again.
+async fn redeliver(app: Vigilo) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match app.deliver_all().await {
+            Ok(r) if r.sent + r.failed > 0 => tracing::info!(?r, "notices redelivered"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "notice redelivery failed"),
+        }
+    }
 }
 
 /// The local stand-in for the hourly checkpoint schedule: checkpoints into the data

@@ -206,3 +206,64 @@ async fn a_rollback_tells_the_author_and_the_admins() {
     }
     assert!(!mail_to(&s, "bob").iter().any(|m| m.contains("Rolled back")));
 }
+
+/// A mail service that refuses while `down` is set.
+struct Flaky {
+    down: std::sync::atomic::AtomicBool,
+    inner: vigilo_local::OutboxFolder,
+}
+
+#[async_trait::async_trait]
+impl vigilo_app::notify::Mailer for Flaky {
+    async fn send(&self, email: &vigilo_app::notify::OutgoingEmail) -> Result<String, String> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("mail service unavailable".into());
+        }
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test]
+async fn a_notice_that_fails_waits_and_goes_out_later_once() {
+    use vigilo_app::notify::Delivery;
+    let clock = Arc::new(ManualClock::new("2026-12-01T08:00:00Z".parse::<Timestamp>().unwrap()));
+    let s = TestServer::start_with_clock(clock.clone()).await;
+    team(&s).await;
+    let dir = s.data_dir().join("flaky-outbox");
+    let flaky = Arc::new(Flaky { down: true.into(), inner: vigilo_local::OutboxFolder::new(&dir) });
+    let chat = Arc::new(vigilo_local::OutboxFolder::new(&dir));
+    let delivery = Delivery {
+        mailer: flaky.clone(),
+        chat,
+        from: "vigilo@example.com".into(),
+        base_url: s.base.clone(),
+        reply_domain: None,
+        link_secret: Arc::new(b"another key, for this app only".to_vec()),
+    };
+    let app = vigilo_app::Vigilo::new(s.app.table.clone(), clock.clone()).with_delivery(delivery);
+    let mut body = normal_change("t");
+    body["planned_start"] = json!("2026-12-20T09:00:00Z");
+    body["planned_end"] = json!("2026-12-20T10:00:00Z");
+    let n = s.change("mia", "acme", body).await;
+    let mia = vigilo_e2e::actor("mia");
+    app.act(&mia, "acme", &n, "submit", Default::default(), None).await.unwrap();
+    let ws = workspace_id(&s).await;
+    let waiting = vigilo_app::services::notices::outbox(&app, &ws).await.unwrap();
+    assert_eq!(waiting.len(), 3, "one per approver, kept after the failure");
+    assert!(waiting.iter().all(|p| p["attempts"] == 1 && p["email_sent"] == false && p["chat_sent"] == true));
+    assert!(waiting[0]["last_error"].as_str().unwrap().contains("unavailable"));
+    // Not due yet: nothing is tried.
+    let r = app.deliver_all().await.unwrap();
+    assert_eq!((r.sent, r.failed, r.waiting), (0, 0, 3));
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(SignedDuration::from_mins(3));
+    let r = app.deliver_all().await.unwrap();
+    assert_eq!((r.sent, r.failed), (3, 0));
+    assert!(vigilo_app::services::notices::outbox(&app, &ws).await.unwrap().is_empty());
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(Result::ok).collect();
+    let (mails, chats) = files.iter().fold((0, 0), |(m, c), f| {
+        let name = f.file_name().to_string_lossy().into_owned();
+        (m + usize::from(name.ends_with(".eml")), c + usize::from(name.ends_with(".json")))
+    });
+    assert_eq!((mails, chats), (3, 3), "each email and chat message exactly once");
+}

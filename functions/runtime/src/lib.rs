@@ -62,7 +62,12 @@ impl Function {
     /// The function's router: its route group, reading callers from API Gateway's
     /// verified claims.
     pub fn router(self, table: Arc<dyn Table>) -> Router {
-        let state = AppState::new(Vigilo::new(table, Arc::new(SystemClock)), AuthMode::Gateway);
+        self.router_for(Vigilo::new(table, Arc::new(SystemClock)))
+    }
+
+    /// The function's router over an application already wired (with notices).
+    pub fn router_for(self, app: Vigilo) -> Router {
+        let state = AppState::new(app, AuthMode::Gateway);
         let routes = match self {
             Function::Workspaces => vigilo_http::workspaces_router(state),
             Function::Changes => vigilo_http::changes_router(state),
@@ -120,7 +125,11 @@ pub fn init_tracing() {
 pub async fn handler(function: Function) -> Result<Router, lambda_http::Error> {
     let settings = Settings::from_env()?;
     let aws = Aws::load().await;
-    Ok(function.router(Arc::new(aws.table(&settings))))
+    let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
+    if let Some(d) = aws.delivery(&settings) {
+        app = app.with_delivery(d);
+    }
+    Ok(function.router_for(app))
 }
 
 /// Runs the sweep a schedule's event names (`{"sweep": "checkpoints"}`) and returns
@@ -132,7 +141,12 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
             tracing::info!(?summary, "checkpoints written");
             Ok(serde_json::to_value(summary)?)
         }
-        other => Err(format!("unknown sweep {other:?}; expected \"checkpoints\"").into()),
+        Some("notices") => {
+            let report = app.deliver_all().await?;
+            tracing::info!(?report, "notices delivered");
+            Ok(serde_json::to_value(report)?)
+        }
+        other => Err(format!("unknown sweep {other:?}; expected \"checkpoints\" or \"notices\"").into()),
     }
 }
 
@@ -142,7 +156,10 @@ pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
     let aws = Aws::load().await;
-    let app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
+    let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
+    if let Some(d) = aws.delivery(&settings) {
+        app = app.with_delivery(d);
+    }
     let archive = S3Blobs::new(aws.s3(), bucket);
     tracing::info!(function = "sweeps", "ready");
     let handler = service_fn(|event: LambdaEvent<Value>| {

@@ -16,6 +16,15 @@ pub struct Settings {
     pub archive_bucket: Option<String>,
     /// `VIGILO_TOPIC_ARN`: approver notifications.
     pub topic_arn: Option<String>,
+    /// `VIGILO_MAIL_FROM`: the sender of every email (an SES-verified identity).
+    pub mail_from: Option<String>,
+    /// `VIGILO_BASE_URL`: the API's public URL, where decision links point.
+    pub base_url: Option<String>,
+    /// `VIGILO_REPLY_DOMAIN`: the SES receiving domain for email replies.
+    pub reply_domain: Option<String>,
+    /// `VIGILO_LINK_SECRET`: the key that signs decision links (from a secret the
+    /// template references).
+    pub link_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +44,10 @@ impl Settings {
             evidence_bucket: get("VIGILO_EVIDENCE_BUCKET"),
             archive_bucket: get("VIGILO_ARCHIVE_BUCKET"),
             topic_arn: get("VIGILO_TOPIC_ARN"),
+            mail_from: get("VIGILO_MAIL_FROM"),
+            base_url: get("VIGILO_BASE_URL"),
+            reply_domain: get("VIGILO_REPLY_DOMAIN"),
+            link_secret: get("VIGILO_LINK_SECRET"),
         })
     }
 }
@@ -68,6 +81,28 @@ impl Aws {
 
     pub fn sns(&self) -> aws_sdk_sns::Client {
         aws_sdk_sns::Client::new(&self.sdk)
+    }
+
+    pub fn ses(&self) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::new(&self.sdk)
+    }
+
+    /// Email through SES and chat through SNS, when the settings name a sender, a
+    /// topic, a base URL and a link secret; `None` (no notices) otherwise.
+    pub fn delivery(&self, settings: &Settings) -> Option<vigilo_app::notify::Delivery> {
+        let (Some(from), Some(topic), Some(base_url), Some(secret)) =
+            (&settings.mail_from, &settings.topic_arn, &settings.base_url, &settings.link_secret)
+        else {
+            return None;
+        };
+        Some(vigilo_app::notify::Delivery {
+            mailer: std::sync::Arc::new(crate::notify::SesMailer::new(self.ses())),
+            chat: std::sync::Arc::new(crate::notify::SnsChat::new(self.sns(), topic)),
+            from: from.clone(),
+            base_url: base_url.clone(),
+            reply_domain: settings.reply_domain.clone(),
+            link_secret: std::sync::Arc::new(secret.as_bytes().to_vec()),
+        })
     }
 
     pub fn table(&self, settings: &Settings) -> DynamoTable {
