@@ -6,6 +6,7 @@ mod backend;
 mod bench;
 mod bench_aws;
 mod bench_conflicts;
+mod mail;
 mod serve;
 mod token;
 
@@ -77,6 +78,23 @@ enum Command {
         #[command(subcommand)]
         command: AwsCommand,
     },
+    /// Email replies.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Decide from an email reply read on standard input (the local stand-in for SES
+    /// inbound): exit 0 when it decided, 1 when it was refused (and audited).
+    Receive {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +140,7 @@ fn main() -> ExitCode {
         }
         Command::Bench { backend: Backend::Local, changes, data, .. } => bench::run(changes, data),
         Command::Bench { backend: Backend::Aws, changes, .. } => bench_aws::run(changes),
+        Command::Mail { command: MailCommand::Receive { data, backend } } => mail::receive(&data, backend),
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
         Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress } } => {
             audit::verify(&data, backend, &workspace, progress)

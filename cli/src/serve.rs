@@ -38,7 +38,8 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         let (table, storage) = backend::open(backend, dir.root(), true).await?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, bound)?);
+        let base = std::env::var("VIGILO_BASE_URL").ok().filter(|v| !v.is_empty()).unwrap_or(format!("http://{bound}"));
+        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &base)?);
         let router = vigilo_http::router(AppState::new(app.clone(), AuthMode::Hs256 { key }));
         let root = dir.root().display().to_string();
         tracing::info!(
@@ -57,15 +58,15 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
 }
 
 /// Notices go to the data folder's `outbox/` (`.eml` and `.json` files); links point
-/// at this server unless `VIGILO_BASE_URL` says otherwise.
-fn local_delivery(dir: &vigilo_local::DataDir, bound: SocketAddr) -> Result<Delivery, String> {
+/// at `base_url` (this server, unless `VIGILO_BASE_URL` says otherwise).
+pub fn local_delivery(dir: &vigilo_local::DataDir, base_url: &str) -> Result<Delivery, String> {
     let outbox = Arc::new(vigilo_local::OutboxFolder::new(dir.outbox_path()));
     let env = |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
     Ok(Delivery {
         mailer: outbox.clone(),
         chat: outbox,
         from: env("VIGILO_MAIL_FROM", "Vigilo <vigilo@localhost>".into()),
-        base_url: env("VIGILO_BASE_URL", format!("http://{bound}")),
+        base_url: base_url.to_owned(),
         reply_domain: Some(env("VIGILO_REPLY_DOMAIN", "reply.localhost".into())),
         link_secret: Arc::new(dir.link_secret().map_err(|e| e.to_string())?),
     })

@@ -292,3 +292,50 @@ fn the_conflicts_benchmark_prints_flat_reads_for_fixed_assets() {
     assert!(probes.iter().all(|m| (m - probes[0]).abs() < 10.0), "probe reads drifted: {probes:?}");
     assert!(text.contains("seeded 400 changes"), "{text}");
 }
+
+/// Replies with `vigilo mail receive`: a reply from the approver decides (exit 0); the
+/// same reply again is refused as a used link (exit 1).
+#[tokio::test]
+async fn mail_receive_decides_from_a_reply_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let alice = token(&data, "alice");
+    let b = &server.base;
+    call(b, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
+    let bob = json!({"email": "bob@example.com", "role": "approver"});
+    call(b, &alice, reqwest::Method::PUT, "/ws/acme/members/bob", bob).await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes", json!({"title": "deploy"})).await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes/CHG-00001/submit", json!({})).await;
+    let mail = std::fs::read_dir(data.join("outbox"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .find(|t| t.contains("To: bob@example.com"))
+        .expect("bob's notice in outbox/");
+    let reply_to = mail.lines().find(|l| l.starts_with("Reply-To:")).unwrap().trim_start_matches("Reply-To:").trim();
+    let reply = format!(
+        "From: bob@example.com\r\nTo: {reply_to}\r\nSubject: Re: approval\r\n\
+         Authentication-Results: mx.example.com; spf=pass; dkim=pass; dmarc=pass\r\n\r\napprove\r\nship it\r\n"
+    );
+    let receive = |text: &str| {
+        let mut child = Command::new(BIN)
+            .args(["mail", "receive", "--data"])
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let first = receive(&reply);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    let out: Value = serde_json::from_str(stdout(&first).trim()).unwrap();
+    assert_eq!(out, json!({"decided": "approve", "change": "CHG-00001", "status": "approved"}));
+    let again = receive(&reply);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(stdout(&again).trim(), r#"{"refused":"used"}"#);
+    drop(server);
+}

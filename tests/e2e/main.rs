@@ -10,5 +10,6 @@ mod http_edges;
 mod lifecycle;
 mod notices;
 mod policies;
+mod replies;
 mod time;
 mod workspaces;

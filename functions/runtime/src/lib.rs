@@ -169,6 +169,65 @@ pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(handler).await
 }
 
+/// Where SES's receipt rule stores each inbound message: `inbound/{messageId}`.
+pub const INBOUND_PREFIX: &str = "inbound/";
+
+/// Handles an SES receiving event: each record's message is read from the inbound
+/// bucket (the receipt rule's S3 action stored it) and decided with the SPF, DKIM and
+/// DMARC verdicts SES reported. Returns what each message did.
+pub async fn replies(app: &Vigilo, inbound: &dyn Blobs, event: &Value) -> Result<Value, lambda_http::Error> {
+    let records = event.get("Records").and_then(Value::as_array).ok_or("not an SES receiving event: no Records")?;
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        let ses = &record["ses"];
+        let id = ses["mail"]["messageId"].as_str().ok_or("an SES record without mail.messageId")?;
+        let verdict = |name: &str| ses["receipt"][name]["status"].as_str().map(str::to_ascii_uppercase);
+        let verdicts = vigilo_app::services::replies::Verdicts {
+            spf: verdict("spfVerdict"),
+            dkim: verdict("dkimVerdict"),
+            dmarc: verdict("dmarcVerdict"),
+        };
+        let Some(raw) = inbound.get(&format!("{INBOUND_PREFIX}{id}")).await? else {
+            tracing::error!(message_id = id, "inbound message missing from the bucket");
+            out.push(serde_json::json!({"message_id": id, "outcome": "missing"}));
+            continue;
+        };
+        let request = vigilo_app::RequestInfo {
+            request_id: Some(id.to_owned()),
+            channel: Some("email".into()),
+            ..Default::default()
+        };
+        let outcome = match app.receive_reply(&raw, Some(verdicts), request).await? {
+            vigilo_app::services::links::LinkOutcome::Decided { change, decision } => {
+                serde_json::json!({"decided": decision, "change": change.number, "status": change.status})
+            }
+            vigilo_app::services::links::LinkOutcome::Refused(r) => serde_json::json!({"refused": r.as_str()}),
+        };
+        tracing::info!(message_id = id, %outcome, "reply handled");
+        out.push(serde_json::json!({"message_id": id, "outcome": outcome}));
+    }
+    Ok(Value::Array(out))
+}
+
+/// Starts the replies function: SES invokes it for each message to the reply domain.
+pub async fn run_replies() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let settings = Settings::from_env()?;
+    let bucket = std::env::var("VIGILO_INBOUND_BUCKET").map_err(|_| "VIGILO_INBOUND_BUCKET is not set")?;
+    let aws = Aws::load().await;
+    let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
+    if let Some(d) = aws.delivery(&settings) {
+        app = app.with_delivery(d);
+    }
+    let inbound = S3Blobs::new(aws.s3(), bucket);
+    tracing::info!(function = "replies", "ready");
+    let handler = service_fn(|event: LambdaEvent<Value>| {
+        let (app, inbound) = (&app, &inbound);
+        async move { replies(app, inbound, &event.payload).await }
+    });
+    lambda_runtime::run(handler).await
+}
+
 /// Starts the function: logs, configuration, adapters, then the Lambda runtime loop.
 pub async fn run(function: Function) -> Result<(), lambda_http::Error> {
     init_tracing();

@@ -55,7 +55,7 @@ impl Vigilo {
     }
 
     /// The grant a token names, if it names one we issued.
-    async fn grant_of(&self, token: &str) -> AppResult<Option<(Grant, Vec<u8>)>> {
+    pub(crate) async fn grant_of(&self, token: &str) -> AppResult<Option<(Grant, Vec<u8>)>> {
         let Some((id, tag)) = link::parse(token) else { return Ok(None) };
         Ok(load::<Grant>(&*self.table, &keys::link_grant(&id)).await?.map(|g| (g, tag)))
     }

@@ -15,6 +15,7 @@ pub mod members;
 pub mod notices;
 pub mod policies;
 pub mod records;
+pub mod replies;
 pub mod tasks;
 pub mod transitions;
 pub mod views;
