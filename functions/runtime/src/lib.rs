@@ -120,15 +120,21 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The application on DynamoDB, with notices when the settings configure them.
+pub fn application(aws: &Aws, settings: &Settings) -> Vigilo {
+    let app = Vigilo::new(Arc::new(aws.table(settings)), Arc::new(SystemClock));
+    match aws.delivery(settings) {
+        Some(d) => app.with_delivery(d),
+        None => app,
+    }
+}
+
 /// The function's handler as `lambda_http::run` serves it: configuration and clients
 /// are loaded here, once per container.
 pub async fn handler(function: Function) -> Result<Router, lambda_http::Error> {
     let settings = Settings::from_env()?;
     let aws = Aws::load().await;
-    let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
-    if let Some(d) = aws.delivery(&settings) {
-        app = app.with_delivery(d);
-    }
+    let app = application(&aws, &settings);
     Ok(function.router_for(app))
 }
 
@@ -156,10 +162,7 @@ pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
     let aws = Aws::load().await;
-    let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
-    if let Some(d) = aws.delivery(&settings) {
-        app = app.with_delivery(d);
-    }
+    let app = application(&aws, &settings);
     let archive = S3Blobs::new(aws.s3(), bucket);
     tracing::info!(function = "sweeps", "ready");
     let handler = service_fn(|event: LambdaEvent<Value>| {
@@ -215,10 +218,7 @@ pub async fn run_replies() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     let bucket = std::env::var("VIGILO_INBOUND_BUCKET").map_err(|_| "VIGILO_INBOUND_BUCKET is not set")?;
     let aws = Aws::load().await;
-    let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
-    if let Some(d) = aws.delivery(&settings) {
-        app = app.with_delivery(d);
-    }
+    let app = application(&aws, &settings);
     let inbound = S3Blobs::new(aws.s3(), bucket);
     tracing::info!(function = "replies", "ready");
     let handler = service_fn(|event: LambdaEvent<Value>| {
