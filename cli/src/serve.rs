@@ -40,7 +40,8 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let base = std::env::var("VIGILO_BASE_URL").ok().filter(|v| !v.is_empty()).unwrap_or(format!("http://{bound}"));
         let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &base)?);
-        let router = vigilo_http::router(AppState::new(app.clone(), AuthMode::Hs256 { key }));
+        let state = AppState::new(app.clone(), AuthMode::Hs256 { key }).with_slack_secret(AppState::slack_secret_from_env());
+        let router = vigilo_http::router(state);
         let root = dir.root().display().to_string();
         tracing::info!(
             addr = %bound,

@@ -5,6 +5,7 @@ mod approvals;
 mod audit;
 mod auth;
 mod changes;
+mod chat;
 mod gates;
 mod http_edges;
 mod lifecycle;

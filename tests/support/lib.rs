@@ -21,6 +21,9 @@ use vigilo_local::{DataDir, OutboxFolder, SqliteTable};
 /// The domain decision-reply addresses use in tests: `r+{token}@reply.example.com`.
 pub const REPLY_DOMAIN: &str = "reply.example.com";
 
+/// The Slack signing secret the test server verifies actions with.
+pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
 pub use serde_json::json;
 
 type Meddle = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -161,7 +164,8 @@ impl TestServer {
             link_secret: Arc::new(data.link_secret().expect("link secret")),
         };
         let app = Vigilo::new(meddler.clone(), clock).with_delivery(delivery);
-        let router = wrap(vigilo_http::router(AppState::new(app.clone(), mode)));
+        let state = AppState::new(app.clone(), mode).with_slack_secret(Some(SLACK_SECRET.as_bytes().to_vec()));
+        let router = wrap(vigilo_http::router(state));
         tokio::spawn(async move {
             let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
         });

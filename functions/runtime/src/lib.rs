@@ -67,7 +67,7 @@ impl Function {
 
     /// The function's router over an application already wired (with notices).
     pub fn router_for(self, app: Vigilo) -> Router {
-        let state = AppState::new(app, AuthMode::Gateway);
+        let state = AppState::new(app, AuthMode::Gateway).with_slack_secret(AppState::slack_secret_from_env());
         let routes = match self {
             Function::Workspaces => vigilo_http::workspaces_router(state),
             Function::Changes => vigilo_http::changes_router(state),

@@ -76,6 +76,9 @@ pub struct Member {
     pub name: Option<String>,
     pub role: Role,
     pub delegation: Option<Delegation>,
+    /// The member's Slack user id, linked so chat buttons can be trusted as theirs.
+    #[serde(default)]
+    pub slack_user_id: Option<String>,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -100,6 +103,18 @@ pub fn check_group_name(name: &str) -> Result<(), &'static str> {
         Ok(())
     } else {
         Err("must be 1 to 64 characters of a-z, 0-9, '-' and '_'")
+    }
+}
+
+/// A Slack user id as Slack writes them: `U` or `W` and 2-20 upper-case letters or digits.
+pub fn check_slack_user_id(id: &str) -> Result<(), &'static str> {
+    let ok = (id.starts_with('U') || id.starts_with('W'))
+        && (3..=21).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a Slack user id such as U024BE7LH")
     }
 }
 

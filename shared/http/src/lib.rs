@@ -24,11 +24,24 @@ pub use error::ApiError;
 pub struct AppState {
     pub app: Vigilo,
     pub auth: Arc<AuthMode>,
+    /// Verifies Slack's requests; without it, Slack actions are refused.
+    pub slack_secret: Option<Arc<Vec<u8>>>,
 }
 
 impl AppState {
     pub fn new(app: Vigilo, auth: AuthMode) -> AppState {
-        AppState { app, auth: Arc::new(auth) }
+        AppState { app, auth: Arc::new(auth), slack_secret: None }
+    }
+
+    /// Accepts Slack actions signed with this signing secret.
+    pub fn with_slack_secret(mut self, secret: Option<Vec<u8>>) -> AppState {
+        self.slack_secret = secret.filter(|s| !s.is_empty()).map(Arc::new);
+        self
+    }
+
+    /// The signing secret from `VIGILO_SLACK_SIGNING_SECRET`, if set.
+    pub fn slack_secret_from_env() -> Option<Vec<u8>> {
+        std::env::var("VIGILO_SLACK_SIGNING_SECRET").ok().map(String::into_bytes)
     }
 }
 
@@ -48,10 +61,10 @@ pub fn transitions_router(state: AppState) -> Router {
     finish(routes::changes::transition_routes(), state)
 }
 
-/// Approve and reject, a change's approval steps, the caller's queue, and the
-/// decision links (`/a/{token}`) that approve or reject without signing in.
+/// Approve and reject, a change's approval steps, the caller's queue, the decision
+/// links (`/a/{token}`) that approve or reject without signing in, and Slack's buttons.
 pub fn approvals_router(state: AppState) -> Router {
-    finish(routes::changes::approval_routes().merge(routes::links::routes()), state)
+    finish(routes::changes::approval_routes().merge(routes::links::routes()).merge(routes::chat::routes()), state)
 }
 
 /// Freeze windows and approval policies.
@@ -77,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::changes::transition_routes())
         .merge(routes::changes::approval_routes())
         .merge(routes::links::routes())
+        .merge(routes::chat::routes())
         .merge(routes::governance::routes())
         .merge(routes::planning::routes())
         .merge(routes::audit::routes());

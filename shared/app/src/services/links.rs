@@ -44,6 +44,8 @@ pub struct Via {
     pub request: RequestInfo,
     /// The address an email reply came from; it must be the approver's.
     pub sender: Option<String>,
+    /// The Slack user who pressed a button; it must be the one the approver linked.
+    pub slack_user: Option<String>,
 }
 
 impl Vigilo {
@@ -105,6 +107,11 @@ impl Vigilo {
         if !matches!(decision, "approve" | "reject") {
             return self.refuse(Some(&open.grant), Refusal::NoDecision, via, token).await;
         }
+        if let Some(user) = &via.slack_user {
+            if open.approver.slack_user_id.as_deref() != Some(user.as_str()) {
+                return self.refuse(Some(&open.grant), Refusal::WrongSender, via, token).await;
+            }
+        }
         if let Some(sender) = &via.sender {
             if !sender.trim().eq_ignore_ascii_case(open.approver.email.trim()) {
                 return self.refuse(Some(&open.grant), Refusal::WrongSender, via, token).await;
@@ -161,6 +168,7 @@ impl Vigilo {
         });
         for (k, v) in [
             ("sender", &via.sender),
+            ("slack_user", &via.slack_user),
             ("ip", &via.request.ip),
             ("user_agent", &via.request.user_agent),
             ("request_id", &via.request.request_id),

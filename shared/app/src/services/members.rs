@@ -6,7 +6,7 @@ use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::ids::UserId;
 use vigilo_domain::role::{may_assign, Permission, Role};
-use vigilo_domain::workspace::{check_email, check_group_name, Delegation, Group, Member};
+use vigilo_domain::workspace::{check_email, check_group_name, check_slack_user_id, Delegation, Group, Member};
 use vigilo_domain::{DomainError, FieldErrors};
 
 use crate::actor::Actor;
@@ -18,6 +18,13 @@ use crate::services::views::diff;
 use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
+
+/// `PUT /members/{user_id}/chat`: `slack_user_id`, or `null` to unlink.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatLinkInput {
+    pub slack_user_id: Option<String>,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +101,7 @@ impl Vigilo {
                 name,
                 role,
                 delegation: old.as_ref().and_then(|m| m.delegation.clone()),
+                slack_user_id: old.as_ref().and_then(|m| m.slack_user_id.clone()),
                 version: old.as_ref().map_or(1, |m| m.version + 1),
                 created_at: old.as_ref().map_or(now, |m| m.created_at),
                 updated_at: now,
@@ -178,6 +186,44 @@ impl Vigilo {
             let (before, after) = diff(&old, &new);
             tx.put(member_item(&new), Some(Condition::version(old.version)));
             tx.audit(AuditEntry::new("member.delegate", "Member", user.as_str()).values(before, after));
+            tx.commit(now).await?;
+            Ok(new)
+        })
+    }
+
+    /// Links (or with `null` unlinks) a member's Slack user id, so buttons they press
+    /// in Slack decide as them. The member themselves, or an admin.
+    #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
+    pub async fn put_chat_link(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        user_id: &str,
+        input: ChatLinkInput,
+    ) -> AppResult<Member> {
+        retrying!({
+            let access = self.access(actor, slug).await?;
+            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
+            if &user != access.user() {
+                access.require(Permission::ManageWorkspace)?;
+            }
+            if let Some(id) = &input.slack_user_id {
+                check_slack_user_id(id).map_err(|r| FieldErrors::single("slack_user_id", r))?;
+            }
+            let ws = access.ws().to_owned();
+            let old: Member = load(&*self.table, &keys::member(&ws, &user)).await?.ok_or(AppError::NotFound)?;
+            if old.slack_user_id == input.slack_user_id {
+                return Ok(old);
+            }
+            let now = self.now();
+            let mut new = old.clone();
+            new.slack_user_id = input.slack_user_id.clone();
+            new.version += 1;
+            new.updated_at = now;
+            let (before, after) = diff(&old, &new);
+            tx.put(member_item(&new), Some(Condition::version(old.version)));
+            tx.audit(AuditEntry::new("member.link_chat", "Member", user.as_str()).values(before, after));
             tx.commit(now).await?;
             Ok(new)
         })

@@ -107,8 +107,12 @@ impl Vigilo {
             return Ok(LinkOutcome::Refused(Refusal::Forged));
         };
         let sender = message.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
-        let via =
-            Via { channel: "email".into(), request: RequestInfo { channel: Some("email".into()), ..request }, sender };
+        let via = Via {
+            channel: "email".into(),
+            request: RequestInfo { channel: Some("email".into()), ..request },
+            sender,
+            slack_user: None,
+        };
         let Some(token) = token_of(&[message.to(), message.cc(), message.bcc()]) else {
             tracing::warn!(sender = ?via.sender, "an inbound message without a decision address");
             return Ok(LinkOutcome::Refused(Refusal::Forged));

@@ -83,6 +83,7 @@ impl Vigilo {
                 updated_at: now,
             };
             let owner = Member {
+                slack_user_id: None,
                 workspace_id: workspace.id.clone(),
                 user_id: actor.user_id.clone(),
                 email: actor.email.clone().unwrap_or_default(),

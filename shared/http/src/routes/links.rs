@@ -136,7 +136,7 @@ async fn decide(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
     };
     let request = RequestInfo { channel: Some("link".into()), ..crate::auth::request_info(&parts) };
-    let via = Via { channel: "link".into(), request, sender: None };
+    let via = Via { channel: "link".into(), request, ..Via::default() };
     let comment = input.comment.filter(|c| !c.trim().is_empty());
     let decision = input.decision.unwrap_or_default();
     let outcome = s.app.decide_by_link(&token, &decision, comment, &via).await;

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod changes;
+pub mod chat;
 pub mod governance;
 pub mod health;
 pub mod links;

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ws/{slug}/members", get(members))
         .route("/ws/{slug}/members/{user_id}", put(put_member).delete(remove_member))
         .route("/ws/{slug}/members/{user_id}/delegate", put(delegate))
+        .route("/ws/{slug}/members/{user_id}/chat", put(chat_link))
         .route("/ws/{slug}/groups", get(groups))
         .route("/ws/{slug}/groups/{name}", put(put_group))
 }
@@ -91,6 +92,17 @@ async fn delegate(
     JsonBody(input, _): JsonBody<DelegateInput>,
 ) -> Result {
     let m = s.app.put_delegate(&actor, &slug, &user, input).await?;
+    let v = m.version;
+    Ok(versioned(m, v))
+}
+
+async fn chat_link(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((slug, user)): PathParams<(String, String)>,
+    JsonBody(input, _): JsonBody<vigilo_app::services::members::ChatLinkInput>,
+) -> Result {
+    let m = s.app.put_chat_link(&actor, &slug, &user, input).await?;
     let v = m.version;
     Ok(versioned(m, v))
 }

@@ -1,0 +1,131 @@
+//! `POST /chat/slack/actions`: the approve / reject buttons of a notice in Slack.
+//! Each request must carry Slack's v0 signature over its timestamp and exact body,
+//! made with the app's signing secret, and be at most five minutes old; anything else
+//! is a 401 before the body is even read as a payload. The button's value is the
+//! decision token; the Slack user must be the one the approver linked.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use vigilo_app::services::links::{LinkOutcome, Via};
+use vigilo_app::RequestInfo;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// How far a request's timestamp may be from now.
+pub const SLACK_WINDOW_SECS: i64 = 300;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/chat/slack/actions", post(actions))
+}
+
+/// Checks Slack's request signature: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`,
+/// compared in constant time, with the timestamp within five minutes of `now`.
+pub fn verify_slack(
+    secret: &[u8],
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), &'static str> {
+    let ts: i64 = timestamp.trim().parse().map_err(|_| "X-Slack-Request-Timestamp is not a number")?;
+    if (now - ts).abs() > SLACK_WINDOW_SECS {
+        return Err("the request is older than five minutes (or from the future)");
+    }
+    let hex_sig = signature.trim().strip_prefix("v0=").ok_or("X-Slack-Signature is not a v0 signature")?;
+    let sig = hex::decode(hex_sig).map_err(|_| "X-Slack-Signature is not hex")?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| "unusable signing secret")?;
+    mac.update(format!("v0:{ts}:").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&sig).map_err(|_| "the signature does not match")
+}
+
+#[derive(Debug, Deserialize)]
+struct Form {
+    payload: String,
+}
+
+/// Slack's answer shape: a message only the presser sees.
+fn say(text: &str) -> Response {
+    Json(json!({"response_type": "ephemeral", "replace_original": false, "text": text})).into_response()
+}
+
+async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let Some(secret) = s.slack_secret.as_deref() else {
+        return Err(ApiError::Unauthenticated("Slack actions are not configured (VIGILO_SLACK_SIGNING_SECRET)".into()));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let now = s.app.clock.now().as_second();
+    verify_slack(secret, &header("x-slack-request-timestamp"), &header("x-slack-signature"), &body, now)
+        .map_err(|m| ApiError::Unauthenticated(m.to_owned()))?;
+    let form: Form =
+        serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::BadRequest(format!("unreadable form: {e}")))?;
+    let payload: Value =
+        serde_json::from_str(&form.payload).map_err(|e| ApiError::BadRequest(format!("unreadable payload: {e}")))?;
+    let user = payload["user"]["id"].as_str().unwrap_or_default().to_owned();
+    let Some(action) = payload["actions"].as_array().and_then(|a| a.first()) else {
+        return Ok(say("Nothing to do."));
+    };
+    let (decision, token) =
+        (action["action_id"].as_str().unwrap_or_default(), action["value"].as_str().unwrap_or_default());
+    if decision == "open" {
+        return Ok(say("Opening the decision page."));
+    }
+    if decision == "reject" {
+        // A rejection needs a comment, which a button cannot carry.
+        return Ok(say("A rejection needs a comment: use \"Decide here\" to reject with one."));
+    }
+    let request = RequestInfo {
+        request_id: header_opt(&headers, "x-request-id"),
+        user_agent: header_opt(&headers, "user-agent"),
+        channel: Some("slack".into()),
+        ..RequestInfo::default()
+    };
+    let via = Via { channel: "slack".into(), request, slack_user: Some(user), ..Via::default() };
+    Ok(match s.app.decide_by_link(token, decision, None, &via).await? {
+        LinkOutcome::Decided { change, .. } => {
+            say(&format!("Recorded: you approved {}. It is now {}.", change.number, change.status))
+        }
+        LinkOutcome::Refused(r) => say(&format!("Not recorded ({}).", r.as_str())),
+    })
+}
+
+fn header_opt(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], ts: i64, body: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
+        mac.update(format!("v0:{ts}:{body}").as_bytes());
+        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn slack_signatures_are_checked_with_their_window() {
+        let (secret, body, now) = (b"8f742231b10e8888abcd99yyyzzz85a5", "payload=%7B%7D", 1_531_420_618);
+        let good = sign(secret, now, body);
+        assert_eq!(verify_slack(secret, &now.to_string(), &good, body.as_bytes(), now), Ok(()));
+        assert!(verify_slack(secret, &now.to_string(), &good, b"payload=%7B%22x%22%7D", now).is_err(), "body changed");
+        assert!(verify_slack(b"another secret", &now.to_string(), &good, body.as_bytes(), now).is_err());
+        assert!(verify_slack(secret, &now.to_string(), &good, body.as_bytes(), now + 301).is_err(), "stale");
+        assert!(verify_slack(secret, &now.to_string(), &good, body.as_bytes(), now + 300).is_ok());
+        let old = sign(secret, now - 600, body);
+        assert!(verify_slack(secret, &(now - 600).to_string(), &old, body.as_bytes(), now).is_err(), "replayed");
+        for bad in ["", "v1=00", "v0=zz", "abc"] {
+            assert!(verify_slack(secret, &now.to_string(), bad, body.as_bytes(), now).is_err(), "{bad}");
+        }
+        assert!(verify_slack(secret, "soon", &good, body.as_bytes(), now).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! Slack: members link their Slack user; the approve button of a notice decides as
+//! them, only with a good, fresh signature and only when pressed by that Slack user.
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use vigilo_e2e::{json, normal_change, TestServer, SLACK_SECRET};
+
+fn sign(ts: i64, body: &str, secret: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn form(user: &str, action: &str, token: &str) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone"},
+        "team": {"id": "T0001"},
+        "actions": [{"action_id": action, "block_id": "vigilo_decision", "value": token, "type": "button"}],
+    });
+    format!("payload={}", urlencode(&payload.to_string()))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn press(s: &TestServer, body: &str, ts: i64, signature: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/chat/slack/actions", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn chat_token(s: &TestServer, who: &str) -> String {
+    let (_, text) = s
+        .outbox()
+        .into_iter()
+        .find(|(n, t)| n.ends_with(".json") && t.contains(&format!("\"recipient\": \"{who}\"")))
+        .expect("a chat message");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["blocks"][1]["elements"][0]["value"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn members_link_their_own_slack_user() {
+    let s = TestServer::start().await;
+    s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member")]).await;
+    let m = s.put("bob", "/ws/acme/members/bob/chat", json!({"slack_user_id": "U0BOB"})).await.expect(200);
+    assert_eq!(m["slack_user_id"], "U0BOB");
+    s.put("mia", "/ws/acme/members/bob/chat", json!({"slack_user_id": "U0MIA"})).await.refused(403, "forbidden");
+    s.put("bob", "/ws/acme/members/bob/chat", json!({"slack_user_id": "bob"})).await.refused(422, "validation_failed");
+    s.put("alice", "/ws/acme/members/bob/chat", json!({"slack_user_id": null})).await.expect(200);
+    let rows = s.get("alice", "/ws/acme/audit?action=member.link_chat").await.expect(200);
+    assert_eq!(rows["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_signed_button_press_by_the_linked_user_approves() {
+    let s = TestServer::start().await;
+    s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member")]).await;
+    s.put("bob", "/ws/acme/members/bob/chat", json!({"slack_user_id": "U0BOB"})).await.expect(200);
+    let n = s.change("mia", "acme", normal_change("t")).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let token = chat_token(&s, "bob");
+    let now = jiff::Timestamp::now().as_second();
+
+    // Bad, stale and missing signatures are 401 and decide nothing.
+    let body = form("U0BOB", "approve", &token);
+    let (status, r) = press(&s, &body, now, &sign(now, &body, "not the secret")).await;
+    assert_eq!((status, r["error"]["code"].as_str()), (401, Some("unauthenticated")));
+    let stale = now - 6 * 60;
+    assert_eq!(press(&s, &body, stale, &sign(stale, &body, SLACK_SECRET)).await.0, 401);
+    assert_eq!(press(&s, &body, now, "").await.0, 401);
+    let tampered = form("U0BOB", "approve", &token).replace("U0BOB", "U0EVE");
+    assert_eq!(press(&s, &tampered, now, &sign(now, &body, SLACK_SECRET)).await.0, 401, "body changed after signing");
+    assert!(s.get("alice", "/ws/acme/audit?action=decision_link.refuse").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Someone else's Slack user pressing bob's button is refused and audited.
+    let eve = form("U0EVE", "approve", &token);
+    let (status, r) = press(&s, &eve, now, &sign(now, &eve, SLACK_SECRET)).await;
+    assert_eq!(status, 200);
+    assert!(r["text"].as_str().unwrap().contains("wrong_sender"), "{r}");
+    let rows = s.get("alice", "/ws/acme/audit?action=decision_link.refuse").await.expect(200);
+    assert_eq!(rows["items"][0]["metadata"]["slack_user"], "U0EVE");
+
+    // A reject button cannot carry the comment a rejection needs.
+    let reject = form("U0BOB", "reject", &token);
+    let (status, r) = press(&s, &reject, now, &sign(now, &reject, SLACK_SECRET)).await;
+    assert!(status == 200 && r["text"].as_str().unwrap().contains("comment"));
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
+
+    let (status, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
+    assert_eq!(status, 200, "{r}");
+    assert!(r["text"].as_str().unwrap().contains("Recorded"), "{r}");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "approved");
+    let rows = s.get("alice", "/ws/acme/audit?action=approval_step.approve").await.expect(200);
+    assert_eq!(
+        (rows["items"][0]["actor"].as_str(), rows["items"][0]["metadata"]["channel"].as_str()),
+        (Some("bob"), Some("slack"))
+    );
+}
