@@ -73,12 +73,17 @@ pub fn local_delivery(dir: &vigilo_local::DataDir, base_url: &str) -> Result<Del
     })
 }
 
-/// The local stand-in for the delivery retry schedule: every minute, whatever failed
-/// to go out is tried again.
+/// The local stand-in for the escalation and delivery retry schedules: every minute,
+/// steps past their SLA are escalated and whatever failed to go out is tried again.
 async fn redeliver(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
+        match app.escalate_all().await {
+            Ok(r) if r.escalated > 0 => tracing::info!(?r, "approval steps escalated"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "approval escalation failed"),
+        }
         match app.deliver_all().await {
             Ok(r) if r.sent + r.failed > 0 => tracing::info!(?r, "notices redelivered"),
             Ok(_) => {}

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod changes;
 mod chat;
+mod escalations;
 mod gates;
 mod http_edges;
 mod lifecycle;

@@ -147,12 +147,19 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
             tracing::info!(?summary, "checkpoints written");
             Ok(serde_json::to_value(summary)?)
         }
+        Some("escalations") => {
+            let report = app.escalate_all().await?;
+            tracing::info!(?report, "approval escalations");
+            Ok(serde_json::to_value(report)?)
+        }
         Some("notices") => {
             let report = app.deliver_all().await?;
             tracing::info!(?report, "notices delivered");
             Ok(serde_json::to_value(report)?)
         }
-        other => Err(format!("unknown sweep {other:?}; expected \"checkpoints\" or \"notices\"").into()),
+        other => {
+            Err(format!("unknown sweep {other:?}; expected \"checkpoints\", \"escalations\" or \"notices\"").into())
+        }
     }
 }
 

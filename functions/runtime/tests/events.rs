@@ -202,4 +202,8 @@ async fn the_checkpoint_schedule_event_archives_each_chain_head() {
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/notices.json")).unwrap()).unwrap();
     let report = vigilo_lambda::sweep(&app, &archive, &notices).await.unwrap();
     assert_eq!(report["sent"], 0, "nothing waits: {report}");
+    let escalations: Value =
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/escalations.json")).unwrap()).unwrap();
+    let report = vigilo_lambda::sweep(&app, &archive, &escalations).await.unwrap();
+    assert_eq!((report["workspaces"].as_u64(), report["escalated"].as_u64()), (Some(1), Some(0)), "{report}");
 }

@@ -86,6 +86,12 @@ pub struct ApprovalStep {
     /// The approval policy that asked for this step; `None` for the built-in matrix.
     #[serde(default)]
     pub policy_id: Option<String>,
+    /// When the step became pending (its stage opened): its SLA runs from here.
+    #[serde(default)]
+    pub opened_at: Option<Timestamp>,
+    /// When the step was escalated for passing its SLA; it is escalated once.
+    #[serde(default)]
+    pub escalated_at: Option<Timestamp>,
     pub version: u64,
 }
 
@@ -300,6 +306,8 @@ mod tests {
             created_at: "2026-11-01T00:00:00Z".parse().unwrap(),
             decided_at: None,
             policy_id: None,
+            opened_at: None,
+            escalated_at: None,
             version: 1,
         }
     }

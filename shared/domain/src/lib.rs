@@ -16,6 +16,7 @@ pub mod notice;
 pub mod policy;
 pub mod risk;
 pub mod role;
+pub mod sla;
 pub mod task;
 pub mod time;
 pub mod workspace;

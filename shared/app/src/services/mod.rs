@@ -7,6 +7,7 @@ pub mod changes;
 pub mod checkpoints;
 pub mod comments;
 pub mod conflicts;
+pub mod escalations;
 pub mod freeze;
 pub mod idempotency;
 pub mod insight;

@@ -214,6 +214,32 @@ impl Vigilo {
         ops
     }
 
+    /// An overdue step, told to the workspace's admins and owners who are not asked on
+    /// it themselves (those get the reminder with their link).
+    pub(crate) fn admin_notices(
+        &self,
+        ws: &Workspace,
+        c: &ChangeRequest,
+        step: &ApprovalStep,
+        members: &[Member],
+        now: Timestamp,
+    ) -> Vec<WriteOp> {
+        if self.delivery.is_none() {
+            return vec![];
+        }
+        let mut ops = Vec::new();
+        for to in members.iter().filter(|m| m.role >= Role::Admin && !step.eligible.contains(&m.user_id)) {
+            let mut n = self.notice(ws, c, NoticeKind::ApprovalEscalated, to, now);
+            n.step_name = Some(step.name.clone());
+            n.detail = Some(format!(
+                "waiting on: {}",
+                step.eligible.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            self.queue(n, &mut ops);
+        }
+        ops
+    }
+
     /// Sends what waits in a workspace's outbox. Each notice is claimed first (so two
     /// senders never both send it), then its email and chat message go out; a failure
     /// waits 1, 2, 4, ... minutes (at most 6 h) before the next try.

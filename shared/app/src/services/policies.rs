@@ -186,6 +186,8 @@ impl Vigilo {
                 created_at: c.updated_at.max(c.submitted_at.unwrap_or(c.updated_at)),
                 decided_at: None,
                 policy_id: chosen.map(|p| p.id.clone()),
+                opened_at: (p.stage == first_stage).then_some(c.submitted_at.unwrap_or(c.updated_at)),
+                escalated_at: None,
                 version: 1,
             });
         }

@@ -382,6 +382,9 @@ impl Vigilo {
             tx.put(Item::new(keys::link_grant(&g.id), to_data(&spent)), Some(Condition::version(g.version)));
         }
         let (outcome, opened) = approval::advance(&mut steps);
+        for &i in &opened {
+            steps[i].opened_at = Some(now);
+        }
         if self.delivery.is_some()
             && (!opened.is_empty() || matches!(outcome, RoundOutcome::Approved | RoundOutcome::Rejected))
         {
