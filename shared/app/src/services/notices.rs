@@ -192,6 +192,28 @@ impl Vigilo {
         ops
     }
 
+    /// Plain notices (no link) of `kind` to each of `to`, completed by `fill`.
+    fn notices_to<'m>(
+        &self,
+        ws: &Workspace,
+        c: &ChangeRequest,
+        kind: NoticeKind,
+        to: impl Iterator<Item = &'m Member>,
+        fill: impl Fn(&mut Notice),
+        now: Timestamp,
+    ) -> Vec<WriteOp> {
+        if self.delivery.is_none() {
+            return vec![];
+        }
+        let mut ops = Vec::new();
+        for m in to {
+            let mut n = self.notice(ws, c, kind, m, now);
+            fill(&mut n);
+            self.queue(n, &mut ops);
+        }
+        ops
+    }
+
     /// Notices of an outcome (approved, rejected, rolled back) to the people concerned.
     pub(crate) fn change_notices(
         &self,
@@ -202,16 +224,8 @@ impl Vigilo {
         members: &[Member],
         now: Timestamp,
     ) -> Vec<WriteOp> {
-        if self.delivery.is_none() {
-            return vec![];
-        }
-        let mut ops = Vec::new();
-        for to in change_audience(c, kind, members) {
-            let mut n = self.notice(ws, c, kind, to, now);
-            n.detail = detail.clone();
-            self.queue(n, &mut ops);
-        }
-        ops
+        let audience = change_audience(c, kind, members).into_iter();
+        self.notices_to(ws, c, kind, audience, |n| n.detail = detail.clone(), now)
     }
 
     /// An overdue step, told to the workspace's admins and owners who are not asked on
@@ -224,20 +238,14 @@ impl Vigilo {
         members: &[Member],
         now: Timestamp,
     ) -> Vec<WriteOp> {
-        if self.delivery.is_none() {
-            return vec![];
-        }
-        let mut ops = Vec::new();
-        for to in members.iter().filter(|m| m.role >= Role::Admin && !step.eligible.contains(&m.user_id)) {
-            let mut n = self.notice(ws, c, NoticeKind::ApprovalEscalated, to, now);
+        let admins = members.iter().filter(|m| m.role >= Role::Admin && !step.eligible.contains(&m.user_id));
+        let waiting: Vec<&str> = step.eligible.iter().map(|u| u.as_str()).collect();
+        let detail = Some(format!("waiting on: {}", waiting.join(", ")));
+        let fill = |n: &mut Notice| {
             n.step_name = Some(step.name.clone());
-            n.detail = Some(format!(
-                "waiting on: {}",
-                step.eligible.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
-            ));
-            self.queue(n, &mut ops);
-        }
-        ops
+            n.detail = detail.clone();
+        };
+        self.notices_to(ws, c, NoticeKind::ApprovalEscalated, admins, fill, now)
     }
 
     /// Sends what waits in a workspace's outbox. Each notice is claimed first (so two
