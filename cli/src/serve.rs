@@ -39,7 +39,8 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let base = std::env::var("VIGILO_BASE_URL").ok().filter(|v| !v.is_empty()).unwrap_or(format!("http://{bound}"));
-        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &base)?);
+        let sender = Arc::new(vigilo_http::outbound::HttpSender::new()?);
+        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &base)?).with_webhooks(sender);
         let state = AppState::new(app.clone(), AuthMode::Hs256 { key }).with_slack_secret(AppState::slack_secret_from_env());
         let router = vigilo_http::router(state);
         let root = dir.root().display().to_string();
@@ -88,6 +89,11 @@ async fn redeliver(app: Vigilo) {
             Ok(r) if r.sent + r.failed > 0 => tracing::info!(?r, "notices redelivered"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "notice redelivery failed"),
+        }
+        match app.dispatch_all_webhooks().await {
+            Ok(r) if r.delivered + r.failed > 0 => tracing::info!(?r, "webhook deliveries"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "webhook delivery failed"),
         }
     }
 }

@@ -14,4 +14,5 @@ mod notices;
 mod policies;
 mod replies;
 mod time;
+mod webhooks;
 mod workspaces;

@@ -163,7 +163,8 @@ impl TestServer {
             reply_domain: Some(REPLY_DOMAIN.into()),
             link_secret: Arc::new(data.link_secret().expect("link secret")),
         };
-        let app = Vigilo::new(meddler.clone(), clock).with_delivery(delivery);
+        let sender = Arc::new(vigilo_http::outbound::HttpSender::new().expect("http client"));
+        let app = Vigilo::new(meddler.clone(), clock).with_delivery(delivery).with_webhooks(sender);
         let state = AppState::new(app.clone(), mode).with_slack_secret(Some(SLACK_SECRET.as_bytes().to_vec()));
         let router = wrap(vigilo_http::router(state));
         tokio::spawn(async move {

@@ -122,7 +122,11 @@ pub fn init_tracing() {
 
 /// The application on DynamoDB, with notices when the settings configure them.
 pub fn application(aws: &Aws, settings: &Settings) -> Vigilo {
-    let app = Vigilo::new(Arc::new(aws.table(settings)), Arc::new(SystemClock));
+    let mut app = Vigilo::new(Arc::new(aws.table(settings)), Arc::new(SystemClock));
+    match vigilo_http::outbound::HttpSender::new() {
+        Ok(sender) => app = app.with_webhooks(Arc::new(sender)),
+        Err(e) => tracing::error!(error = %e, "no webhook deliveries: the HTTP client did not start"),
+    }
     match aws.delivery(settings) {
         Some(d) => app.with_delivery(d),
         None => app,
@@ -154,8 +158,9 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
         }
         Some("notices") => {
             let report = app.deliver_all().await?;
-            tracing::info!(?report, "notices delivered");
-            Ok(serde_json::to_value(report)?)
+            let hooks = app.dispatch_all_webhooks().await?;
+            tracing::info!(?report, ?hooks, "notices and webhooks delivered");
+            Ok(serde_json::json!({"notices": report, "webhooks": hooks}))
         }
         other => {
             Err(format!("unknown sweep {other:?}; expected \"checkpoints\", \"escalations\" or \"notices\"").into())

@@ -201,7 +201,7 @@ async fn the_checkpoint_schedule_event_archives_each_chain_head() {
     let notices: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/notices.json")).unwrap()).unwrap();
     let report = vigilo_lambda::sweep(&app, &archive, &notices).await.unwrap();
-    assert_eq!(report["sent"], 0, "nothing waits: {report}");
+    assert_eq!(report["notices"]["sent"], 0, "nothing waits: {report}");
     let escalations: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/escalations.json")).unwrap()).unwrap();
     let report = vigilo_lambda::sweep(&app, &archive, &escalations).await.unwrap();

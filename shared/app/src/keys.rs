@@ -26,6 +26,8 @@
 //! | window entry | `WS#{w}#WINDOW#{asset}` | `{end}#{n:012}` | |
 //! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
 //! | decision link grant | `LINK#{id}` | `#` | |
+//! | webhook | `WS#{w}` | `WEBHOOK#{id}` | |
+//! | webhook delivery | `WS#{w}#WEBHOOK#{id}` | `{at}#{seq:020}` | |
 
 use vigilo_domain::change::{ChangeType, Priority, RiskLevel, Status};
 use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
@@ -347,6 +349,23 @@ pub fn outbox_entry(w: &str, at: &str, id: &str) -> Key {
 
 pub fn outbox(w: &str) -> String {
     format!("{}#OUTBOX", ws(w))
+}
+
+pub fn webhook(w: &str, id: &str) -> Key {
+    Key::new(ws(w), format!("WEBHOOK#{id}"))
+}
+
+pub fn webhooks(w: &str) -> (String, &'static str) {
+    (ws(w), "WEBHOOK#")
+}
+
+/// A webhook's delivery log, newest last: one entry per attempt, expiring by itself.
+pub fn webhook_log(w: &str, id: &str) -> String {
+    format!("{}#WEBHOOK#{id}", ws(w))
+}
+
+pub fn webhook_log_entry(w: &str, id: &str, at: &str, seq: u64) -> Key {
+    Key::new(webhook_log(w, id), format!("{at}#{}", seq_sk(seq)))
 }
 
 /// A decision link's grant, found by the token's id alone (a link carries no workspace).

@@ -32,12 +32,14 @@ pub struct Vigilo {
     pub clock: Arc<dyn Clock>,
     /// Email, chat and decision links; without it, no notices are written.
     pub delivery: Option<notify::Delivery>,
+    /// Sends webhook deliveries; without it, subscriptions wait.
+    pub webhooks: Option<Arc<dyn services::webhooks::WebhookSender>>,
     slugs: Arc<services::access::SlugCache>,
 }
 
 impl Vigilo {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Vigilo {
-        Vigilo { table, clock, delivery: None, slugs: Arc::default() }
+        Vigilo { table, clock, delivery: None, webhooks: None, slugs: Arc::default() }
     }
 
     /// Turns notices on: approvers are emailed and messaged, with decision links.

@@ -19,6 +19,7 @@ pub mod role;
 pub mod sla;
 pub mod task;
 pub mod time;
+pub mod webhook;
 pub mod workspace;
 
 pub use error::{DomainError, FieldErrors};

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod outbound;
 mod routes;
 
 use std::sync::Arc;
@@ -67,7 +68,7 @@ pub fn approvals_router(state: AppState) -> Router {
     finish(routes::changes::approval_routes().merge(routes::links::routes()).merge(routes::chat::routes()), state)
 }
 
-/// Freeze windows and approval policies.
+/// Freeze windows, approval policies and webhooks.
 pub fn governance_router(state: AppState) -> Router {
     finish(routes::governance::routes(), state)
 }

@@ -20,4 +20,5 @@ pub mod replies;
 pub mod tasks;
 pub mod transitions;
 pub mod views;
+pub mod webhooks;
 pub mod workspaces;

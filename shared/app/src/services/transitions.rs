@@ -270,10 +270,16 @@ impl Vigilo {
             new.conflicts = conflicts;
             Ok(new)
         });
-        // Notices written by the move go out now; whatever fails waits for the sweep.
+        // Notices written by the move go out now, and webhooks hear of it; whatever
+        // fails waits for the sweep.
         if let (Ok(c), true) = (&moved, self.delivery.is_some() && action.may_notify()) {
             if let Err(e) = self.deliver_pending(&c.workspace_id).await {
                 tracing::warn!(error = %e, "notice delivery deferred");
+            }
+        }
+        if let (Ok(c), true) = (&moved, self.webhooks.is_some()) {
+            if let Err(e) = self.dispatch_webhooks(&c.workspace_id).await {
+                tracing::warn!(error = %e, "webhook delivery deferred");
             }
         }
         moved

@@ -23,6 +23,44 @@ pub fn routes() -> Router<AppState> {
         .route("/ws/{slug}/freeze-windows/{id}", get(show_window).delete(delete_window))
         .route("/ws/{slug}/approval-policies", get(list_policies).post(create_policy))
         .route("/ws/{slug}/approval-policies/{id}", get(show_policy).put(put_policy).delete(delete_policy))
+        .route("/ws/{slug}/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/ws/{slug}/webhooks/{id}", axum::routing::delete(delete_webhook))
+        .route("/ws/{slug}/webhooks/{id}/deliveries", get(webhook_deliveries))
+}
+
+async fn list_webhooks(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(slug): PathParams<String>,
+) -> Result {
+    Ok(all(s.app.list_webhooks(&actor, &slug).await?))
+}
+
+async fn create_webhook(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(slug): PathParams<String>,
+    JsonBody(input, _): JsonBody<vigilo_domain::webhook::RawWebhook>,
+) -> Result {
+    Ok(created(vigilo_app::Created::New(s.app.create_webhook(&actor, &slug, input).await?)))
+}
+
+async fn delete_webhook(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((slug, id)): PathParams<(String, String)>,
+) -> Result {
+    s.app.delete_webhook(&actor, &slug, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn webhook_deliveries(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams((slug, id)): PathParams<(String, String)>,
+    QueryParams(p): QueryParams<PageParams>,
+) -> Result {
+    Ok(ok(s.app.webhook_deliveries(&actor, &slug, &id, p.limit()?, p.cursor()).await?))
 }
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
