@@ -51,6 +51,13 @@ pub struct DeliveryReport {
     pub waiting: usize,
 }
 
+/// A grant's item: kept a month past its expiry (a late click still hears "expired"),
+/// then dropped by the table's TTL.
+pub(crate) fn grant_item(g: &Grant) -> Item {
+    let keep_until = (g.expires_at + SignedDuration::from_hours(24 * 30)).as_second();
+    Item::new(keys::link_grant(&g.id), to_data(g)).expires(keep_until)
+}
+
 fn outbox_key(w: &str, n: &Notice) -> crate::store::Key {
     keys::outbox_entry(w, &time::format(n.created_at), &n.id)
 }
@@ -179,10 +186,7 @@ impl Vigilo {
             audience.dedup_by(|a, b| a.user_id == b.user_id);
             for to in audience.into_iter().filter(|m| m.user_id != c.author) {
                 let (grant, links) = self.grant_for(d, c, step, &to.user_id, kind, now);
-                ops.push(WriteOp::Put {
-                    item: Item::new(keys::link_grant(&grant.id), to_data(&grant)),
-                    condition: Some(Condition::NotExists),
-                });
+                ops.push(WriteOp::Put { item: grant_item(&grant), condition: Some(Condition::NotExists) });
                 let mut n = self.notice(ws, c, kind, to, now);
                 n.step_name = Some(step.name.clone());
                 n.links = Some(links);

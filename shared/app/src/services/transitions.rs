@@ -24,10 +24,11 @@ use crate::services::access::Access;
 use crate::services::changes::require_author_or;
 use crate::services::conflicts::{occupancy, window_entries};
 use crate::services::freeze::FreezeVerdict;
+use crate::services::notices::grant_item;
 use crate::services::records::{change_item, load, step_item, to_data};
 use crate::services::tasks::{review_task, task_created, task_item};
 use crate::services::views::diff;
-use crate::store::{Condition, Item, Query};
+use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
@@ -385,7 +386,7 @@ impl Vigilo {
         if let Some(g) = &input.link {
             // Spent with the decision: a second use finds the grant changed and fails.
             let spent = Grant { used_at: Some(now), version: g.version + 1, ..g.clone() };
-            tx.put(Item::new(keys::link_grant(&g.id), to_data(&spent)), Some(Condition::version(g.version)));
+            tx.put(grant_item(&spent), Some(Condition::version(g.version)));
         }
         let (outcome, opened) = approval::advance(&mut steps);
         for &i in &opened {
