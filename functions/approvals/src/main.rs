@@ -5,5 +5,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Approvals).await
+    vigilo_lambda::run(Function::Approvals, vigilo_lambda::http::approvals_router, vigilo_lambda::application).await
 }

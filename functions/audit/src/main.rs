@@ -5,5 +5,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Audit).await
+    vigilo_lambda::run(Function::Audit, vigilo_lambda::http::audit_router, vigilo_lambda::plain).await
 }

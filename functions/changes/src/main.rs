@@ -5,5 +5,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Changes).await
+    vigilo_lambda::run(Function::Changes, vigilo_lambda::http::changes_router, vigilo_lambda::plain).await
 }

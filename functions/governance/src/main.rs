@@ -5,5 +5,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Governance).await
+    vigilo_lambda::run(Function::Governance, vigilo_lambda::http::governance_router, vigilo_lambda::plain).await
 }

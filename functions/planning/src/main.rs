@@ -6,5 +6,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Planning).await
+    vigilo_lambda::run(Function::Planning, vigilo_lambda::http::planning_router, vigilo_lambda::plain).await
 }

@@ -67,18 +67,36 @@ impl Function {
 
     /// The function's router over an application already wired (with notices).
     pub fn router_for(self, app: Vigilo) -> Router {
-        let state = AppState::new(app, AuthMode::Gateway).with_slack_secret(AppState::slack_secret_from_env());
-        let routes = match self {
-            Function::Workspaces => vigilo_http::workspaces_router(state),
-            Function::Changes => vigilo_http::changes_router(state),
-            Function::Transitions => vigilo_http::transitions_router(state),
-            Function::Approvals => vigilo_http::approvals_router(state),
-            Function::Governance => vigilo_http::governance_router(state),
-            Function::Planning => vigilo_http::planning_router(state),
-            Function::Audit => vigilo_http::audit_router(state),
-        };
-        routes.layer(axum::middleware::map_request(from_gateway))
+        gateway_router(self.group(), app)
     }
+
+    /// The function's route group. A bootstrap names its group directly (see [`run`]),
+    /// so it links only its own routes; this choice at run time is for tests.
+    pub fn group(self) -> Group {
+        match self {
+            Function::Workspaces => vigilo_http::workspaces_router,
+            Function::Changes => vigilo_http::changes_router,
+            Function::Transitions => vigilo_http::transitions_router,
+            Function::Approvals => vigilo_http::approvals_router,
+            Function::Governance => vigilo_http::governance_router,
+            Function::Planning => vigilo_http::planning_router,
+            Function::Audit => vigilo_http::audit_router,
+        }
+    }
+}
+
+/// A route group's router over its state.
+pub type Group = fn(AppState) -> Router;
+
+/// How a function builds its application: [`plain`] (the table only) or
+/// [`application`] (with mail, chat and webhook clients, for functions that move
+/// changes and so may notify).
+pub type Wiring = fn(&Aws, &Settings) -> Vigilo;
+
+/// A group's router behind API Gateway: callers from its verified claims.
+fn gateway_router(group: Group, app: Vigilo) -> Router {
+    let state = AppState::new(app, AuthMode::Gateway).with_slack_secret(AppState::slack_secret_from_env());
+    group(state).layer(axum::middleware::map_request(from_gateway))
 }
 
 /// Carries what API Gateway vouches for into what the router reads: the JWT
@@ -120,6 +138,11 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The application on DynamoDB alone, for functions that never notify.
+pub fn plain(aws: &Aws, settings: &Settings) -> Vigilo {
+    Vigilo::new(Arc::new(aws.table(settings)), Arc::new(SystemClock))
+}
+
 /// The application on DynamoDB, with notices when the settings configure them.
 pub fn application(aws: &Aws, settings: &Settings) -> Vigilo {
     let mut app = Vigilo::new(Arc::new(aws.table(settings)), Arc::new(SystemClock));
@@ -131,15 +154,6 @@ pub fn application(aws: &Aws, settings: &Settings) -> Vigilo {
         Some(d) => app.with_delivery(d),
         None => app,
     }
-}
-
-/// The function's handler as `lambda_http::run` serves it: configuration and clients
-/// are loaded here, once per container.
-pub async fn handler(function: Function) -> Result<Router, lambda_http::Error> {
-    let settings = Settings::from_env()?;
-    let aws = Aws::load().await;
-    let app = application(&aws, &settings);
-    Ok(function.router_for(app))
 }
 
 /// Runs the sweep a schedule's event names (`{"sweep": "checkpoints"}`) and returns
@@ -240,10 +254,17 @@ pub async fn run_replies() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(handler).await
 }
 
-/// Starts the function: logs, configuration, adapters, then the Lambda runtime loop.
-pub async fn run(function: Function) -> Result<(), lambda_http::Error> {
+/// Starts the function: logs, configuration, adapters (built once per container),
+/// then the Lambda runtime loop over its route group. Naming the group and the wiring
+/// here, rather than choosing them at run time, keeps every other group's code (and a
+/// non-notifying function's mail and HTTP clients) out of the bootstrap.
+pub async fn run(function: Function, group: Group, wiring: Wiring) -> Result<(), lambda_http::Error> {
     init_tracing();
-    let router = handler(function).await?;
+    let settings = Settings::from_env()?;
+    let aws = Aws::load().await;
+    let router = gateway_router(group, wiring(&aws, &settings));
     tracing::info!(function = function.name(), "ready");
     lambda_http::run(router).await
 }
+
+pub use vigilo_http as http;

@@ -5,5 +5,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Transitions).await
+    vigilo_lambda::run(Function::Transitions, vigilo_lambda::http::transitions_router, vigilo_lambda::application).await
 }

@@ -5,5 +5,5 @@ use vigilo_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Workspaces).await
+    vigilo_lambda::run(Function::Workspaces, vigilo_lambda::http::workspaces_router, vigilo_lambda::plain).await
 }
