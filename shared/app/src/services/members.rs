@@ -13,6 +13,7 @@ use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::retrying;
+use crate::services::access::Access;
 use crate::services::records::{group_item, load, member_item, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
@@ -167,27 +168,14 @@ impl Vigilo {
         retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
-            let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
-            if &user != access.user() {
-                access.require(Permission::ManageWorkspace)?;
-            }
-            let ws = access.ws().to_owned();
-            let old: Member = load(&*self.table, &keys::member(&ws, &user)).await?.ok_or(AppError::NotFound)?;
+            let tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let old = self.own_member(&access, user_id).await?;
             let delegation = match &input.delegate {
                 None => None,
-                Some(raw) => Some(self.check_delegation(&ws, &user, raw, &input).await?),
+                Some(raw) => Some(self.check_delegation(access.ws(), &old.user_id, raw, &input).await?),
             };
-            let now = self.now();
-            let mut new = old.clone();
-            new.delegation = delegation;
-            new.version += 1;
-            new.updated_at = now;
-            let (before, after) = diff(&old, &new);
-            tx.put(member_item(&new), Some(Condition::version(old.version)));
-            tx.audit(AuditEntry::new("member.delegate", "Member", user.as_str()).values(before, after));
-            tx.commit(now).await?;
-            Ok(new)
+            let new = Member { delegation, ..old.clone() };
+            self.write_member(tx, &old, new, "member.delegate").await
         })
     }
 
@@ -203,30 +191,39 @@ impl Vigilo {
     ) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
-            let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
-            if &user != access.user() {
-                access.require(Permission::ManageWorkspace)?;
-            }
+            let tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let old = self.own_member(&access, user_id).await?;
             if let Some(id) = &input.slack_user_id {
                 check_slack_user_id(id).map_err(|r| FieldErrors::single("slack_user_id", r))?;
             }
-            let ws = access.ws().to_owned();
-            let old: Member = load(&*self.table, &keys::member(&ws, &user)).await?.ok_or(AppError::NotFound)?;
             if old.slack_user_id == input.slack_user_id {
                 return Ok(old);
             }
-            let now = self.now();
-            let mut new = old.clone();
-            new.slack_user_id = input.slack_user_id.clone();
-            new.version += 1;
-            new.updated_at = now;
-            let (before, after) = diff(&old, &new);
-            tx.put(member_item(&new), Some(Condition::version(old.version)));
-            tx.audit(AuditEntry::new("member.link_chat", "Member", user.as_str()).values(before, after));
-            tx.commit(now).await?;
-            Ok(new)
+            let new = Member { slack_user_id: input.slack_user_id.clone(), ..old.clone() };
+            self.write_member(tx, &old, new, "member.link_chat").await
         })
+    }
+
+    /// A member's record for a change to their own settings: the member themselves, or
+    /// an admin.
+    async fn own_member(&self, access: &Access, user_id: &str) -> AppResult<Member> {
+        let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
+        if &user != access.user() {
+            access.require(Permission::ManageWorkspace)?;
+        }
+        load(&*self.table, &keys::member(access.ws(), &user)).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Writes a member's new settings over the record read, audited as `action`.
+    async fn write_member(&self, mut tx: Tx<'_>, old: &Member, mut new: Member, action: &str) -> AppResult<Member> {
+        let now = self.now();
+        new.version = old.version + 1;
+        new.updated_at = now;
+        let (before, after) = diff(old, &new);
+        tx.put(member_item(&new), Some(Condition::version(old.version)));
+        tx.audit(AuditEntry::new(action, "Member", new.user_id.as_str()).values(before, after));
+        tx.commit(now).await?;
+        Ok(new)
     }
 
     async fn check_delegation(

@@ -10,6 +10,7 @@ use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::ids::UserId;
 use vigilo_domain::policy::{self, ApprovalPolicy, RawPolicy};
 use vigilo_domain::role::{Permission, Role};
+use vigilo_domain::workspace::Member;
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
@@ -31,6 +32,8 @@ fn policy_item(p: &ApprovalPolicy) -> Item {
 pub(crate) struct Plan {
     pub steps: Vec<ApprovalStep>,
     pub policy: Option<(String, String)>,
+    /// The members read to plan, for the notices of the same submit.
+    pub members: Vec<Member>,
 }
 
 impl Vigilo {
@@ -155,8 +158,8 @@ impl Vigilo {
     /// from the built-in matrix when none matches.
     pub(crate) async fn plan_steps(&self, c: &ChangeRequest) -> AppResult<Plan> {
         let ws = &c.workspace_id;
-        let members: Vec<(UserId, Role)> =
-            self.all_members(ws).await?.into_iter().map(|m| (m.user_id, m.role)).collect();
+        let all = self.all_members(ws).await?;
+        let members: Vec<(UserId, Role)> = all.iter().map(|m| (m.user_id.clone(), m.role)).collect();
         let groups: BTreeMap<String, Vec<UserId>> =
             self.all_groups(ws).await?.into_iter().map(|g| (g.name, g.members)).collect();
         let policies = self.all_policies(ws).await?;
@@ -191,6 +194,6 @@ impl Vigilo {
                 version: 1,
             });
         }
-        Ok(Plan { steps, policy: chosen.map(|p| (p.id.clone(), p.name.clone())) })
+        Ok(Plan { steps, policy: chosen.map(|p| (p.id.clone(), p.name.clone())), members: all })
     }
 }

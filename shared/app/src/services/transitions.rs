@@ -138,6 +138,7 @@ impl Vigilo {
             let mut new_tasks = Vec::new();
             let mut conflicts = None;
             let mut tasks_read = None;
+            let mut planned_with = None;
             let override_freeze = input.override_freeze.unwrap_or(false);
             let reason = fsm::reason(input.reason.as_deref());
             // Words given with any move are kept with its audit row.
@@ -162,6 +163,7 @@ impl Vigilo {
                         let policy = plan.policy.map(|(id, name)| json!({"id": id, "name": name}));
                         meta.insert("approval_policy".into(), policy.unwrap_or(json!("builtin")));
                         opened = plan.steps;
+                        planned_with = Some(plan.members);
                     }
                 }
                 Action::Schedule => {
@@ -246,7 +248,10 @@ impl Vigilo {
                 tx.audit(entry.values(json!(null), to_data(step)).subject(&new.id));
             }
             if self.delivery.is_some() && (!opened.is_empty() || action == Action::Rollback) {
-                let members = self.all_members(access.ws()).await?;
+                let members = match planned_with {
+                    Some(m) => m,
+                    None => self.all_members(access.ws()).await?,
+                };
                 let pending: Vec<&ApprovalStep> = opened.iter().filter(|s| s.status == StepStatus::Pending).collect();
                 let ws = &access.workspace;
                 let mut notes =
