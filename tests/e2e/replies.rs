@@ -121,3 +121,67 @@ async fn an_expired_token_in_a_reply_is_refused() {
     assert_eq!(refused(receive(&s, reply("bob@example.com", &token, PASS, "approve")).await), Refusal::Expired);
     assert_eq!(refusals(&s).await[0]["metadata"]["reason"], "expired");
 }
+
+/// Every token `who` was sent, oldest first.
+fn tokens_for(s: &TestServer, who: &str) -> Vec<String> {
+    let to = format!("To: {who}@example.com");
+    s.outbox()
+        .into_iter()
+        .filter(|(n, t)| n.ends_with(".eml") && t.contains(&to) && t.contains("Reply-To:"))
+        .map(|(_, mail)| {
+            let line = mail.lines().find(|l| l.starts_with("Reply-To:")).unwrap().to_owned();
+            line[line.find("r+").unwrap() + 2..line.find('@').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_token_of_another_step_or_round_decides_nothing() {
+    let s = TestServer::start().await;
+    s.workspace("alice", "acme", &[("bob", "approver"), ("carol", "approver"), ("mia", "member")]).await;
+    // Two stages, bob eligible in both: his stage-one token must not decide stage two.
+    let stages = json!([
+        {"name": "peers", "mode": "any", "approvers": {"users": ["bob", "carol"]}},
+        {"name": "owner", "mode": "any", "approvers": {"users": ["bob"]}}
+    ]);
+    let policy = json!({"name": "two stages", "priority": 1, "match": {}, "stages": stages});
+    s.post("alice", "/ws/acme/approval-policies", policy).await.expect(201);
+    let n = s.change("mia", "acme", normal_change("Rotate cert")).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let first = tokens_for(&s, "bob").pop().unwrap();
+    s.act("carol", "acme", &n, "approve", json!({})).await.expect(200);
+    let second = tokens_for(&s, "bob").pop().unwrap();
+    assert_ne!(first, second, "stage two sends a link of its own");
+    assert_eq!(refused(receive(&s, reply("bob@example.com", &first, PASS, "approve")).await), Refusal::StepClosed);
+    let st = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
+    assert_eq!(
+        (st["items"][1]["status"].as_str(), st["items"][1]["decisions"].as_array().map(Vec::len)),
+        (Some("pending"), Some(0))
+    );
+
+    // A request for changes closes the round: its tokens are spent for the next one.
+    s.act("bob", "acme", &n, "request-changes", json!({"comment": "add a test plan"})).await.expect(200);
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    assert_eq!(refused(receive(&s, reply("bob@example.com", &second, PASS, "approve")).await), Refusal::StepClosed);
+    let reasons: Vec<String> =
+        refusals(&s).await.iter().map(|r| r["metadata"]["reason"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(reasons, ["step_closed", "step_closed"]);
+    let c = s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200);
+    assert_eq!((c["status"].as_str(), c["approval_round"].as_u64()), (Some("review"), Some(2)));
+    // The new round's own token decides its own step.
+    let third = tokens_for(&s, "bob").pop().unwrap();
+    assert!(matches!(
+        receive(&s, reply("bob@example.com", &third, PASS, "approve")).await,
+        LinkOutcome::Decided { .. }
+    ));
+    let st = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
+    let decided: Vec<(u64, &str)> = st["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["decisions"].as_array().is_some_and(|d| d.iter().any(|d| d["user"] == "bob")))
+        .map(|x| (x["round"].as_u64().unwrap(), x["name"].as_str().unwrap()))
+        .collect();
+    // Round one: his request for changes on the second stage; round two: the reply, on the first.
+    assert_eq!(decided, [(1, "owner"), (2, "peers")]);
+}
