@@ -86,11 +86,28 @@ async fn workspace_id(s: &TestServer) -> String {
 async fn german_workspaces_get_german_mail() {
     let s = TestServer::start().await;
     team(&s).await;
-    s.patch("alice", "/ws/acme", json!({"locale": "de"})).await.expect(200);
-    let n = s.change("mia", "acme", normal_change("Zertifikat")).await;
+    s.patch("alice", "/ws/acme", json!({"locale": "de", "timezone": "Europe/Berlin"})).await.expect(200);
+    let mut body = normal_change("Zertifikat");
+    body["planned_start"] = json!("2030-01-15T09:00:00Z");
+    body["planned_end"] = json!("2030-01-15T10:00:00Z");
+    let n = s.change("mia", "acme", body).await;
     s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
     let m = &mail_to(&s, "bob")[0];
     assert!(m.contains("Freigabe angefordert"), "{m}");
+    assert!(m.contains("Geplanter Beginn: 15.01.2030, 10:00 CET"), "the workspace's wall clock: {m}");
+    // The page speaks the browser's language, else the workspace's.
+    let path = format!("{}/a/{}", s.base, token_in(m));
+    let client = reqwest::Client::new();
+    let de = client.get(&path).send().await.unwrap();
+    assert_eq!(de.headers()["content-language"], "de");
+    let html = de.text().await.unwrap();
+    assert!(html.contains("lang=\"de\"") && html.contains("<dd>15.01.2030, 10:00 CET</dd>"), "{html}");
+    assert!(html.contains(">Freigeben</button>") && html.contains("Entscheidung zu"), "{html}");
+    let en = client.get(&path).header("accept-language", "en-GB,en;q=0.9").send().await.unwrap();
+    let html = en.text().await.unwrap();
+    assert!(html.contains("lang=\"en\"") && html.contains("<dd>Tue 15 Jan 2030, 10:00 CET</dd>"), "{html}");
+    let (status, html) = post_form(&s, &format!("/a/{}-0", token_in(m)), "decision=approve").await;
+    assert!(status == 403 && html.contains("This link is not valid"), "no workspace known: English");
 }
 
 #[tokio::test]

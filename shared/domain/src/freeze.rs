@@ -132,7 +132,7 @@ pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
 impl RawFreezeWindow {
     /// Checks the values; wall-clock bounds are read in the workspace time zone `tz_name`.
     pub fn parse(self, tz_name: &str) -> Result<FreezeFields, FieldErrors> {
-        let tz = jiff::tz::db().get(tz_name).unwrap_or(TimeZone::UTC);
+        let tz = crate::time::zone(tz_name);
         let mut e = FieldErrors::default();
         let name = self.name.map(|n| n.trim().to_owned()).unwrap_or_default();
         if name.is_empty() || name.chars().count() > TITLE_MAX {

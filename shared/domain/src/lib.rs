@@ -7,6 +7,7 @@ pub mod audit;
 pub mod canonical;
 pub mod change;
 pub mod conflict;
+pub mod decision_page;
 pub mod error;
 pub mod freeze;
 pub mod fsm;

@@ -36,6 +36,9 @@ pub struct Notice {
     pub workspace_id: String,
     pub workspace_name: String,
     pub locale: String,
+    /// The workspace's IANA time zone: times in notices read as its wall clock.
+    #[serde(default = "utc")]
+    pub timezone: String,
     pub change_number: ChangeNumber,
     pub change_title: String,
     pub change_type: String,
@@ -49,6 +52,10 @@ pub struct Notice {
     pub detail: Option<String>,
     pub links: Option<DecisionLinks>,
     pub created_at: Timestamp,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 /// A rendered email, before it becomes MIME.
@@ -194,7 +201,9 @@ impl Notice {
     pub fn email(&self) -> EmailText {
         let w = words(&self.locale);
         let name = self.recipient_name.clone().unwrap_or_else(|| self.recipient.to_string());
-        let planned = self.planned_start.map_or(w.unplanned.to_owned(), crate::time::format);
+        let tz = crate::time::zone(&self.timezone);
+        let when = |t| crate::time::readable(t, &tz, &self.locale);
+        let planned = self.planned_start.map_or(w.unplanned.to_owned(), when);
         let mut text = format!("{} {name},\n\n", w.hello);
         let mut html = format!(
             "<!DOCTYPE html><html lang=\"{}\"><body><p>{} {},</p>",
@@ -224,7 +233,7 @@ impl Notice {
             html.push_str(&format!("<p>{}: {}</p>", w.note, escape_html(d)));
         }
         if let Some(l) = &self.links {
-            let expires = crate::time::format(l.expires_at);
+            let expires = when(l.expires_at);
             text.push_str(&format!("\n{}: {}\n", w.decide, l.page_url));
             html.push_str(&format!("<p><a href=\"{}\">{}</a></p>", escape_html(&l.page_url), w.decide));
             if l.reply_to.is_some() {
@@ -281,11 +290,12 @@ mod tests {
             workspace_id: "w".into(),
             workspace_name: "Acme".into(),
             locale: locale.into(),
+            timezone: "Europe/Berlin".into(),
             change_number: ChangeNumber::new(7).unwrap(),
             change_title: "Rotate <cert>".into(),
             change_type: "normal".into(),
             risk_level: "medium".into(),
-            planned_start: None,
+            planned_start: Some("2026-12-03T09:00:00Z".parse().unwrap()),
             recipient: UserId::parse("bob").unwrap(),
             recipient_email: "bob@example.com".into(),
             recipient_name: Some("Bob".into()),
@@ -308,8 +318,11 @@ mod tests {
         assert!(en.text.contains("https://vigilo.example/a/tok") && en.text.contains("reply to this email"));
         assert!(en.html.contains("Rotate &lt;cert&gt;") && !en.html.contains("<cert>"));
         assert!(en.html.starts_with("<!DOCTYPE html><html lang=\"en\">"));
+        assert!(en.text.contains("Planned start: Thu 3 Dec 2026, 10:00 CET"), "{}", en.text);
+        assert!(en.text.contains("expires at Tue 1 Dec 2026, 01:00 CET."), "{}", en.text);
         let de = notice(NoticeKind::ApprovalRequested, "de").email();
         assert!(de.subject.contains("Freigabe angefordert") && de.text.starts_with("Hallo Bob"));
+        assert!(de.text.contains("Geplanter Beginn: 03.12.2026, 10:00 CET"), "{}", de.text);
         let rolled = notice(NoticeKind::ChangeRolledBack, "de").email();
         assert!(rolled.text.contains("wurde zurückgerollt"));
     }

@@ -1,6 +1,7 @@
 //! Time as the rules see it: UTC instants, rendered as RFC 3339 at millisecond precision
 //! so that stored, hashed and displayed forms agree.
 
+use jiff::tz::TimeZone;
 use jiff::{Timestamp, Unit};
 
 /// Truncates an instant to milliseconds, the precision Vigilo keeps.
@@ -17,6 +18,21 @@ pub fn format(ts: Timestamp) -> String {
 /// Parses an RFC 3339 instant with an explicit offset; a civil time without offset is refused.
 pub fn parse(s: &str) -> Option<Timestamp> {
     s.parse::<Timestamp>().ok()
+}
+
+/// The zone an IANA name stands for; UTC for a name the bundled database does not
+/// know (workspace settings are checked when saved, so this only guards old data).
+pub fn zone(name: &str) -> TimeZone {
+    jiff::tz::db().get(name).unwrap_or(TimeZone::UTC)
+}
+
+/// An instant as people read it in the workspace: its wall-clock time in `tz`, to
+/// the minute, with the zone's abbreviation and the date written the locale's way
+/// (`Tue 15 Jan 2030, 10:00 CET`, `15.01.2030, 10:00 CET`). For notices and pages,
+/// never for storage: stored and hashed times stay in `format`'s form.
+pub fn readable(ts: Timestamp, tz: &TimeZone, locale: &str) -> String {
+    let pattern = if locale == "de" { "%d.%m.%Y, %H:%M %Z" } else { "%a %-d %b %Y, %H:%M %Z" };
+    ts.to_zoned(tz.clone()).strftime(pattern).to_string()
 }
 
 /// Hours from `from` to `to` (negative when `to` is earlier).
@@ -36,6 +52,18 @@ mod tests {
         assert_eq!(format(later), "2026-12-01T09:00:00.500Z");
         assert!(format(whole) < format(later));
         assert_eq!(parse(&format(later)), Some(later));
+    }
+
+    #[test]
+    fn readable_times_are_wall_clock_times_in_the_zone_and_locale() {
+        let t: Timestamp = "2030-01-15T09:00:00Z".parse().unwrap();
+        let berlin = zone("Europe/Berlin");
+        assert_eq!(readable(t, &berlin, "en"), "Tue 15 Jan 2030, 10:00 CET");
+        assert_eq!(readable(t, &berlin, "de"), "15.01.2030, 10:00 CET");
+        let summer: Timestamp = "2030-07-01T09:00:00Z".parse().unwrap();
+        assert_eq!(readable(summer, &berlin, "en"), "Mon 1 Jul 2030, 11:00 CEST");
+        assert_eq!(readable(t, &zone("UTC"), "en"), "Tue 15 Jan 2030, 09:00 UTC");
+        assert_eq!(readable(t, &zone("Not/AZone"), "en"), "Tue 15 Jan 2030, 09:00 UTC");
     }
 
     #[test]

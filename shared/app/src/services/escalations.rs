@@ -46,7 +46,7 @@ impl Vigilo {
     /// steps (oldest first), and sends the notices.
     pub async fn escalate_workspace(&self, ws: &str) -> AppResult<EscalationReport> {
         let workspace: Workspace = load(&*self.table, &keys::workspace(ws)).await?.ok_or(AppError::NotFound)?;
-        let tz = jiff::tz::db().get(&workspace.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let tz = vigilo_domain::time::zone(&workspace.timezone);
         let q = Query::index(keys::PENDING, keys::pending_partition(ws)).limit(200);
         let pending: Vec<ApprovalStep> = paging::query_all(&*self.table, q).await?;
         let mut report = EscalationReport { workspaces: 1, pending: pending.len(), escalated: 0 };

@@ -121,7 +121,7 @@ impl Vigilo {
                     track.failed += usize::from(failed);
                 }
             }
-            let tz = jiff::tz::db().get(&access.workspace.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+            let tz = vigilo_domain::time::zone(&access.workspace.timezone);
             let (score, level, factors) = risk::score(&c, &answers, &tz, track);
             let now = self.now();
             let a = Assessment {

@@ -95,6 +95,7 @@ impl Vigilo {
             workspace_id: ws.id.clone(),
             workspace_name: ws.name.clone(),
             locale: ws.locale.clone(),
+            timezone: ws.timezone.clone(),
             change_number: c.number,
             change_title: c.title.clone(),
             change_type: c.change_type.to_string(),

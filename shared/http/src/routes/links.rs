@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use vigilo_app::services::links::{LinkOutcome, OpenLink, Via};
 use vigilo_app::RequestInfo;
+use vigilo_domain::decision_page::{self, Confirmation, Page};
 use vigilo_domain::link::Refusal;
 use vigilo_domain::notice::escape_html;
 
@@ -40,30 +41,21 @@ fn status_of(r: Refusal) -> StatusCode {
     }
 }
 
-fn explain(r: Refusal) -> &'static str {
-    match r {
-        Refusal::Forged => "This link is not valid. Open the latest email or message about this change.",
-        Refusal::Expired => "This link has expired. The change is still waiting; decide in Vigilo or use a newer link.",
-        Refusal::Used => "This link has already been used. Each link decides once.",
-        Refusal::StepClosed => "This approval step is no longer open: it was decided, or the change moved on.",
-        Refusal::WrongSender => "This decision did not come from the approver the link was sent to.",
-        Refusal::Unauthenticated => "This message could not be verified as coming from its sender.",
-        Refusal::NoDecision => "Choose approve or reject.",
-    }
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+fn page(status: StatusCode, p: Page) -> Response {
     let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} - Vigilo</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
          button{{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}}textarea{{width:100%}}</style></head>\
          <body><main><h1>{t}</h1>{body}</main></body></html>",
-        t = escape_html(title)
+        lang = p.lang,
+        t = escape_html(&p.title),
+        body = p.body,
     );
     let mut r = (status, html).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(p.lang));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(
@@ -75,42 +67,44 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
-fn refusal_page(r: Refusal) -> Response {
-    page(status_of(r), "This link cannot be used", &format!("<p role=\"alert\">{}</p>", escape_html(explain(r))))
+/// The reader's language from their browser, else `fallback`.
+fn language<'a>(headers: &HeaderMap, fallback: &'a str) -> &'a str {
+    decision_page::language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()), fallback)
 }
 
-fn confirm_page(open: &OpenLink) -> Response {
+fn refusal_page(r: Refusal, locale: &str) -> Response {
+    page(status_of(r), decision_page::refused(r, locale))
+}
+
+fn confirm_page(open: &OpenLink, headers: &HeaderMap) -> Response {
     let c = &open.change;
     let who = open.approver.name.clone().unwrap_or_else(|| open.approver.user_id.to_string());
-    let planned = c.planned_start.map_or("not planned yet".to_owned(), vigilo_domain::time::format);
-    let body = format!(
-        "<p>{who}, your decision is requested on <strong>{num} {title}</strong> in {ws}.</p>\
-         <dl><dt>Step</dt><dd>{step}</dd><dt>Type and risk</dt><dd>{ty}, {risk} risk</dd>\
-         <dt>Planned start</dt><dd>{planned}</dd><dt>Link expires</dt><dd>{exp}</dd></dl>\
-         <h2>Description</h2><p>{desc}</p>\
-         <form method=\"post\"><p><label for=\"comment\">Comment (required to reject)</label><br>\
-         <textarea id=\"comment\" name=\"comment\" rows=\"4\" maxlength=\"5000\"></textarea></p>\
-         <p><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-         <button type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></p></form>\
-         <p>Nothing is recorded until you press a button. The link works once.</p>",
-        who = escape_html(&who),
-        num = c.number,
-        title = escape_html(&c.title),
-        ws = escape_html(&open.workspace.name),
-        step = escape_html(&open.step.name),
-        ty = c.change_type,
-        risk = c.risk_level,
-        planned = escape_html(&planned),
-        exp = vigilo_domain::time::format(open.grant.expires_at),
-        desc = escape_html(if c.description.is_empty() { "(none)" } else { &c.description }),
-    );
-    page(StatusCode::OK, &format!("Decide on {}", c.number), &body)
+    let (ty, risk) = (c.change_type.to_string(), c.risk_level.to_string());
+    let tz = vigilo_domain::time::zone(&open.workspace.timezone);
+    let confirmation = Confirmation {
+        approver: &who,
+        number: c.number,
+        title: &c.title,
+        workspace: &open.workspace.name,
+        step: &open.step.name,
+        change_type: &ty,
+        risk_level: &risk,
+        planned_start: c.planned_start,
+        expires_at: open.grant.expires_at,
+        description: &c.description,
+        timezone: &tz,
+    };
+    page(StatusCode::OK, confirmation.render(language(headers, &open.workspace.locale)))
 }
 
-async fn show(State(s): State<AppState>, PathParams(token): PathParams<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(s): State<AppState>,
+    PathParams(token): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     Ok(match s.app.open_link(&token).await? {
-        Ok(open) => confirm_page(&open),
-        Err(r) => refusal_page(r),
+        Ok(open) => confirm_page(&open, &headers),
+        Err(r) => refusal_page(r, language(&headers, "en")),
     })
 }
 
@@ -140,33 +134,24 @@ async fn decide(
     let comment = input.comment.filter(|c| !c.trim().is_empty());
     let decision = input.decision.unwrap_or_default();
     let outcome = s.app.decide_by_link(&token, &decision, comment, &via).await;
+    let locale = language(&parts.headers, "en");
     Ok(match (outcome, form) {
         (Ok(LinkOutcome::Decided { change, decision }), true) => {
-            let body = format!(
-                "<p role=\"status\">Your decision ({}) on {} is recorded. The change is now {}.</p>",
-                escape_html(&decision),
-                change.number,
-                change.status
-            );
-            page(StatusCode::OK, "Thank you", &body)
+            page(StatusCode::OK, decision_page::recorded(&decision, change.number, change.status.as_str(), locale))
         }
         (Ok(LinkOutcome::Decided { change, decision }), false) => {
             Json(json!({"decision": decision, "change": change})).into_response()
         }
-        (Ok(LinkOutcome::Refused(r)), true) => refusal_page(r),
+        (Ok(LinkOutcome::Refused(r)), true) => refusal_page(r, locale),
         (Ok(LinkOutcome::Refused(r)), false) => {
+            let message = decision_page::explain(r, "en");
             let body =
-                json!({"error": {"code": "link_refused", "message": explain(r), "details": {"reason": r.as_str()}}});
+                json!({"error": {"code": "link_refused", "message": message, "details": {"reason": r.as_str()}}});
             (status_of(r), Json(body)).into_response()
         }
         (Err(e), true) => {
             let (status, _, _) = ApiError::from(e).parts();
-            let msg = if status == StatusCode::UNPROCESSABLE_ENTITY {
-                "A rejection needs a comment. Go back, add one, and press Reject again."
-            } else {
-                "Something went wrong; nothing was recorded. Try again in a moment."
-            };
-            page(status, "Not recorded", &format!("<p role=\"alert\">{msg}</p>"))
+            page(status, decision_page::not_recorded(status == StatusCode::UNPROCESSABLE_ENTITY, locale))
         }
         (Err(e), false) => return Err(e.into()),
     })
