@@ -101,3 +101,29 @@ async fn a_normal_step_waits_five_business_days() {
     clock.advance(SignedDuration::from_hours(24 * 30));
     assert_eq!(s.app.escalate_all().await.unwrap().escalated, 0);
 }
+
+#[tokio::test]
+async fn one_damaged_workspace_does_not_hold_back_the_others() {
+    let (s, clock) = setup("2026-12-01T08:00:00Z").await;
+    s.workspace("olga", "zeta", &[("bob", "approver"), ("carol", "approver"), ("mia", "member")]).await;
+    let hotfix = json!({"title": "hotfix", "change_type": "emergency", "affected_assets": ["api"],
+                        "planned_start": "2026-12-01T09:00:00Z", "planned_end": "2026-12-01T10:00:00Z",
+                        "rollback_plan": "revert"});
+    for ws in ["acme", "zeta"] {
+        let n = s.change("mia", ws, hotfix.clone()).await;
+        s.act("mia", ws, &n, "submit", json!({})).await.expect(200);
+    }
+    // Someone with write access to the table garbles acme's workspace record.
+    let acme = s.get("olga", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    let key = vigilo_app::keys::workspace(&acme);
+    let mut item = s.table().get(&key).await.unwrap().expect("the workspace item");
+    item.data = json!({"garbled": true});
+    s.table().transact(vec![vigilo_app::store::WriteOp::Put { item, condition: None }]).await.unwrap();
+    clock.advance(SignedDuration::from_hours(3));
+    let r = s.app.escalate_all().await.expect("a damaged workspace does not fail the sweep");
+    assert_eq!((r.workspaces, r.escalated, r.failed.clone()), (1, 1, vec![acme.clone()]));
+    let rows = s.get("olga", "/ws/zeta/audit?action=approval_step.escalate").await.expect(200);
+    assert_eq!(rows["items"].as_array().unwrap().len(), 1, "zeta was escalated all the same");
+    // The other sweeps walk the same way.
+    assert!(s.app.deliver_all().await.is_ok() && s.app.dispatch_all_webhooks().await.is_ok());
+}

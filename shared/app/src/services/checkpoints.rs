@@ -4,14 +4,12 @@
 //! database access, then disagrees with checkpoints nobody can alter or delete.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use vigilo_domain::audit::VerifyReport;
 
 use crate::blobs::{BlobError, Blobs};
 use crate::error::{AppError, AppResult};
 use crate::keys;
-use crate::paging;
-use crate::store::Query;
+use crate::services::sweeps::tally;
 use crate::Vigilo;
 
 /// One checkpoint, as stored at `checkpoints/{workspace_id}/{seq:020}.json`.
@@ -34,53 +32,44 @@ pub struct SweepSummary {
     pub unchanged: usize,
     /// Workspaces whose chain is broken (each is also logged as an error).
     pub broken: Vec<String>,
+    /// Workspaces the sweep could not checkpoint this time (each is logged as an error).
+    pub failed: Vec<String>,
 }
+
+tally!(SweepSummary { sum: [workspaces, written, unchanged], lists: [broken, failed], failed: failed });
 
 pub fn checkpoint_key(workspace_id: &str, seq: u64) -> String {
     format!("checkpoints/{workspace_id}/{}.json", keys::seq_sk(seq))
 }
 
 impl Vigilo {
-    /// Every workspace's id, from the registry partition sweeps walk.
-    pub async fn workspace_ids(&self) -> AppResult<Vec<String>> {
-        let q = Query::table(keys::WORKSPACE_REGISTRY).limit(200);
-        let entries: Vec<Value> = paging::query_all(&*self.table, q).await?;
-        entries
-            .iter()
-            .map(|e| {
-                e.get("workspace_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| AppError::Corrupt("workspace registry entry without workspace_id".into()))
-            })
-            .collect()
-    }
-
     /// Checkpoints every workspace. Safe to run at any time and more than once.
     pub async fn checkpoint_all(&self, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
-        let mut summary = SweepSummary::default();
-        for id in self.workspace_ids().await? {
-            let id = id.as_str();
-            summary.workspaces += 1;
-            let report = self.verify_chain(id, |_, _| {}).await?;
-            if !report.ok {
-                tracing::error!(workspace_id = id, ?report.chain_break, "audit chain broken");
-                summary.broken.push(id.to_owned());
-            }
-            let seq = report.rows_checked;
-            let checkpoint = Checkpoint {
-                workspace_id: id.to_owned(),
-                checked_at: vigilo_domain::time::format(self.now()),
-                seq,
-                hash: report.last_hash.clone(),
-                report,
-            };
-            let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| AppError::Corrupt(e.to_string()))?;
-            match blobs.put_new(&checkpoint_key(id, seq), body, "application/json").await {
-                Ok(()) => summary.written += 1,
-                Err(BlobError::Exists(_)) => summary.unchanged += 1,
-                Err(BlobError::Backend(e)) => return Err(AppError::Corrupt(format!("checkpoint store: {e}"))),
-            }
+        self.each_workspace("checkpoints", |ws| async move { self.checkpoint_workspace(&ws, blobs).await }).await
+    }
+
+    /// Verifies one workspace's chain and writes its checkpoint, unless the chain has
+    /// not moved since the last one.
+    pub async fn checkpoint_workspace(&self, id: &str, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
+        let mut summary = SweepSummary { workspaces: 1, ..SweepSummary::default() };
+        let report = self.verify_chain(id, |_, _| {}).await?;
+        if !report.ok {
+            tracing::error!(workspace_id = id, ?report.chain_break, "audit chain broken");
+            summary.broken.push(id.to_owned());
+        }
+        let seq = report.rows_checked;
+        let checkpoint = Checkpoint {
+            workspace_id: id.to_owned(),
+            checked_at: vigilo_domain::time::format(self.now()),
+            seq,
+            hash: report.last_hash.clone(),
+            report,
+        };
+        let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        match blobs.put_new(&checkpoint_key(id, seq), body, "application/json").await {
+            Ok(()) => summary.written += 1,
+            Err(BlobError::Exists(_)) => summary.unchanged += 1,
+            Err(BlobError::Backend(e)) => return Err(AppError::Corrupt(format!("checkpoint store: {e}"))),
         }
         Ok(summary)
     }

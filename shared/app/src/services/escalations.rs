@@ -16,6 +16,7 @@ use crate::keys;
 use crate::paging;
 use crate::retrying;
 use crate::services::records::{load, step_item};
+use crate::services::sweeps::tally;
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
@@ -27,19 +28,16 @@ pub struct EscalationReport {
     pub workspaces: usize,
     pub pending: usize,
     pub escalated: usize,
+    /// Workspaces the sweep could not escalate this time (each is logged as an error).
+    pub failed: Vec<String>,
 }
+
+tally!(EscalationReport { sum: [workspaces, pending, escalated], lists: [failed], failed: failed });
 
 impl Vigilo {
     /// Escalates every workspace's overdue steps.
     pub async fn escalate_all(&self) -> AppResult<EscalationReport> {
-        let mut report = EscalationReport::default();
-        for ws in self.workspace_ids().await? {
-            let r = self.escalate_workspace(&ws).await?;
-            report.workspaces += 1;
-            report.pending += r.pending;
-            report.escalated += r.escalated;
-        }
-        Ok(report)
+        self.each_workspace("escalations", |ws| async move { self.escalate_workspace(&ws).await }).await
     }
 
     /// Escalates one workspace's overdue steps, read from its sparse index of pending
@@ -49,7 +47,7 @@ impl Vigilo {
         let tz = vigilo_domain::time::zone(&workspace.timezone);
         let q = Query::index(keys::PENDING, keys::pending_partition(ws)).limit(200);
         let pending: Vec<ApprovalStep> = paging::query_all(&*self.table, q).await?;
-        let mut report = EscalationReport { workspaces: 1, pending: pending.len(), escalated: 0 };
+        let mut report = EscalationReport { workspaces: 1, pending: pending.len(), ..EscalationReport::default() };
         let now = self.now();
         for step in pending.into_iter().filter(|s| s.escalated_at.is_none()) {
             let Some(change) = load::<ChangeRequest>(&*self.table, &keys::change(ws, step.change_number)).await? else {

@@ -17,6 +17,7 @@ pub mod notices;
 pub mod policies;
 pub mod records;
 pub mod replies;
+pub mod sweeps;
 pub mod tasks;
 pub mod transitions;
 pub mod views;

@@ -18,6 +18,7 @@ use crate::error::AppResult;
 use crate::keys;
 use crate::notify::{self, Delivery};
 use crate::services::records::{decode_ref, to_data};
+use crate::services::sweeps::tally;
 use crate::store::{Condition, Item, Query, WriteOp};
 use crate::Vigilo;
 
@@ -49,7 +50,11 @@ pub struct DeliveryReport {
     pub sent: usize,
     pub failed: usize,
     pub waiting: usize,
+    /// Workspaces whose outbox could not be read this time (each is logged as an error).
+    pub failed_workspaces: Vec<String>,
 }
+
+tally!(DeliveryReport { sum: [sent, failed, waiting], lists: [failed_workspaces], failed: failed_workspaces });
 
 /// A grant's item: kept a month past its expiry (a late click still hears "expired"),
 /// then dropped by the table's TTL.
@@ -320,14 +325,7 @@ impl Vigilo {
 
     /// Delivers every workspace's outbox (the sweep's retry pass).
     pub async fn deliver_all(&self) -> AppResult<DeliveryReport> {
-        let mut total = DeliveryReport::default();
-        for ws in self.workspace_ids().await? {
-            let r = self.deliver_pending(&ws).await?;
-            total.sent += r.sent;
-            total.failed += r.failed;
-            total.waiting += r.waiting;
-        }
-        Ok(total)
+        self.each_workspace("notices", |ws| async move { self.deliver_pending(&ws).await }).await
     }
 }
 

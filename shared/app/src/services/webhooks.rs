@@ -22,6 +22,7 @@ use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::records::{decode_ref, load, to_data};
+use crate::services::sweeps::tally;
 use crate::store::{Condition, Item, Query, WriteOp};
 use crate::txn::{load_head, AuditEntry, Tx};
 use crate::Vigilo;
@@ -58,7 +59,11 @@ pub struct WebhookReport {
     pub delivered: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Workspaces whose subscriptions could not be fed this time (each is logged as an error).
+    pub failed_workspaces: Vec<String>,
 }
+
+tally!(WebhookReport { sum: [delivered, failed, skipped], lists: [failed_workspaces], failed: failed_workspaces });
 
 fn require_owner(access: &Access) -> AppResult<()> {
     if access.role() == Role::Owner {
@@ -167,14 +172,7 @@ impl Vigilo {
 
     /// Every workspace's subscriptions (the sweep's pass).
     pub async fn dispatch_all_webhooks(&self) -> AppResult<WebhookReport> {
-        let mut total = WebhookReport::default();
-        for ws in self.workspace_ids().await? {
-            let r = self.dispatch_webhooks(&ws).await?;
-            total.delivered += r.delivered;
-            total.failed += r.failed;
-            total.skipped += r.skipped;
-        }
-        Ok(total)
+        self.each_workspace("webhooks", |ws| async move { self.dispatch_webhooks(&ws).await }).await
     }
 
     async fn feed(&self, sender: &dyn WebhookSender, mut w: Webhook, report: &mut WebhookReport) -> AppResult<()> {
