@@ -105,14 +105,19 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     .map_err(err)?;
     let member = MemberInput { email: "bench-approver@example.com".into(), role: "approver".into(), name: None };
     app.put_member(&owner, slug, "bench-approver", member).await.map_err(err)?;
-    let start = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48));
-    let end = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(49));
-    let draft = |i: usize| RawChange {
-        title: Some(format!("bench change {i}")),
-        affected_assets: Some(vec![format!("host-{}", i % 50), "shared-lb".into()]),
-        planned_start: Some(Some(start.clone())),
-        planned_end: Some(Some(end.clone())),
-        ..RawChange::default()
+    // Each change gets a one-hour window of its own, two hours after the one before,
+    // on a host and a pool shared with others: the conflict checks of create and
+    // schedule read their assets' window entries, and find nothing to refuse.
+    let base = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    let draft = |i: usize| {
+        let start = base + jiff::SignedDuration::from_hours(2 * i as i64);
+        RawChange {
+            title: Some(format!("bench change {i}")),
+            affected_assets: Some(vec![format!("host-{}", i % 50), format!("pool-{}", i % 7)]),
+            planned_start: Some(Some(vigilo_domain::time::format(start))),
+            planned_end: Some(Some(vigilo_domain::time::format(start + jiff::SignedDuration::from_hours(1)))),
+            ..RawChange::default()
+        }
     };
 
     println!("vigilo bench: {n} changes on SQLite (WAL, synchronous=FULL)\n");

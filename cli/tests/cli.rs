@@ -293,6 +293,19 @@ fn the_conflicts_benchmark_prints_flat_reads_for_fixed_assets() {
     assert!(text.contains("seeded 400 changes"), "{text}");
 }
 
+/// The lifecycle benchmark walks every phase on a small workspace, gates and all, and
+/// prints a figure for each, ending with an intact chain.
+#[test]
+fn the_lifecycle_benchmark_runs_every_phase() {
+    let out = Command::new(BIN).args(["bench", "--changes", "40"]).output().expect("run vigilo bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    for phase in ["create change ", "8 racing writers", "lifecycle, 5 transitions", "status index", "asset entries"] {
+        assert!(text.lines().any(|l| l.contains(phase) && l.contains("ops/s")), "{phase}: {text}");
+    }
+    assert!(text.contains("intact: true") && text.contains("\"changes\":80"), "{text}");
+}
+
 /// Replies with `vigilo mail receive`: a reply from the approver decides (exit 0); the
 /// same reply again is refused as a used link (exit 1).
 #[tokio::test]
