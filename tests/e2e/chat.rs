@@ -13,10 +13,16 @@ fn sign(ts: i64, body: &str, secret: &str) -> String {
 }
 
 fn form(user: &str, action: &str, token: &str) -> String {
+    form_with_comment(user, action, token, None)
+}
+
+/// A button press, with what the message's comment box held (Slack sends its state).
+fn form_with_comment(user: &str, action: &str, token: &str, comment: Option<&str>) -> String {
     let payload = json!({
         "type": "block_actions",
         "user": {"id": user, "username": "someone"},
         "team": {"id": "T0001"},
+        "state": {"values": {"vigilo_comment": {"comment": {"type": "plain_text_input", "value": comment}}}},
         "actions": [{"action_id": action, "block_id": "vigilo_decision", "value": token, "type": "button"}],
     });
     format!("payload={}", urlencode(&payload.to_string()))
@@ -51,7 +57,7 @@ fn chat_token(s: &TestServer, who: &str) -> String {
         .find(|(n, t)| n.ends_with(".json") && t.contains(&format!("\"recipient\": \"{who}\"")))
         .expect("a chat message");
     let v: Value = serde_json::from_str(&text).unwrap();
-    v["blocks"][1]["elements"][0]["value"].as_str().unwrap().to_owned()
+    v["blocks"][2]["elements"][0]["value"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -67,14 +73,21 @@ async fn members_link_their_own_slack_user() {
     assert_eq!(rows["items"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn a_signed_button_press_by_the_linked_user_approves() {
+/// A change in review with bob, who linked Slack user `U0BOB`, as its approver: the
+/// server, the change's number and bob's chat token.
+async fn submitted_with_bob_linked() -> (TestServer, String, String) {
     let s = TestServer::start().await;
     s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member")]).await;
     s.put("bob", "/ws/acme/members/bob/chat", json!({"slack_user_id": "U0BOB"})).await.expect(200);
     let n = s.change("mia", "acme", normal_change("t")).await;
     s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
     let token = chat_token(&s, "bob");
+    (s, n, token)
+}
+
+#[tokio::test]
+async fn a_signed_button_press_by_the_linked_user_approves() {
+    let (s, n, token) = submitted_with_bob_linked().await;
     let now = jiff::Timestamp::now().as_second();
 
     // Bad, stale and missing signatures are 401 and decide nothing.
@@ -99,10 +112,12 @@ async fn a_signed_button_press_by_the_linked_user_approves() {
     let rows = s.get("alice", "/ws/acme/audit?action=decision_link.refuse").await.expect(200);
     assert_eq!(rows["items"][0]["metadata"]["slack_user"], "U0EVE");
 
-    // A reject button cannot carry the comment a rejection needs.
-    let reject = form("U0BOB", "reject", &token);
-    let (status, r) = press(&s, &reject, now, &sign(now, &reject, SLACK_SECRET)).await;
-    assert!(status == 200 && r["text"].as_str().unwrap().contains("comment"));
+    // A rejection takes its reason from the comment box; an empty box records nothing.
+    for empty in [None, Some("   ")] {
+        let reject = form_with_comment("U0BOB", "reject", &token, empty);
+        let (status, r) = press(&s, &reject, now, &sign(now, &reject, SLACK_SECRET)).await;
+        assert!(status == 200 && r["text"].as_str().unwrap().contains("needs a comment"), "{r}");
+    }
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
 
     let (status, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
@@ -114,4 +129,23 @@ async fn a_signed_button_press_by_the_linked_user_approves() {
         (rows["items"][0]["actor"].as_str(), rows["items"][0]["metadata"]["channel"].as_str()),
         (Some("bob"), Some("slack"))
     );
+}
+
+#[tokio::test]
+async fn a_rejection_from_slack_carries_the_comment_box() {
+    let (s, n, token) = submitted_with_bob_linked().await;
+    let now = jiff::Timestamp::now().as_second();
+    let long = "x".repeat(6000);
+    let too_long = form_with_comment("U0BOB", "reject", &token, Some(&long));
+    let (status, r) = press(&s, &too_long, now, &sign(now, &too_long, SLACK_SECRET)).await;
+    assert!(status == 200 && r["text"].as_str().unwrap().starts_with("Not recorded: the comment"), "{r}");
+    let body = form_with_comment("U0BOB", "reject", &token, Some("  not during the sale  "));
+    let (status, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
+    assert_eq!(status, 200);
+    assert!(r["text"].as_str().unwrap().contains("you rejected"), "{r}");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "rejected");
+    let steps = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
+    assert_eq!(steps["items"][0]["decisions"][0]["comment"], "not during the sale");
+    let rows = s.get("alice", "/ws/acme/audit?action=approval_step.reject").await.expect(200);
+    assert_eq!(rows["items"][0]["metadata"]["channel"], "slack");
 }

@@ -74,7 +74,7 @@ async fn each_approver_gets_an_email_and_a_chat_message_with_their_own_link() {
     assert_eq!(chats.len(), 3);
     let bob = chats.iter().find(|c| c["recipient"] == "bob").unwrap();
     assert_eq!(bob["kind"], "approval.requested");
-    assert_eq!(bob["blocks"][1]["elements"][0]["value"].as_str().unwrap(), token_in(&mail_to(&s, "bob")[0]));
+    assert_eq!(bob["blocks"][2]["elements"][0]["value"].as_str().unwrap(), token_in(&mail_to(&s, "bob")[0]));
     assert!(vigilo_app::services::notices::outbox(&s.app, &workspace_id(&s).await).await.unwrap().is_empty());
 }
 

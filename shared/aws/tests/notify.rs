@@ -81,7 +81,7 @@ async fn approval_requests_leave_through_ses_and_sns() {
     let message: Value = serde_json::from_str(sent[0][1].as_str().unwrap()).unwrap();
     assert_eq!((message["kind"].as_str(), message["recipient"].as_str()), (Some("approval.requested"), Some("bob")));
     assert_eq!(sent[0][3]["kind"]["Value"], "approval.requested");
-    assert!(message["blocks"][1]["elements"][0]["value"].as_str().is_some_and(|t| t.len() == 37));
+    assert!(message["blocks"][2]["elements"][0]["value"].as_str().is_some_and(|t| t.len() == 37));
     let pending = vigilo_app::services::notices::outbox(&app, &c.workspace_id).await.unwrap();
     assert!(pending.is_empty(), "sent notices leave the outbox: {pending:?}");
 }

@@ -58,6 +58,11 @@ fn utc() -> String {
     "UTC".into()
 }
 
+/// Where a chat message's comment box is, and where its text comes back in a
+/// button press (`state.values.{block}.{action}.value`).
+pub const CHAT_COMMENT_BLOCK: &str = "vigilo_comment";
+pub const CHAT_COMMENT_ACTION: &str = "comment";
+
 /// A rendered email, before it becomes MIME.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmailText {
@@ -83,6 +88,7 @@ struct Words {
     expires: &'static str,
     approve: &'static str,
     reject: &'static str,
+    comment: &'static str,
     was_approved: &'static str,
     was_rejected: &'static str,
     was_rolled_back: &'static str,
@@ -108,6 +114,7 @@ const EN: Words = Words {
     expires: "This link works once and expires at",
     approve: "Approve",
     reject: "Reject",
+    comment: "Comment (required to reject)",
     was_approved: "has been approved.",
     was_rejected: "has been rejected.",
     was_rolled_back: "has been rolled back.",
@@ -133,6 +140,7 @@ const DE: Words = Words {
     expires: "Dieser Link funktioniert einmal und läuft ab am",
     approve: "Freigeben",
     reject: "Ablehnen",
+    comment: "Kommentar (zum Ablehnen erforderlich)",
     was_approved: "wurde freigegeben.",
     was_rejected: "wurde abgelehnt.",
     was_rolled_back: "wurde zurückgerollt.",
@@ -248,8 +256,10 @@ impl Notice {
         EmailText { subject: self.subject(), text, html }
     }
 
-    /// A chat message (Slack Block Kit shape) with approve / reject buttons carrying
-    /// the decision token when the notice asks for a decision.
+    /// A chat message (Slack Block Kit shape). When the notice asks for a decision it
+    /// carries a comment box (block `vigilo_comment`, whose text comes back in the
+    /// button press's `state`, so a rejection can give its reason) and approve / reject
+    /// buttons (block `vigilo_decision`) whose value is the decision token.
     pub fn chat(&self) -> Value {
         let w = words(&self.locale);
         let summary = if self.kind == NoticeKind::ApprovalRequested {
@@ -259,6 +269,10 @@ impl Notice {
         };
         let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": summary}})];
         if let Some(l) = &self.links {
+            blocks.push(json!({"type": "input", "block_id": CHAT_COMMENT_BLOCK, "optional": true,
+                "label": {"type": "plain_text", "text": w.comment},
+                "element": {"type": "plain_text_input", "action_id": CHAT_COMMENT_ACTION, "multiline": true,
+                            "max_length": 3000}}));
             blocks.push(json!({"type": "actions", "block_id": "vigilo_decision", "elements": [
                 {"type": "button", "action_id": "approve", "style": "primary", "value": l.token,
                  "text": {"type": "plain_text", "text": w.approve}},
@@ -330,7 +344,9 @@ mod tests {
     #[test]
     fn chat_messages_carry_buttons_only_when_a_decision_is_asked() {
         let ask = notice(NoticeKind::ApprovalRequested, "en").chat();
-        let buttons = &ask["blocks"][1]["elements"];
+        assert_eq!(ask["blocks"][1]["block_id"], CHAT_COMMENT_BLOCK);
+        assert_eq!(ask["blocks"][1]["element"]["action_id"], CHAT_COMMENT_ACTION);
+        let buttons = &ask["blocks"][2]["elements"];
         assert_eq!((buttons[0]["action_id"].as_str(), buttons[0]["value"].as_str()), (Some("approve"), Some("tok")));
         let mut done = notice(NoticeKind::ChangeApproved, "en");
         done.links = None;

@@ -2,7 +2,9 @@
 //! Each request must carry Slack's v0 signature over its timestamp and exact body,
 //! made with the app's signing secret, and be at most five minutes old; anything else
 //! is a 401 before the body is even read as a payload. The button's value is the
-//! decision token; the Slack user must be the one the approver linked.
+//! decision token; the Slack user must be the one the approver linked. The message's
+//! comment box comes back in the press's `state`: a rejection takes its reason from
+//! there, an approval an optional note.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,6 +18,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use vigilo_app::services::links::{LinkOutcome, Via};
 use vigilo_app::RequestInfo;
+use vigilo_domain::notice::{CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -79,10 +82,11 @@ async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     if decision == "open" {
         return Ok(say("Opening the decision page."));
     }
-    if decision == "reject" {
-        // A rejection needs a comment, which a button cannot carry.
-        return Ok(say("A rejection needs a comment: use \"Decide here\" to reject with one."));
-    }
+    let comment = payload["state"]["values"][CHAT_COMMENT_BLOCK][CHAT_COMMENT_ACTION]["value"]
+        .as_str()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
     let request = RequestInfo {
         request_id: header_opt(&headers, "x-request-id"),
         user_agent: header_opt(&headers, "user-agent"),
@@ -90,11 +94,29 @@ async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         ..RequestInfo::default()
     };
     let via = Via { channel: "slack".into(), request, slack_user: Some(user), ..Via::default() };
-    Ok(match s.app.decide_by_link(token, decision, None, &via).await? {
-        LinkOutcome::Decided { change, .. } => {
-            say(&format!("Recorded: you approved {}. It is now {}.", change.number, change.status))
+    let had_comment = comment.is_some();
+    Ok(match s.app.decide_by_link(token, decision, comment, &via).await {
+        Ok(LinkOutcome::Decided { change, decision }) => {
+            let did = if decision == "reject" { "rejected" } else { "approved" };
+            say(&format!("Recorded: you {did} {}. It is now {}.", change.number, change.status))
         }
-        LinkOutcome::Refused(r) => say(&format!("Not recorded ({}).", r.as_str())),
+        Ok(LinkOutcome::Refused(r)) => say(&format!("Not recorded ({}).", r.as_str())),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if !e.parts().0.is_client_error() {
+                return Err(e);
+            }
+            // A rejection without its reason, or a comment too long: the presser can mend it.
+            let text = match (e.parts().2["fields"]["comment"].as_str(), had_comment) {
+                (Some(_), false) => {
+                    "Not recorded: a rejection needs a comment. Type it in the box above and press Reject again."
+                        .to_owned()
+                }
+                (Some(reason), true) => format!("Not recorded: the comment {reason}."),
+                (None, _) => format!("Not recorded: {e}."),
+            };
+            say(&text)
+        }
     })
 }
 
