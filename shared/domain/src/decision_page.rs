@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use crate::ids::ChangeNumber;
 use crate::link::Refusal;
-use crate::notice::escape_html;
+use crate::notice::{escape_html, term};
 use crate::time::readable;
 
 /// A page's language, title and body (HTML, already escaped).
@@ -28,7 +28,8 @@ struct Words {
     in_workspace: &'static str,
     step: &'static str,
     type_and_risk: &'static str,
-    risk: &'static str,
+    /// How type and risk read together: `{type}` and `{risk}` are filled in.
+    type_risk: &'static str,
     planned: &'static str,
     unplanned: &'static str,
     expires: &'static str,
@@ -55,7 +56,7 @@ const EN: Words = Words {
     in_workspace: "in",
     step: "Step",
     type_and_risk: "Type and risk",
-    risk: "risk",
+    type_risk: "{type}, {risk} risk",
     planned: "Planned start",
     unplanned: "not planned yet",
     expires: "Link expires",
@@ -90,7 +91,7 @@ const DE: Words = Words {
     in_workspace: "in",
     step: "Schritt",
     type_and_risk: "Art und Risiko",
-    risk: "Risiko",
+    type_risk: "{type}, Risiko {risk}",
     planned: "Geplanter Beginn",
     unplanned: "noch nicht geplant",
     expires: "Link läuft ab",
@@ -177,7 +178,7 @@ impl Confirmation<'_> {
         let planned = self.planned_start.map_or(w.unplanned.to_owned(), when);
         let body = format!(
             "<p>{who}, {requested} <strong>{num} {title}</strong> {inw} {ws}.</p>\
-             <dl><dt>{l_step}</dt><dd>{step}</dd><dt>{l_tr}</dt><dd>{ty}, {risk} {l_risk}</dd>\
+             <dl><dt>{l_step}</dt><dd>{step}</dd><dt>{l_tr}</dt><dd>{type_risk}</dd>\
              <dt>{l_planned}</dt><dd>{planned}</dd><dt>{l_exp}</dt><dd>{exp}</dd></dl>\
              <h2>{l_desc}</h2><p>{desc}</p>\
              <form method=\"post\"><p><label for=\"comment\">{l_comment}</label><br>\
@@ -194,9 +195,10 @@ impl Confirmation<'_> {
             l_step = w.step,
             step = escape_html(self.step),
             l_tr = w.type_and_risk,
-            ty = escape_html(self.change_type),
-            risk = escape_html(self.risk_level),
-            l_risk = w.risk,
+            type_risk = w
+                .type_risk
+                .replace("{type}", &escape_html(term(w.lang, self.change_type)))
+                .replace("{risk}", &escape_html(term(w.lang, self.risk_level))),
             l_planned = w.planned,
             planned = escape_html(&planned),
             l_exp = w.expires,
@@ -239,11 +241,12 @@ pub fn refused(r: Refusal, locale: &str) -> Page {
 /// The page after a decision was recorded.
 pub fn recorded(decision: &str, number: ChangeNumber, status: &str, locale: &str) -> Page {
     let w = words(locale);
-    let said = w.recorded.replace("{decision}", &escape_html(decision)).replace("{number}", &number.to_string());
+    let said =
+        w.recorded.replace("{decision}", &escape_html(term(w.lang, decision))).replace("{number}", &number.to_string());
     Page {
         lang: w.lang,
         title: w.thanks.to_owned(),
-        body: format!("<p role=\"status\">{said} {} {}.</p>", w.now, escape_html(status)),
+        body: format!("<p role=\"status\">{said} {} {}.</p>", w.now, escape_html(term(w.lang, status))),
     }
 }
 
@@ -295,6 +298,7 @@ mod tests {
         let de = confirmation(&tz).render("de");
         assert_eq!((de.lang, de.title.as_str()), ("de", "Entscheidung zu CHG-00007"));
         assert!(de.body.contains("<dd>15.01.2030, 10:00 CET</dd>") && de.body.contains(">Ablehnen</button>"));
+        assert!(de.body.contains("<dd>Normal, Risiko hoch</dd>") && en.body.contains("<dd>normal, high risk</dd>"));
         assert!(de.body.contains("name=\"decision\" value=\"approve\""), "the form's values stay the same");
     }
 
@@ -315,7 +319,8 @@ mod tests {
         }
         assert!(explain(Refusal::Used, "en").contains("already been used"));
         let page = recorded("approve", ChangeNumber::new(7).unwrap(), "approved", "de");
-        assert!(page.body.contains("Ihre Entscheidung (approve) zu CHG-00007 ist aufgezeichnet."));
+        assert!(page.body.contains("Ihre Entscheidung (Freigabe) zu CHG-00007 ist aufgezeichnet."));
+        assert!(page.body.contains("Die Änderung ist jetzt freigegeben."), "{}", page.body);
         assert!(not_recorded(true, "en").body.contains("needs a comment"));
     }
 }

@@ -158,6 +158,29 @@ fn words(locale: &str) -> &'static Words {
 }
 
 /// Escapes text for HTML element content and attribute values.
+/// A change type, risk level or status as the locale says it; the wire word itself
+/// where the locale has no other (English, or a word not listed).
+pub fn term<'a>(locale: &str, word: &'a str) -> &'a str {
+    if locale != "de" {
+        return word;
+    }
+    match word {
+        "standard" => "Standard",
+        "normal" => "Normal",
+        "emergency" => "Notfall",
+        "low" => "niedrig",
+        "medium" => "mittel",
+        "high" => "hoch",
+        "review" => "in Prüfung",
+        "approved" => "freigegeben",
+        "rejected" => "abgelehnt",
+        "draft" => "Entwurf",
+        "approve" => "Freigabe",
+        "reject" => "Ablehnung",
+        _ => word,
+    }
+}
+
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -226,7 +249,7 @@ impl Notice {
             text.push_str(&format!("{} {}\n", self.change_name(), self.sentence()));
             html.push_str(&format!("<p><strong>{}</strong> {}</p>", escape_html(&self.change_name()), self.sentence()));
         }
-        let mut facts = vec![(w.planned, planned), (w.risk, self.risk_level.clone())];
+        let mut facts = vec![(w.planned, planned), (w.risk, term(&self.locale, &self.risk_level).to_owned())];
         if let Some(step) = &self.step_name {
             facts.insert(0, (w.step, step.clone()));
         }
@@ -337,6 +360,7 @@ mod tests {
         let de = notice(NoticeKind::ApprovalRequested, "de").email();
         assert!(de.subject.contains("Freigabe angefordert") && de.text.starts_with("Hallo Bob"));
         assert!(de.text.contains("Geplanter Beginn: 03.12.2026, 10:00 CET"), "{}", de.text);
+        assert!(de.text.contains("Risiko: mittel") && en.text.contains("Risk: medium"));
         let rolled = notice(NoticeKind::ChangeRolledBack, "de").email();
         assert!(rolled.text.contains("wurde zurückgerollt"));
     }
