@@ -108,6 +108,9 @@ async fn german_workspaces_get_german_mail() {
     assert!(html.contains("lang=\"en\"") && html.contains("<dd>Tue 15 Jan 2030, 10:00 CET</dd>"), "{html}");
     let (status, html) = post_form(&s, &format!("/a/{}-0", token_in(m)), "decision=approve").await;
     assert!(status == 403 && html.contains("This link is not valid"), "no workspace known: English");
+    // The form's answer reads in the language the page was shown in.
+    let (status, html) = post_form(&s, &format!("/a/{}", token_in(m)), "lang=de&decision=approve").await;
+    assert!(status == 200 && html.contains("Die Änderung ist jetzt freigegeben."), "{html}");
 }
 
 #[tokio::test]

@@ -181,7 +181,8 @@ impl Confirmation<'_> {
              <dl><dt>{l_step}</dt><dd>{step}</dd><dt>{l_tr}</dt><dd>{type_risk}</dd>\
              <dt>{l_planned}</dt><dd>{planned}</dd><dt>{l_exp}</dt><dd>{exp}</dd></dl>\
              <h2>{l_desc}</h2><p>{desc}</p>\
-             <form method=\"post\"><p><label for=\"comment\">{l_comment}</label><br>\
+             <form method=\"post\"><input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
+             <p><label for=\"comment\">{l_comment}</label><br>\
              <textarea id=\"comment\" name=\"comment\" rows=\"4\" maxlength=\"5000\"></textarea></p>\
              <p><button type=\"submit\" name=\"decision\" value=\"approve\">{approve}</button>\
              <button type=\"submit\" name=\"decision\" value=\"reject\">{reject}</button></p></form>\
@@ -209,6 +210,7 @@ impl Confirmation<'_> {
             approve = w.approve,
             reject = w.reject,
             nothing = w.nothing_yet,
+            lang = w.lang,
         );
         Page { lang: w.lang, title: format!("{} {}", w.decide_on, self.number), body }
     }
@@ -300,6 +302,7 @@ mod tests {
         assert!(de.body.contains("<dd>15.01.2030, 10:00 CET</dd>") && de.body.contains(">Ablehnen</button>"));
         assert!(de.body.contains("<dd>Normal, Risiko hoch</dd>") && en.body.contains("<dd>normal, high risk</dd>"));
         assert!(de.body.contains("name=\"decision\" value=\"approve\""), "the form's values stay the same");
+        assert!(de.body.contains("<input type=\"hidden\" name=\"lang\" value=\"de\">"), "its answer reads the same");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub fn routes() -> Router<AppState> {
 struct DecisionInput {
     decision: Option<String>,
     comment: Option<String>,
+    /// The language the confirmation page was shown in, so its answer reads the same.
+    lang: Option<String>,
 }
 
 /// The status a refusal is answered with.
@@ -134,7 +136,8 @@ async fn decide(
     let comment = input.comment.filter(|c| !c.trim().is_empty());
     let decision = input.decision.unwrap_or_default();
     let outcome = s.app.decide_by_link(&token, &decision, comment, &via).await;
-    let locale = language(&parts.headers, "en");
+    let shown_in = vigilo_domain::workspace::LOCALES.iter().copied().find(|l| input.lang.as_deref() == Some(*l));
+    let locale = shown_in.unwrap_or_else(|| language(&parts.headers, "en"));
     Ok(match (outcome, form) {
         (Ok(LinkOutcome::Decided { change, decision }), true) => {
             page(StatusCode::OK, decision_page::recorded(&decision, change.number, change.status.as_str(), locale))
