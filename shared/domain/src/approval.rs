@@ -109,6 +109,11 @@ pub struct StepPlan {
 /// The group whose members approve emergency changes, when it exists.
 pub const ECAB_GROUP: &str = "ecab";
 
+/// The names of the built-in matrix's steps (notices say them in the workspace's language).
+pub const STEP_APPROVAL: &str = "approval";
+pub const STEP_HIGH_RISK: &str = "high-risk approval";
+pub const STEP_EMERGENCY: &str = "emergency approval (ECAB)";
+
 /// The built-in matrix, used when no approval policy matches.
 ///
 /// standard → no step; normal low/medium → any one; normal high → two distinct;
@@ -122,11 +127,11 @@ pub fn builtin_steps(
     let eligible_role = |u: &UserId| u != &change.author && members.iter().any(|(m, r)| m == u && r.can_approve());
     let (name, mode, quorum, group) = match (change.change_type, change.risk_level) {
         (ChangeType::Standard, _) => return Ok(vec![]),
-        (ChangeType::Normal, RiskLevel::Low | RiskLevel::Medium) => ("approval", StepMode::Any, 1, None),
-        (ChangeType::Normal, RiskLevel::High) => ("high-risk approval", StepMode::Quorum, 2, None),
+        (ChangeType::Normal, RiskLevel::Low | RiskLevel::Medium) => (STEP_APPROVAL, StepMode::Any, 1, None),
+        (ChangeType::Normal, RiskLevel::High) => (STEP_HIGH_RISK, StepMode::Quorum, 2, None),
         (ChangeType::Emergency, _) => {
             let group = groups.contains_key(ECAB_GROUP).then(|| ECAB_GROUP.to_owned());
-            ("emergency approval (ECAB)", StepMode::Quorum, 2, group)
+            (STEP_EMERGENCY, StepMode::Quorum, 2, group)
         }
     };
     let mut eligible: Vec<UserId> = match &group {

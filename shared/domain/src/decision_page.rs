@@ -194,7 +194,7 @@ impl Confirmation<'_> {
             inw = w.in_workspace,
             ws = escape_html(self.workspace),
             l_step = w.step,
-            step = escape_html(self.step),
+            step = escape_html(term(w.lang, self.step)),
             l_tr = w.type_and_risk,
             type_risk = w
                 .type_risk

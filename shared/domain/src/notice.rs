@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::approval::{STEP_APPROVAL, STEP_EMERGENCY, STEP_HIGH_RISK};
 use crate::ids::{ChangeNumber, UserId};
 
 crate::change::wire_enum!(NoticeKind {
@@ -158,8 +159,9 @@ fn words(locale: &str) -> &'static Words {
 }
 
 /// Escapes text for HTML element content and attribute values.
-/// A change type, risk level or status as the locale says it; the wire word itself
-/// where the locale has no other (English, or a word not listed).
+/// A change type, risk level, status, decision or built-in step name as the locale
+/// says it; the word itself where the locale has no other (English, or a word not
+/// listed, such as a policy's own stage names).
 pub fn term<'a>(locale: &str, word: &'a str) -> &'a str {
     if locale != "de" {
         return word;
@@ -175,6 +177,9 @@ pub fn term<'a>(locale: &str, word: &'a str) -> &'a str {
         "approved" => "freigegeben",
         "rejected" => "abgelehnt",
         "draft" => "Entwurf",
+        STEP_APPROVAL => "Freigabe",
+        STEP_HIGH_RISK => "Freigabe bei hohem Risiko",
+        STEP_EMERGENCY => "Notfall-Freigabe (ECAB)",
         "approve" => "Freigabe",
         "reject" => "Ablehnung",
         _ => word,
@@ -251,7 +256,7 @@ impl Notice {
         }
         let mut facts = vec![(w.planned, planned), (w.risk, term(&self.locale, &self.risk_level).to_owned())];
         if let Some(step) = &self.step_name {
-            facts.insert(0, (w.step, step.clone()));
+            facts.insert(0, (w.step, term(&self.locale, step).to_owned()));
         }
         html.push_str("<ul>");
         for (k, v) in &facts {
@@ -361,6 +366,7 @@ mod tests {
         assert!(de.subject.contains("Freigabe angefordert") && de.text.starts_with("Hallo Bob"));
         assert!(de.text.contains("Geplanter Beginn: 03.12.2026, 10:00 CET"), "{}", de.text);
         assert!(de.text.contains("Risiko: mittel") && en.text.contains("Risk: medium"));
+        assert!(de.text.contains("Schritt: Freigabe\n") && en.text.contains("Step: approval\n"));
         let rolled = notice(NoticeKind::ChangeRolledBack, "de").email();
         assert!(rolled.text.contains("wurde zurückgerollt"));
     }
