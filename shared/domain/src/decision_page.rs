@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use crate::ids::ChangeNumber;
 use crate::link::Refusal;
-use crate::notice::{escape_html, term};
+use crate::notice::{escape_html, in_locale, term};
 use crate::time::readable;
 
 /// A page's language, title and body (HTML, already escaped).
@@ -120,11 +120,7 @@ const DE: Words = Words {
 };
 
 fn words(locale: &str) -> &'static Words {
-    if locale == "de" {
-        &DE
-    } else {
-        &EN
-    }
+    in_locale(locale, &EN, &DE)
 }
 
 /// The language to answer in: the first language of `Accept-Language` (by its

@@ -150,15 +150,19 @@ const DE: Words = Words {
     footer: "Gesendet von Vigilo Change-Management.",
 };
 
-fn words(locale: &str) -> &'static Words {
+/// One of a text's renderings by locale: German for `de`, English for anything else.
+pub(crate) fn in_locale<T>(locale: &str, en: &'static T, de: &'static T) -> &'static T {
     if locale == "de" {
-        &DE
+        de
     } else {
-        &EN
+        en
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
+fn words(locale: &str) -> &'static Words {
+    in_locale(locale, &EN, &DE)
+}
+
 /// A change type, risk level, status, decision or built-in step name as the locale
 /// says it; the word itself where the locale has no other (English, or a word not
 /// listed, such as a policy's own stage names).
@@ -186,6 +190,7 @@ pub fn term<'a>(locale: &str, word: &'a str) -> &'a str {
     }
 }
 
+/// Escapes text for HTML element content and attribute values.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
