@@ -103,11 +103,12 @@ async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         Ok(LinkOutcome::Refused(r)) => say(&format!("Not recorded ({}).", r.as_str())),
         Err(e) => {
             let e = ApiError::from(e);
-            if !e.parts().0.is_client_error() {
+            let (status, _, details) = e.parts();
+            if !status.is_client_error() {
                 return Err(e);
             }
             // A rejection without its reason, or a comment too long: the presser can mend it.
-            let text = match (e.parts().2["fields"]["comment"].as_str(), had_comment) {
+            let text = match (details["fields"]["comment"].as_str(), had_comment) {
                 (Some(_), false) => {
                     "Not recorded: a rejection needs a comment. Type it in the box above and press Reject again."
                         .to_owned()
