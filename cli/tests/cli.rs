@@ -273,12 +273,13 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("VIGILO_TABLE"));
 }
 
-/// The conflicts benchmark runs end to end on a small workspace and prints a row per
-/// stage; the probe assets' reads stay the same as the workspace grows.
+/// The conflicts benchmark's phases run end to end on a tiny workspace and print a
+/// row per stage with its figures (correctness only: the figures themselves are the
+/// benchmark's, measured with `vigilo bench` on a release build).
 #[test]
-fn the_conflicts_benchmark_prints_flat_reads_for_fixed_assets() {
+fn the_conflicts_benchmark_runs_every_stage() {
     let out = Command::new(BIN)
-        .args(["bench", "--suite", "conflicts", "--changes", "400", "--assets", "40"])
+        .args(["bench", "--suite", "conflicts", "--changes", "40", "--assets", "8"])
         .output()
         .expect("run vigilo bench");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -289,25 +290,26 @@ fn the_conflicts_benchmark_prints_flat_reads_for_fixed_assets() {
         .map(|l| l.split("mean").nth(1).unwrap().split(',').next().unwrap().trim().parse().unwrap())
         .collect();
     assert_eq!(probes.len(), 4, "{text}");
-    assert!(probes.iter().all(|m| (m - probes[0]).abs() < 10.0), "probe reads drifted: {probes:?}");
-    assert!(text.contains("seeded 400 changes"), "{text}");
+    assert!(probes.iter().all(|m| *m > 0.0), "every probe check read the window entries it compares: {probes:?}");
+    assert!(text.contains("seeded 40 changes"), "{text}");
 }
 
-/// The lifecycle benchmark walks every phase on a small workspace, gates and all, and
-/// prints a figure for each, ending with an intact chain.
+/// The lifecycle benchmark walks every phase on a tiny workspace, gates and all, and
+/// prints a figure for each, ending with an intact chain (correctness only).
 #[test]
 fn the_lifecycle_benchmark_runs_every_phase() {
-    let out = Command::new(BIN).args(["bench", "--changes", "40"]).output().expect("run vigilo bench");
+    let out = Command::new(BIN).args(["bench", "--changes", "10"]).output().expect("run vigilo bench");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     for phase in ["create change ", "8 racing writers", "lifecycle, 5 transitions", "status index", "asset entries"] {
         assert!(text.lines().any(|l| l.contains(phase) && l.contains("ops/s")), "{phase}: {text}");
     }
-    assert!(text.contains("intact: true") && text.contains("\"changes\":80"), "{text}");
+    assert!(text.contains("intact: true") && text.contains("\"changes\":20"), "{text}");
 }
 
-/// Replies with `vigilo mail receive`: a reply from the approver decides (exit 0); the
-/// same reply again is refused as a used link (exit 1).
+/// Replies with `vigilo mail receive`: a refused reply (a rejection without its reason,
+/// a message with a second `From`, a question) exits 1 and is audited; a reply from the
+/// approver decides (exit 0); the same reply again is refused as a used link (exit 1).
 #[tokio::test]
 async fn mail_receive_decides_from_a_reply_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -328,10 +330,13 @@ async fn mail_receive_decides_from_a_reply_once() {
         .find(|t| t.contains("To: bob@example.com"))
         .expect("bob's notice in outbox/");
     let reply_to = mail.lines().find(|l| l.starts_with("Reply-To:")).unwrap().trim_start_matches("Reply-To:").trim();
-    let reply = format!(
-        "From: bob@example.com\r\nTo: {reply_to}\r\nSubject: Re: approval\r\n\
-         Authentication-Results: mx.example.com; spf=pass; dkim=pass; dmarc=pass\r\n\r\napprove\r\nship it\r\n"
-    );
+    let message = |from: &str, body: &str| {
+        format!(
+            "{from}To: {reply_to}\r\nSubject: Re: approval\r\nAuthentication-Results: mx.example.com; spf=pass; \
+             dkim=pass header.d=example.com; dmarc=pass header.from=example.com\r\n\r\n{body}\r\n"
+        )
+    };
+    let reply = message("From: bob@example.com\r\n", "approve\r\nship it");
     let receive = |text: &str| {
         let mut child = Command::new(BIN)
             .args(["mail", "receive", "--data"])
@@ -343,6 +348,22 @@ async fn mail_receive_decides_from_a_reply_once() {
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     };
+    for (text, reason) in [
+        (message("From: bob@example.com\r\n", "reject"), "comment_required"),
+        (message("From: bob@example.com\r\n", "approved?"), "no_decision"),
+        (message("From: mallory@example.com\r\nFrom: bob@example.com\r\n", "approve"), "wrong_sender"),
+    ] {
+        let refused = receive(&text);
+        assert_eq!(refused.status.code(), Some(1), "{reason}: {}", stdout(&refused));
+        assert_eq!(stdout(&refused).trim(), json!({"refused": reason}).to_string());
+    }
+    let audit = call(b, &alice, reqwest::Method::GET, "/ws/acme/audit?action=decision_link.refuse", json!(null)).await;
+    let reasons: Vec<&str> =
+        audit["items"].as_array().unwrap().iter().map(|r| r["metadata"]["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 3, "each refused reply is audited: {audit}");
+    for reason in ["comment_required", "no_decision", "wrong_sender"] {
+        assert!(reasons.contains(&reason), "{reason}: {reasons:?}");
+    }
     let first = receive(&reply);
     assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
     let out: Value = serde_json::from_str(stdout(&first).trim()).unwrap();

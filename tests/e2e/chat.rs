@@ -138,7 +138,7 @@ async fn a_rejection_from_slack_carries_the_comment_box() {
     let long = "x".repeat(6000);
     let too_long = form_with_comment("U0BOB", "reject", &token, Some(&long));
     let (status, r) = press(&s, &too_long, now, &sign(now, &too_long, SLACK_SECRET)).await;
-    assert!(status == 200 && r["text"].as_str().unwrap().starts_with("Not recorded: the comment"), "{r}");
+    assert!(status == 200 && r["text"].as_str().unwrap().starts_with("Not recorded (comment_invalid)"), "{r}");
     let body = form_with_comment("U0BOB", "reject", &token, Some("  not during the sale  "));
     let (status, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
     assert_eq!(status, 200);

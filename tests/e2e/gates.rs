@@ -388,7 +388,7 @@ async fn an_emergency_gets_a_review_task_due_48_hours_after_it_ends() {
 async fn a_freeze_filed_while_a_schedule_is_in_flight_still_holds_it() {
     let s = team().await;
     let n = approved(&s, change_on("db work", "db", 72, 73)).await;
-    s.before_next_write(move |app| async move {
+    let _rival = s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(freeze("sudden", 70, 80, json!({"all": true}), false)).unwrap();
         app.create_freeze_window(&actor("alice"), "acme", raw, None).await.expect("the rival freeze commits");
     });
@@ -400,7 +400,7 @@ async fn a_freeze_filed_while_a_schedule_is_in_flight_still_holds_it() {
 async fn a_conflict_filed_while_a_schedule_is_in_flight_still_holds_it() {
     let s = team().await;
     let n = approved(&s, change_on("db work", "db", 72, 73)).await;
-    s.before_next_write(move |app| async move {
+    let _rival = s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(change_on("rival", "db", 72, 74)).unwrap();
         app.create_change(&actor("mia"), "acme", raw, None).await.expect("the rival change commits");
     });
@@ -415,7 +415,7 @@ async fn a_task_left_undone_while_start_is_in_flight_holds_it() {
     let n = approved(&s, change_on("db work", "db", 72, 73)).await;
     s.act("mia", "acme", &n, "schedule", json!({})).await.expect(200);
     let number = n.clone();
-    s.before_next_write(move |app| async move {
+    let _rival = s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(json!({"title": "backup first", "gate": "start"})).unwrap();
         app.add_task(&actor("alice"), "acme", &number, raw, None).await.expect("the rival task commits");
     });

@@ -242,6 +242,39 @@ async fn who_may_move_a_change() {
     s.act("mia", "acme", &n, "complete", json!({"closure_code": "successful", "closure_notes": "ok"}))
         .await
         .expect(200);
+    assert_eq!(status(&s, &n).await, "completed");
+    // The refused moves (vic's submit, carol's schedule, zoe's cancel) wrote nothing:
+    // the change's rows are exactly the moves that were allowed, by who made them.
+    let activity = s.get("alice", &format!("/ws/acme/changes/{n}/activity")).await.expect(200);
+    let moves: Vec<(&str, &str)> = activity["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["target_type"] == "ChangeRequest")
+        .map(|r| (r["action"].as_str().unwrap(), r["actor"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("change.create", "mia"),
+            ("change.submit", "alice"),
+            ("change.approve", "bob"),
+            ("change.schedule", "zoe"),
+            ("change.start", "ada"),
+            ("change.complete", "mia"),
+        ],
+        "{activity}"
+    );
+    let everyone = s.get("alice", "/ws/acme/audit?limit=200").await.expect(200);
+    for refused in ["vic", "carol", "zoe"] {
+        let rows: Vec<&serde_json::Value> = everyone["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["actor"] == refused && r["action"] != "change.schedule")
+            .collect();
+        assert!(rows.is_empty(), "{refused}'s refused move wrote {rows:?}");
+    }
 }
 
 #[tokio::test]
@@ -348,7 +381,7 @@ async fn a_transition_on_a_change_that_moved_on_is_refused_without_an_audit_row(
     let n = s.change("alice", "acme", normal_change("t")).await;
     s.act("alice", "acme", &n, "submit", json!({})).await.expect(200);
     let number = n.clone();
-    s.before_next_write(move |app| async move {
+    let _rival = s.before_next_write(move |app| async move {
         let input = ActionInput { reason: Some("superseded".into()), ..Default::default() };
         app.act(&actor("alice"), "acme", &number, "cancel", input, None).await.expect("the rival cancel commits");
     });
@@ -370,7 +403,7 @@ async fn an_if_match_request_on_a_change_that_moved_on_gets_412_without_an_audit
     let n = s.change("alice", "acme", normal_change("t")).await;
     let rows_before = s.verify("alice", "acme").await["rows_checked"].as_u64().unwrap();
     let number = n.clone();
-    s.before_next_write(move |app| async move {
+    let _rival = s.before_next_write(move |app| async move {
         let edit = serde_json::from_value(json!({"title": "renamed meanwhile"})).unwrap();
         app.patch_change(&actor("alice"), "acme", &number, edit, None).await.expect("the rival edit commits");
     });

@@ -8,6 +8,7 @@ mod changes;
 mod chat;
 mod escalations;
 mod gates;
+mod hardening;
 mod http_edges;
 mod lifecycle;
 mod notices;

@@ -181,7 +181,9 @@ async fn forged_and_malformed_tokens_decide_nothing() {
     let r = s.send(None, reqwest::Method::POST, &format!("/a/{token}"), Some(json!({"decision": "maybe"})), &[]).await;
     r.refused(422, "link_refused");
     let r = s.send(None, reqwest::Method::POST, &format!("/a/{token}"), Some(json!({"decision": "reject"})), &[]).await;
-    r.refused(422, "validation_failed");
+    r.refused(422, "link_refused");
+    assert_eq!(r.body["error"]["details"]["reason"], "comment_required");
+    assert_eq!(rows(&s, "decision_link.refuse").await[0]["metadata"]["reason"], "comment_required", "audited");
     let path = format!("/a/{token}");
     let r = s.send(None, reqwest::Method::POST, &path, Some(json!({"decision": "reject", "comment": "not now"})), &[]);
     assert_eq!(r.await.expect(200)["change"]["status"], "rejected");

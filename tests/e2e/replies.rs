@@ -75,8 +75,9 @@ async fn bad_replies_are_refused_and_audited_each_with_its_reason() {
     let (s, n) = setup().await;
     let bob = token_for(&s, "bob");
     let carol = token_for(&s, "carol");
-    // A forged From: carol's link answered from mallory's address.
-    let r = receive(&s, reply("Carol <mallory@example.net>", &carol, PASS, "approve")).await;
+    // A forged From: carol's link answered from mallory's address (her own domain's
+    // mail checks pass, but she is not carol).
+    let r = receive(&s, reply("Carol <mallory@example.com>", &carol, PASS, "approve")).await;
     assert_eq!(refused(r), Refusal::WrongSender);
     // A failed DKIM verdict, and a message with no verdicts at all.
     let r =
@@ -90,7 +91,7 @@ async fn bad_replies_are_refused_and_audited_each_with_its_reason() {
     let reasons: Vec<String> =
         refusals(&s).await.iter().map(|r| r["metadata"]["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(reasons, ["no_decision", "unauthenticated", "unauthenticated", "wrong_sender"]);
-    assert_eq!(refusals(&s).await[3]["metadata"]["sender"], "mallory@example.net");
+    assert_eq!(refusals(&s).await[3]["metadata"]["sender"], "mallory@example.com");
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
     // bob decides; carol's token is now for a step that is closed.
     assert!(matches!(receive(&s, reply("bob@example.com", &bob, PASS, "approved")).await, LinkOutcome::Decided { .. }));
@@ -184,4 +185,74 @@ async fn a_token_of_another_step_or_round_decides_nothing() {
         .collect();
     // Round one: his request for changes on the second stage; round two: the reply, on the first.
     assert_eq!(decided, [(1, "owner"), (2, "peers")]);
+}
+
+/// Mallory's message with a second `From: Bob` must not decide as Bob, whichever of
+/// the two a parser would pick.
+#[tokio::test]
+async fn a_reply_with_two_from_headers_is_refused() {
+    let (s, n) = setup().await;
+    let bob = token_for(&s, "bob");
+    for froms in [
+        "From: mallory@example.com\r\nFrom: bob@example.com",
+        "From: bob@example.com\r\nFrom: mallory@example.com",
+        "From: bob@example.com, mallory@example.com",
+    ] {
+        let raw = format!(
+            "{froms}\r\nTo: r+{bob}@{REPLY_DOMAIN}\r\nSubject: Re\r\nAuthentication-Results: {PASS}\r\n\r\napprove\r\n"
+        );
+        assert_eq!(refused(receive(&s, raw.into_bytes()).await), Refusal::WrongSender, "{froms}");
+    }
+    assert_eq!(refusals(&s).await.len(), 3, "each is audited");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
+}
+
+/// DMARC must have passed for the domain of the `From` address itself: a pass for
+/// another domain, or SPF and DKIM of some other domain, prove nothing about `From`.
+#[tokio::test]
+async fn a_reply_must_be_aligned_with_its_from_domain() {
+    let (s, n) = setup().await;
+    let bob = token_for(&s, "bob");
+    for auth in [
+        "mx.example.com; spf=pass; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example",
+        "mx.example.com; spf=pass smtp.mailfrom=evil.example; dkim=pass header.d=evil.example; dmarc=gray",
+        "mx.example.com; spf=pass; dkim=pass header.d=example.com; dmarc=pass",
+    ] {
+        let r = receive(&s, reply("bob@example.com", &bob, auth, "approve")).await;
+        assert_eq!(refused(r), Refusal::Unauthenticated, "{auth}");
+    }
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
+    // Aligned DKIM where the domain publishes no DMARC policy is enough.
+    let aligned = "mx.example.com; spf=pass; dkim=pass header.d=example.com; dmarc=gray";
+    assert!(matches!(
+        receive(&s, reply("bob@example.com", &bob, aligned, "approve")).await,
+        LinkOutcome::Decided { .. }
+    ));
+}
+
+/// Only whole decision words decide; anything else is refused and audited, and a
+/// rejection without its reason is a refusal too (never an error that audits nothing).
+#[tokio::test]
+async fn only_whole_decision_words_decide_and_a_rejection_needs_its_reason() {
+    let (s, n) = setup().await;
+    let bob = token_for(&s, "bob");
+    for body in ["approved?", "approvedly", "Approve-ish", "genehmigt"] {
+        let r = receive(&s, reply("bob@example.com", &bob, PASS, body)).await;
+        assert_eq!(refused(r), Refusal::NoDecision, "{body:?}");
+    }
+    let r = receive(&s, reply("bob@example.com", &bob, PASS, "reject\n\n> quoted")).await;
+    assert_eq!(refused(r), Refusal::CommentRequired);
+    let r = receive(&s, reply("bob@example.com", &bob, PASS, "reject: ok\u{7}")).await;
+    assert_eq!(refused(r), Refusal::CommentInvalid);
+    let reasons: Vec<String> =
+        refusals(&s).await.iter().map(|r| r["metadata"]["reason"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        reasons,
+        ["comment_invalid", "comment_required", "no_decision", "no_decision", "no_decision", "no_decision"]
+    );
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
+    // In a German workspace the German words decide too.
+    s.patch("alice", "/ws/acme", json!({"locale": "de"})).await.expect(200);
+    let r = receive(&s, reply("bob@example.com", &bob, PASS, "Abgelehnt: nicht vor dem Release")).await;
+    assert!(matches!(r, LinkOutcome::Decided { ref decision, .. } if decision == "reject"));
 }

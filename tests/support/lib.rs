@@ -8,6 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
@@ -56,6 +57,10 @@ impl Table for Meddler {
         }
         self.inner.transact(ops).await
     }
+
+    fn extra_items(&self, op: &WriteOp) -> usize {
+        self.inner.extra_items(op)
+    }
 }
 
 /// An actor for services called directly by a test.
@@ -83,9 +88,31 @@ pub fn backend() -> Backend {
     }
 }
 
+/// A rival write injected by [`TestServer::before_next_write`]; dropping it asserts
+/// that the write ran.
+#[must_use = "bind it (`let _rival = ...`) so the test checks that the rival write ran"]
+pub struct Rival {
+    ran: Arc<AtomicBool>,
+}
+
+impl Rival {
+    pub fn ran(&self) -> bool {
+        self.ran.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Rival {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(self.ran(), "the injected rival write never ran: the request did not reach its commit");
+        }
+    }
+}
+
 pub struct TestServer {
     /// The server's own services, for tests that drive a channel other than HTTP.
     pub app: Vigilo,
+    clock: Arc<dyn Clock>,
     pub base: String,
     table: Arc<dyn Table>,
     meddler: Arc<Meddler>,
@@ -164,7 +191,7 @@ impl TestServer {
             link_secret: Arc::new(data.link_secret().expect("link secret")),
         };
         let sender = Arc::new(vigilo_http::outbound::HttpSender::new().expect("http client"));
-        let app = Vigilo::new(meddler.clone(), clock).with_delivery(delivery).with_webhooks(sender);
+        let app = Vigilo::new(meddler.clone(), clock.clone()).with_delivery(delivery).with_webhooks(sender);
         let state = AppState::new(app.clone(), mode).with_slack_secret(Some(SLACK_SECRET.as_bytes().to_vec()));
         let router = wrap(vigilo_http::router(state));
         tokio::spawn(async move {
@@ -172,6 +199,7 @@ impl TestServer {
         });
         TestServer {
             app,
+            clock,
             base: format!("http://{addr}"),
             table,
             meddler,
@@ -205,17 +233,35 @@ impl TestServer {
     /// Runs `meddle` on the server's own services just before the next transaction any
     /// request commits: a rival request landing between that request's read and its
     /// write, on demand.
-    pub fn before_next_write<F>(&self, meddle: impl FnOnce(Vigilo) -> F + Send + 'static)
+    ///
+    /// The rival runs on the server's own clock. The returned [`Rival`] checks, when
+    /// dropped, that the rival write really ran: a test whose request never reached
+    /// its commit proves nothing about the race.
+    pub fn before_next_write<F>(&self, meddle: impl FnOnce(Vigilo) -> F + Send + 'static) -> Rival
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let inner = Vigilo::new(self.table.clone(), Arc::new(SystemClock));
-        *self.meddler.next.lock().unwrap() = Some(Box::new(move || Box::pin(meddle(inner))));
+        let inner = Vigilo::new(self.table.clone(), self.clock.clone());
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        *self.meddler.next.lock().unwrap() = Some(Box::new(move || {
+            Box::pin(async move {
+                flag.store(true, Ordering::SeqCst);
+                meddle(inner).await;
+            })
+        }));
+        Rival { ran }
     }
 
     /// The server's table, for tests that play an attacker with write access to it.
     pub fn table(&self) -> &dyn Table {
         &*self.table
+    }
+
+    /// A token whose claims carry `name` (as an identity provider may let users set it).
+    pub fn token_with_name(&self, sub: &str, name: &str) -> String {
+        let now = jiff::Timestamp::now().as_second() as u64;
+        vigilo_http::auth::mint(&self.key, sub, &format!("{sub}@example.com"), Some(name), now).expect("token")
     }
 
     pub fn token(&self, sub: &str) -> String {

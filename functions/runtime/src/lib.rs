@@ -211,11 +211,11 @@ pub async fn replies(app: &Vigilo, inbound: &dyn Blobs, event: &Value) -> Result
         let ses = &record["ses"];
         let id = ses["mail"]["messageId"].as_str().ok_or("an SES record without mail.messageId")?;
         let verdict = |name: &str| ses["receipt"][name]["status"].as_str().map(str::to_ascii_uppercase);
-        let verdicts = vigilo_app::services::replies::Verdicts {
-            spf: verdict("spfVerdict"),
-            dkim: verdict("dkimVerdict"),
-            dmarc: verdict("dmarcVerdict"),
-        };
+        let verdicts = vigilo_app::services::replies::Verdicts::from_receiver(
+            verdict("spfVerdict"),
+            verdict("dkimVerdict"),
+            verdict("dmarcVerdict"),
+        );
         let Some(raw) = inbound.get(&format!("{INBOUND_PREFIX}{id}")).await? else {
             tracing::error!(message_id = id, "inbound message missing from the bucket");
             out.push(serde_json::json!({"message_id": id, "outcome": "missing"}));

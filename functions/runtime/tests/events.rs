@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use base64::Engine;
 use serde_json::Value;
 use tower::ServiceExt;
 use vigilo_app::Table;
@@ -113,12 +114,26 @@ async fn a_function_answers_only_its_own_routes_and_ignores_forged_claim_headers
     let (status, body) = invoke(&table, Function::Audit, &create).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
 
-    // Without the authorizer's context, a header claiming to be someone proves nothing.
+    // Without the authorizer's context, a token the function could read for itself
+    // proves nothing: an unsigned JWT naming alice in the Authorization header (which
+    // API Gateway passes through) and her claims in a header are both ignored.
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let unsigned = format!(
+        "Bearer {}.{}.",
+        b64(serde_json::json!({"alg": "none", "typ": "JWT"})),
+        b64(serde_json::json!({"sub": "alice", "email": "alice@example.com", "exp": 4_102_444_800u64}))
+    );
     let mut forged: Value = serde_json::from_str(&create).unwrap();
     forged["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    forged["headers"]["authorization"] = unsigned.clone().into();
     forged["headers"]["x-amzn-oidc-identity"] = "alice".into();
-    let (status, _) = invoke(&table, Function::Workspaces, &forged.to_string()).await;
-    assert_eq!(status, 401);
+    forged["headers"]["x-amzn-oidc-data"] = unsigned.into();
+    let (status, body) = invoke(&table, Function::Workspaces, &forged.to_string()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")), "{body}");
+    // The same request with the authorizer's verified claims is served: the refusal
+    // above came from the missing claims, not from anything else about the event.
+    let (status, body) = invoke(&table, Function::Workspaces, &create).await;
+    assert_eq!(status, 201, "{body}");
 }
 
 /// Every route the template sends to a function is one its router serves: without

@@ -35,11 +35,13 @@ pub struct Vigilo {
     /// Sends webhook deliveries; without it, subscriptions wait.
     pub webhooks: Option<Arc<dyn services::webhooks::WebhookSender>>,
     slugs: Arc<services::access::SlugCache>,
+    /// Refused decision attempts per source, to brake floods and guessing.
+    pub(crate) brake: Arc<services::attempts::RefusalBrake>,
 }
 
 impl Vigilo {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Vigilo {
-        Vigilo { table, clock, delivery: None, webhooks: None, slugs: Arc::default() }
+        Vigilo { table, clock, delivery: None, webhooks: None, slugs: Arc::default(), brake: Arc::default() }
     }
 
     /// Turns notices on: approvers are emailed and messaged, with decision links.

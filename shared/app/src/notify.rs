@@ -11,6 +11,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use serde_json::Value;
 use vigilo_domain::notice::Notice;
+use vigilo_domain::text;
 
 /// An email ready to hand to a mail service.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,15 +54,19 @@ pub struct Delivery {
 }
 
 /// Builds the MIME message of a notice: multipart/alternative, plain text and HTML.
+///
+/// Header values are handed to lettre as values (a mailbox, a subject), which it
+/// encodes; nothing is pasted into a header line. The edge already refuses line breaks
+/// in names and titles; they are flattened here as well, for anything stored before.
 pub fn email(notice: &Notice, from: &str) -> Result<OutgoingEmail, String> {
     let rendered = notice.email();
-    let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("{a}: {e}"));
+    let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("the address {:?}: {e}", text::one_line(a)));
     let mut to = parse(&notice.recipient_email)?;
-    to.name = notice.recipient_name.clone();
+    to.name = notice.recipient_name.as_deref().map(text::one_line);
     let mut builder = lettre::Message::builder()
         .from(parse(from)?)
         .to(to)
-        .subject(rendered.subject)
+        .subject(text::one_line(&rendered.subject))
         .message_id(Some(format!("<{}@vigilo>", notice.id)));
     if let Some(reply) = notice.links.as_ref().and_then(|l| l.reply_to.as_deref()) {
         builder = builder.reply_to(parse(reply)?);
@@ -76,4 +81,58 @@ pub fn email(notice: &Notice, from: &str) -> Result<OutgoingEmail, String> {
         to: notice.recipient_email.clone(),
         raw: message.formatted(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigilo_domain::ids::{ChangeNumber, UserId};
+    use vigilo_domain::notice::NoticeKind;
+
+    fn notice(name: &str, title: &str) -> Notice {
+        Notice {
+            id: "n1".into(),
+            kind: NoticeKind::ApprovalRequested,
+            workspace_id: "w".into(),
+            workspace_name: "Acme".into(),
+            locale: "en".into(),
+            timezone: "UTC".into(),
+            change_number: ChangeNumber::new(1).unwrap(),
+            change_title: title.into(),
+            change_type: "normal".into(),
+            risk_level: "low".into(),
+            planned_start: None,
+            recipient: UserId::parse("bob").unwrap(),
+            recipient_email: "bob@example.com".into(),
+            recipient_name: Some(name.into()),
+            step_name: None,
+            detail: None,
+            links: None,
+            created_at: "2026-12-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn headers(raw: &[u8]) -> String {
+        let text = String::from_utf8_lossy(raw);
+        text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn names_and_titles_with_line_breaks_never_become_headers() {
+        for (name, title) in
+            [("Bob\nBcc: mallory@evil.example", "Rotate\r\nBcc: m@evil.example"), ("Bob\0X", "a\u{2028}b")]
+        {
+            let mail = email(&notice(name, title), "vigilo@example.com").unwrap();
+            let head = headers(&mail.raw);
+            assert!(!head.to_ascii_lowercase().contains("\r\nbcc:"), "{head}");
+            assert!(!head.contains('\0'), "{head}");
+        }
+    }
+
+    #[test]
+    fn a_mailbox_that_cannot_be_written_is_an_error_not_a_panic() {
+        let mut n = notice("Bob", "t");
+        n.recipient_email = "bob@@example.com".into();
+        assert!(email(&n, "vigilo@example.com").is_err());
+    }
 }

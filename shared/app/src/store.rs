@@ -193,6 +193,14 @@ pub trait Table: Send + Sync {
     /// Applies every operation or none: each condition is checked against the state
     /// before the transaction, and the first that fails is reported by its index.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// How many items beyond one the store writes for `op` (DynamoDB keeps a large
+    /// item's data out of line, in parts). A transaction of `ops` may touch
+    /// [`MAX_TRANSACTION_ITEMS`] items in all, parts included; writers that fill a
+    /// transaction up to the limit count these in.
+    fn extra_items(&self, _op: &WriteOp) -> usize {
+        0
+    }
 }
 
 /// Checks a condition against the current item, the same way for every adapter.

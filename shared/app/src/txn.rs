@@ -211,20 +211,47 @@ impl<'a> Tx<'a> {
                 self.ops.push(WriteOp::Check { key, condition: Condition::version(version) });
             }
         }
-        let room = MAX_TRANSACTION_ITEMS.saturating_sub(self.ops.len());
-        let later = self.derived.split_off(room.min(self.derived.len()));
+        // Derived writes fill what room the store's item limit leaves, parts of large
+        // items counted; the rest follow in transactions of their own.
+        let weight = |op: &WriteOp| 1 + self.table.extra_items(op);
+        let mut used: usize = self.ops.iter().map(weight).sum();
+        let mut fits = 0;
+        for op in &self.derived {
+            if used + weight(op) > MAX_TRANSACTION_ITEMS {
+                break;
+            }
+            used += weight(op);
+            fits += 1;
+        }
+        let later = self.derived.split_off(fits);
         self.ops.append(&mut self.derived);
         if !self.ops.is_empty() {
             self.table.transact(self.ops).await?;
         }
-        for chunk in later.chunks(MAX_TRANSACTION_ITEMS) {
-            self.table.transact(chunk.to_vec()).await.map_err(|e| match e {
-                StoreError::ConditionFailed { .. } => AppError::Corrupt("derived write refused".into()),
-                other => AppError::Store(other),
-            })?;
+        let mut chunk: Vec<WriteOp> = Vec::new();
+        let mut chunk_weight = 0;
+        for op in later {
+            let w = weight(&op);
+            if chunk_weight + w > MAX_TRANSACTION_ITEMS && !chunk.is_empty() {
+                derived_write(self.table, std::mem::take(&mut chunk)).await?;
+                chunk_weight = 0;
+            }
+            chunk_weight += w;
+            chunk.push(op);
+        }
+        if !chunk.is_empty() {
+            derived_write(self.table, chunk).await?;
         }
         Ok(rows)
     }
+}
+
+/// Writes derived data after the main transaction: a refusal there is a bug.
+async fn derived_write(table: &dyn Table, ops: Vec<WriteOp>) -> AppResult<()> {
+    table.transact(ops).await.map_err(|e| match e {
+        StoreError::ConditionFailed { .. } => AppError::Corrupt("derived write refused".into()),
+        other => AppError::Store(other),
+    })
 }
 
 /// The chain head of a workspace, `None` before its first row.

@@ -14,10 +14,11 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use vigilo_app::store::{
     check_snapshot_shape, check_transaction_shape, Condition, Item, Key, Page, Position, Query, SortKeyCondition,
-    StoreError, Table, WriteOp,
+    StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS,
 };
 
 use crate::attrs::{self, Attrs, DATA, PK, SK};
+use crate::large;
 use crate::usage::{Side, Usage};
 
 /// Attempts of a transaction that DynamoDB cancelled for a conflict or throttling,
@@ -25,6 +26,8 @@ use crate::usage::{Side, Usage};
 const MAX_ATTEMPTS: u32 = 8;
 const BACKOFF_BASE_MS: u64 = 10;
 const BACKOFF_CAP_MS: u64 = 500;
+/// Reads of a large item whose parts a concurrent write replaced before giving up.
+const LARGE_READ_ATTEMPTS: usize = 8;
 
 #[derive(Clone)]
 pub struct DynamoTable {
@@ -47,7 +50,8 @@ impl DynamoTable {
         &self.usage
     }
 
-    fn write_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
+    /// The transaction items of one operation: itself, then the parts of a large item.
+    fn write_items(&self, op: &WriteOp) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut names = HashMap::new();
         let mut values = HashMap::new();
         let condition = match op {
@@ -69,16 +73,111 @@ impl DynamoTable {
                     .map_err(backend)?
             };
         }
+        let mut parts = Vec::new();
         let built = match op {
             WriteOp::Put { item, .. } => {
-                TransactWriteItem::builder().put(conditioned!(Put::builder().set_item(Some(attrs::encode(item)?))))
+                let (main, p) = large::encode(item)?;
+                parts = p;
+                TransactWriteItem::builder().put(conditioned!(Put::builder().set_item(Some(main))))
             }
             WriteOp::Delete { key, .. } => TransactWriteItem::builder()
                 .delete(conditioned!(Delete::builder().set_key(Some(attrs::key_attrs(key))))),
             WriteOp::Check { key, .. } => TransactWriteItem::builder()
                 .condition_check(conditioned!(ConditionCheck::builder().set_key(Some(attrs::key_attrs(key))))),
         };
-        Ok(built.build())
+        let mut out = vec![built.build()];
+        for part in parts {
+            let put = Put::builder().table_name(&self.name).set_item(Some(part)).build().map_err(backend)?;
+            out.push(TransactWriteItem::builder().put(put).build());
+        }
+        Ok(out)
+    }
+
+    /// Reads items by key in one consistent snapshot, as stored (parts not followed).
+    async fn get_raw(&self, keys: &[Key]) -> Result<Vec<Option<Attrs>>, StoreError> {
+        let gets = keys
+            .iter()
+            .map(|k| {
+                let get = Get::builder().table_name(&self.name).set_key(Some(attrs::key_attrs(k))).build();
+                get.map(|g| TransactGetItem::builder().get(g).build()).map_err(backend)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        with_retries(|| async {
+            match self
+                .client
+                .transact_get_items()
+                .set_transact_items(Some(gets.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    self.usage.record(Side::Read, out.consumed_capacity());
+                    let responses = out.responses();
+                    if responses.len() != keys.len() {
+                        let e = StoreError::Backend(format!("{} items for {} keys", responses.len(), keys.len()));
+                        return Err(Cancelled::Fatal(e));
+                    }
+                    Ok(responses.iter().map(|r| r.item().cloned()).collect())
+                }
+                Err(e) => {
+                    self.usage.record(Side::Read, &[]);
+                    // A read that collides with a running write transaction is cancelled;
+                    // like throttling, that passes.
+                    let transient = e.as_service_error().is_some_and(|s| {
+                        s.is_transaction_canceled_exception()
+                            || s.is_provisioned_throughput_exceeded_exception()
+                            || s.is_throttling_exception()
+                            || s.is_request_limit_exceeded()
+                            || s.is_internal_server_error()
+                    });
+                    Err(if transient { Cancelled::Retry } else { Cancelled::Fatal(sdk_error(e)) })
+                }
+            }
+        })
+        .await
+    }
+
+    /// An item from its stored attributes, its data reassembled from its parts when it
+    /// is kept out of line. `None` when the parts read belong to a later version: the
+    /// caller reads the item again.
+    async fn complete(&self, stored: &Attrs) -> Result<Option<Item>, StoreError> {
+        let mut item = attrs::decode(stored)?;
+        let Some((keys, digest)) = large::pointer(stored)? else { return Ok(Some(item)) };
+        let parts = self.get_raw(&keys).await?;
+        match large::assemble(&parts, &digest)? {
+            Some(data) => {
+                item.data = data;
+                Ok(Some(item))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reads `keys` as one snapshot, large items whole: a snapshot whose large items'
+    /// parts moved on under it is read again.
+    async fn read_whole(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        for _ in 0..LARGE_READ_ATTEMPTS {
+            let raw = self.get_raw(keys).await?;
+            let mut out = Vec::with_capacity(raw.len());
+            let mut torn = false;
+            for a in &raw {
+                match a {
+                    None => out.push(None),
+                    Some(a) => match self.complete(a).await? {
+                        Some(item) => out.push(Some(item)),
+                        None => {
+                            torn = true;
+                            break;
+                        }
+                    },
+                }
+            }
+            if !torn {
+                return Ok(out);
+            }
+        }
+        Err(StoreError::Throttled)
     }
 }
 
@@ -172,67 +271,30 @@ fn position(attrs: &Attrs, index_sk_attr: &str) -> Result<Position, StoreError> 
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &vigilo_app::store::Key) -> Result<Option<vigilo_app::store::Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .set_key(Some(attrs::key_attrs(key)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        self.usage.record(Side::Read, out.consumed_capacity().map(std::slice::from_ref).unwrap_or_default());
-        out.item().map(attrs::decode).transpose()
+        for _ in 0..LARGE_READ_ATTEMPTS {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.name)
+                .set_key(Some(attrs::key_attrs(key)))
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            self.usage.record(Side::Read, out.consumed_capacity().map(std::slice::from_ref).unwrap_or_default());
+            let Some(stored) = out.item() else { return Ok(None) };
+            if let Some(item) = self.complete(stored).await? {
+                return Ok(Some(item));
+            }
+        }
+        // Rewritten under every read: as with throttling, the caller may try again.
+        Err(StoreError::Throttled)
     }
 
     async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         check_snapshot_shape(keys)?;
-        let gets = keys
-            .iter()
-            .map(|k| {
-                let get = Get::builder().table_name(&self.name).set_key(Some(attrs::key_attrs(k))).build();
-                get.map(|g| TransactGetItem::builder().get(g).build()).map_err(backend)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        with_retries(|| async {
-            match self
-                .client
-                .transact_get_items()
-                .set_transact_items(Some(gets.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    self.usage.record(Side::Read, out.consumed_capacity());
-                    let responses = out.responses();
-                    if responses.len() != keys.len() {
-                        let e = StoreError::Backend(format!("{} items for {} keys", responses.len(), keys.len()));
-                        return Err(Cancelled::Fatal(e));
-                    }
-                    responses
-                        .iter()
-                        .map(|r| r.item().map(attrs::decode).transpose())
-                        .collect::<Result<_, _>>()
-                        .map_err(Cancelled::Fatal)
-                }
-                Err(e) => {
-                    self.usage.record(Side::Read, &[]);
-                    // A read that collides with a running write transaction is cancelled;
-                    // like throttling, that passes.
-                    let transient = e.as_service_error().is_some_and(|s| {
-                        s.is_transaction_canceled_exception()
-                            || s.is_provisioned_throughput_exceeded_exception()
-                            || s.is_throttling_exception()
-                            || s.is_request_limit_exceeded()
-                            || s.is_internal_server_error()
-                    });
-                    Err(if transient { Cancelled::Retry } else { Cancelled::Fatal(sdk_error(e)) })
-                }
-            }
-        })
-        .await
+        self.read_whole(keys).await
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
@@ -292,7 +354,12 @@ impl Table for DynamoTable {
         let raw = out.items();
         let mut items = Vec::with_capacity(raw.len().min(limit));
         for a in raw.iter().take(limit) {
-            items.push(attrs::decode(a)?);
+            match self.complete(a).await? {
+                Some(item) => items.push(item),
+                // Its parts moved on since the query read it: read it again by key (a
+                // consistent read; an item deleted meanwhile is left out).
+                None => items.extend(self.get(&attrs::decode(a)?.key).await?),
+            }
         }
         // More may follow when the extra item came back, or when DynamoDB stopped early
         // (its 1 MB page limit); the page then resumes after its last returned item.
@@ -305,9 +372,28 @@ impl Table for DynamoTable {
         Ok(Page { items, last })
     }
 
+    fn extra_items(&self, op: &WriteOp) -> usize {
+        match op {
+            WriteOp::Put { item, .. } => large::extra_items(&item.data),
+            _ => 0,
+        }
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction_shape(&ops)?;
-        let items = ops.iter().map(|op| self.write_item(op)).collect::<Result<Vec<_>, _>>()?;
+        // Each operation's items, parts included, and which operation each came from
+        // (a failed condition is reported by the caller's index).
+        let mut items = Vec::with_capacity(ops.len());
+        let mut origin = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            for item in self.write_items(op)? {
+                items.push(item);
+                origin.push(i);
+            }
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::InvalidTransaction);
+        }
         let estimate: f64 = items
             .iter()
             .map(|i| match (i.put(), i.delete(), i.condition_check()) {
@@ -315,7 +401,7 @@ impl Table for DynamoTable {
                 _ => 2.0,
             })
             .sum();
-        with_retries(|| async {
+        let result = with_retries(|| async {
             match self
                 .client
                 .transact_write_items()
@@ -338,7 +424,13 @@ impl Table for DynamoTable {
                 }
             }
         })
-        .await
+        .await;
+        match result {
+            Err(StoreError::ConditionFailed { index }) => {
+                Err(StoreError::ConditionFailed { index: origin.get(index).copied().unwrap_or(index) })
+            }
+            other => other,
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod attrs;
 pub mod dynamo;
 pub mod emulator;
+pub mod large;
 pub mod notify;
 pub mod provision;
 pub mod s3;

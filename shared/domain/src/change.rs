@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChangeNumber, UserId};
-use crate::FieldErrors;
+use crate::{text, FieldErrors};
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -247,9 +247,8 @@ impl RawChange {
         };
         if let Some(title) = self.title {
             let t = title.trim().to_owned();
-            let n = t.chars().count();
-            if n == 0 || n > TITLE_MAX {
-                e.add("title", format!("must be 1 to {TITLE_MAX} characters"));
+            if let Err(reason) = text::check_line(&t, 1, TITLE_MAX) {
+                e.add("title", reason);
             }
             f.title = Some(t);
         }
@@ -260,8 +259,8 @@ impl RawChange {
             ("test_plan", self.test_plan, &mut f.test_plan),
         ] {
             if let Some(v) = value {
-                if v.chars().count() > TEXT_MAX {
-                    e.add(name, format!("must be at most {TEXT_MAX} characters"));
+                if let Err(reason) = text::check_lines(&v, 0, TEXT_MAX) {
+                    e.add(name, reason);
                 }
                 *slot = Some(v);
             }
@@ -277,17 +276,21 @@ impl RawChange {
         }
         if let Some(deps) = self.dependencies {
             if deps.len() > DEPENDENCIES_MAX {
+                // Counted before any per-item work: a huge list costs nothing more.
                 e.add("dependencies", format!("at most {DEPENDENCIES_MAX} dependencies"));
-            }
-            let mut parsed: Vec<ChangeNumber> = Vec::new();
-            for d in &deps {
-                match ChangeNumber::parse(d) {
-                    Some(n) if !parsed.contains(&n) => parsed.push(n),
-                    Some(_) => {}
-                    None => e.add("dependencies", format!("{d:?} is not a change number like CHG-00001")),
+            } else {
+                let mut parsed: Vec<ChangeNumber> = Vec::with_capacity(deps.len());
+                for d in &deps {
+                    match ChangeNumber::parse(d) {
+                        Some(n) => parsed.push(n),
+                        None => e.add(
+                            "dependencies",
+                            format!("{:?} is not a change number like CHG-00001", text::one_line(d)),
+                        ),
+                    }
                 }
+                f.dependencies = Some(dedup_keeping_order(parsed));
             }
-            f.dependencies = Some(parsed);
         }
         if let Some(a) = self.assignee {
             f.assignee = Some(match a {
@@ -304,12 +307,8 @@ impl RawChange {
         if let Some(cf) = self.custom_fields {
             if cf.len() > CUSTOM_FIELDS_MAX {
                 e.add("custom_fields", format!("at most {CUSTOM_FIELDS_MAX} keys"));
-            }
-            if cf.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
-                e.add("custom_fields", "keys must be 1 to 100 characters");
-            }
-            if cf.values().any(|v| v.to_string().len() > CUSTOM_VALUE_MAX) {
-                e.add("custom_fields", format!("each value must be at most {CUSTOM_VALUE_MAX} bytes of JSON"));
+            } else if let Err(reason) = check_custom_fields(&cf) {
+                e.add("custom_fields", reason);
             }
             f.custom_fields = Some(cf.into_iter().collect());
         }
@@ -321,23 +320,79 @@ impl RawChange {
     }
 }
 
-/// Trims and de-duplicates asset names, recording bad ones under `field`.
+/// Trims and de-duplicates asset names, recording bad ones under `field`. A list
+/// longer than the limit is refused before any asset is looked at.
 pub(crate) fn check_assets(e: &mut FieldErrors, field: &str, assets: Vec<String>) -> Vec<String> {
+    if assets.len() > ASSETS_MAX {
+        e.add(field, format!("at most {ASSETS_MAX} assets"));
+        return vec![];
+    }
     let mut out: Vec<String> = Vec::with_capacity(assets.len());
     for a in assets {
         let a = a.trim().to_owned();
         if a.is_empty() || a.chars().count() > ASSET_LEN_MAX {
             e.add(field, format!("each asset must be 1 to {ASSET_LEN_MAX} characters"));
-        } else if a.chars().any(char::is_control) {
+        } else if a.chars().any(text::breaks_a_line) {
             e.add(field, "assets must not contain control characters");
-        } else if !out.contains(&a) {
+        } else {
             out.push(a);
         }
     }
-    if out.len() > ASSETS_MAX {
-        e.add(field, format!("at most {ASSETS_MAX} assets"));
+    dedup_keeping_order(out)
+}
+
+/// Drops repeated values, keeping the first of each, in O(n log n).
+pub fn dedup_keeping_order<T: Ord + Clone>(items: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::BTreeSet::new();
+    items.into_iter().filter(|x| seen.insert(x.clone())).collect()
+}
+
+/// How deep a custom field's value may nest (a scalar is depth 1). Stored items hold
+/// it a few levels down (a change, an audit row's old and new values), and DynamoDB
+/// refuses documents nested deeper than 32 levels.
+pub const CUSTOM_DEPTH_MAX: usize = 16;
+/// The smallest and largest magnitudes a custom number may have: DynamoDB keeps
+/// numbers from 1e-130 to just under 1e126, with 38 significant digits.
+pub const NUMBER_MIN_MAGNITUDE: f64 = 1e-130;
+pub const NUMBER_MAX_MAGNITUDE: f64 = 1e125;
+
+/// What custom fields may hold: JSON values of at most [`CUSTOM_VALUE_MAX`] bytes,
+/// nested at most [`CUSTOM_DEPTH_MAX`] levels, with numbers every store keeps exactly
+/// (zero, or a magnitude from 1e-130 to 1e125) and strings without control characters
+/// other than line breaks and tabs. Keys are single lines of 1 to 100 characters.
+pub fn check_custom_fields(cf: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+    for (k, v) in cf {
+        if text::check_line(k, 1, 100).is_err() {
+            return Err("keys must be 1 to 100 characters on one line, without control characters".into());
+        }
+        let json = v.to_string();
+        if json.len() > CUSTOM_VALUE_MAX {
+            return Err(format!("each value must be at most {CUSTOM_VALUE_MAX} bytes of JSON"));
+        }
+        check_custom_value(v, 1).map_err(|reason| format!("{}: {reason}", text::one_line(k)))?;
     }
-    out
+    Ok(())
+}
+
+fn check_custom_value(v: &serde_json::Value, depth: usize) -> Result<(), String> {
+    use serde_json::Value;
+    if depth > CUSTOM_DEPTH_MAX {
+        return Err(format!("values may nest at most {CUSTOM_DEPTH_MAX} levels"));
+    }
+    match v {
+        Value::Null | Value::Bool(_) => Ok(()),
+        Value::Number(n) => match n.as_f64() {
+            _ if n.is_i64() || n.is_u64() => Ok(()),
+            Some(x) if x == 0.0 || (NUMBER_MIN_MAGNITUDE..=NUMBER_MAX_MAGNITUDE).contains(&x.abs()) => Ok(()),
+            _ => Err("numbers must be 0 or of a magnitude from 1e-130 to 1e125".into()),
+        },
+        Value::String(s) => text::check_lines(s, 0, CUSTOM_VALUE_MAX),
+        Value::Array(items) => items.iter().try_for_each(|x| check_custom_value(x, depth + 1)),
+        Value::Object(map) => map.iter().try_for_each(|(k, x)| {
+            text::check_line(k, 0, 100)?;
+            check_custom_value(x, depth + 1)
+        }),
+    }
 }
 
 impl ChangeRequest {

@@ -46,7 +46,7 @@ struct Words {
     needs_comment: &'static str,
     try_again: &'static str,
     unusable: &'static str,
-    refusals: [&'static str; 7],
+    refusals: [&'static str; 10],
 }
 
 const EN: Words = Words {
@@ -81,6 +81,9 @@ const EN: Words = Words {
         "This decision did not come from the approver the link was sent to.",
         "This message could not be verified as coming from its sender.",
         "Choose approve or reject.",
+        "A rejection needs a comment that says why. Nothing was recorded.",
+        "The comment could not be kept: it is too long or holds control characters. Nothing was recorded.",
+        "Too many refused attempts came from here. Wait a few minutes and try again.",
     ],
 };
 
@@ -116,6 +119,9 @@ const DE: Words = Words {
         "Diese Entscheidung kam nicht von der Person, an die der Link ging.",
         "Diese Nachricht ließ sich nicht als von ihrem Absender stammend bestätigen.",
         "Wählen Sie Freigeben oder Ablehnen.",
+        "Eine Ablehnung braucht einen Kommentar mit der Begründung. Nichts wurde aufgezeichnet.",
+        "Der Kommentar ließ sich nicht übernehmen: Er ist zu lang oder enthält Steuerzeichen. Nichts wurde aufgezeichnet.",
+        "Von hier kamen zu viele abgewiesene Versuche. Warten Sie einige Minuten und versuchen Sie es erneut.",
     ],
 };
 
@@ -222,6 +228,9 @@ pub fn explain(r: Refusal, locale: &str) -> &'static str {
         Refusal::WrongSender => 4,
         Refusal::Unauthenticated => 5,
         Refusal::NoDecision => 6,
+        Refusal::CommentRequired => 7,
+        Refusal::CommentInvalid => 8,
+        Refusal::RateLimited => 9,
     };
     words(locale).refusals[i]
 }
@@ -311,6 +320,9 @@ mod tests {
             Refusal::WrongSender,
             Refusal::Unauthenticated,
             Refusal::NoDecision,
+            Refusal::CommentRequired,
+            Refusal::CommentInvalid,
+            Refusal::RateLimited,
         ];
         for r in all {
             assert_ne!(explain(r, "en"), explain(r, "de"), "{r:?}");

@@ -135,12 +135,12 @@ impl RawFreezeWindow {
         let tz = crate::time::zone(tz_name);
         let mut e = FieldErrors::default();
         let name = self.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-        if name.is_empty() || name.chars().count() > TITLE_MAX {
-            e.add("name", format!("required, 1 to {TITLE_MAX} characters"));
+        if let Err(reason) = crate::text::check_line(&name, 1, TITLE_MAX) {
+            e.add("name", format!("required: {reason}"));
         }
         let description = self.description.unwrap_or_default();
-        if description.chars().count() > crate::change::TEXT_MAX {
-            e.add("description", format!("must be at most {} characters", crate::change::TEXT_MAX));
+        if let Err(reason) = crate::text::check_lines(&description, 0, crate::change::TEXT_MAX) {
+            e.add("description", reason);
         }
         let mut bound = |field: &str, raw: Option<String>, is_end: bool| {
             let reason = "required: an RFC 3339 instant, or a local date-time or date in the workspace time zone";
@@ -164,7 +164,11 @@ impl RawFreezeWindow {
         if let Some(assets) = raw_scope.assets {
             scope.assets = check_assets(&mut e, "scope.assets", assets);
         }
-        for t in raw_scope.change_types.unwrap_or_default() {
+        let types = raw_scope.change_types.unwrap_or_default();
+        if types.len() > crate::policy::ENUM_LIST_MAX {
+            e.add("scope.change_types", format!("at most {} entries", crate::policy::ENUM_LIST_MAX));
+        }
+        for t in types.into_iter().take(crate::policy::ENUM_LIST_MAX) {
             match ChangeType::parse(&t) {
                 Some(t) if !scope.change_types.contains(&t) => scope.change_types.push(t),
                 Some(_) => {}

@@ -19,6 +19,7 @@ pub mod risk;
 pub mod role;
 pub mod sla;
 pub mod task;
+pub mod text;
 pub mod time;
 pub mod webhook;
 pub mod workspace;

@@ -45,6 +45,12 @@ pub enum Refusal {
     Unauthenticated,
     /// No decision could be read.
     NoDecision,
+    /// A rejection without the comment that explains it.
+    CommentRequired,
+    /// The comment is not one the service keeps (too long, or control characters).
+    CommentInvalid,
+    /// Too many refused uses from this source lately; nothing was checked.
+    RateLimited,
 }
 
 impl Refusal {
@@ -57,6 +63,9 @@ impl Refusal {
             Refusal::WrongSender => "wrong_sender",
             Refusal::Unauthenticated => "unauthenticated",
             Refusal::NoDecision => "no_decision",
+            Refusal::CommentRequired => "comment_required",
+            Refusal::CommentInvalid => "comment_invalid",
+            Refusal::RateLimited => "rate_limited",
         }
     }
 }

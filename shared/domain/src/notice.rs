@@ -190,20 +190,41 @@ pub fn term<'a>(locale: &str, word: &'a str) -> &'a str {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(s: &str) -> String {
+/// `s` with each character `replace` names swapped for its replacement.
+fn escape_with(s: &str, replace: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        match replace(c) {
+            Some(r) => out.push_str(r),
+            None => out.push(c),
         }
     }
     out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    escape_with(s, |c| match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '"' => Some("&quot;"),
+        '\'' => Some("&#39;"),
+        _ => None,
+    })
+}
+
+/// Escapes text for Slack's markup (`mrkdwn` and message `text`): `&`, `<` and `>`
+/// are its control characters, so a title like `<!channel>` or
+/// `<https://evil.example|Approve here>` shows as typed instead of pinging a channel or
+/// hiding a link.
+pub fn escape_slack(s: &str) -> String {
+    escape_with(s, |c| match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        _ => None,
+    })
 }
 
 impl Notice {
@@ -295,10 +316,12 @@ impl Notice {
     /// buttons (block `vigilo_decision`) whose value is the decision token.
     pub fn chat(&self) -> Value {
         let w = words(&self.locale);
+        // Every user-supplied text in a chat message goes through `escape_slack`.
+        let name = escape_slack(&self.change_name());
         let summary = if self.kind == NoticeKind::ApprovalRequested {
-            format!("{}: {}", self.headline(), self.change_name())
+            format!("{}: {name}", self.headline())
         } else {
-            format!("{} {}", self.change_name(), self.sentence())
+            format!("{name} {}", self.sentence())
         };
         let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": summary}})];
         if let Some(l) = &self.links {
@@ -387,5 +410,17 @@ mod tests {
         done.links = None;
         assert_eq!(done.chat()["blocks"].as_array().unwrap().len(), 1);
         assert_eq!(done.chat()["kind"], "change.approved");
+    }
+
+    #[test]
+    fn chat_messages_show_hostile_titles_as_typed() {
+        let mut n = notice(NoticeKind::ApprovalRequested, "en");
+        n.change_title = "<!channel> <https://evil.example|Approve here> & more".into();
+        let chat = n.chat();
+        for text in [&chat["text"], &chat["blocks"][0]["text"]["text"]] {
+            let text = text.as_str().unwrap();
+            assert!(!text.contains('<') && !text.contains('>'), "{text}");
+            assert!(text.contains("&lt;!channel&gt; &lt;https://evil.example|Approve here&gt; &amp; more"), "{text}");
+        }
     }
 }

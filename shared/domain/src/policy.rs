@@ -13,7 +13,10 @@ use crate::change::{check_assets, ChangeRequest, ChangeType, Priority, RiskLevel
 use crate::ids::UserId;
 use crate::role::Role;
 use crate::workspace::check_group_name;
-use crate::{DomainError, FieldErrors};
+use crate::{text, DomainError, FieldErrors};
+
+/// Most entries a list of enumeration values may have (duplicates included).
+pub const ENUM_LIST_MAX: usize = 20;
 
 pub const STAGES_MAX: usize = 10;
 pub const APPROVERS_MAX: usize = 100;
@@ -182,8 +185,13 @@ fn enums<T: PartialEq>(
     parse: fn(&str) -> Option<T>,
     choices: String,
 ) -> Vec<T> {
+    let raw = raw.unwrap_or_default();
+    if raw.len() > ENUM_LIST_MAX {
+        e.add(field, format!("at most {ENUM_LIST_MAX} entries"));
+        return vec![];
+    }
     let mut out = Vec::new();
-    for v in raw.unwrap_or_default() {
+    for v in raw {
         match parse(&v) {
             Some(t) if !out.contains(&t) => out.push(t),
             Some(_) => {}
@@ -196,8 +204,8 @@ fn enums<T: PartialEq>(
 fn parse_stage(e: &mut FieldErrors, i: usize, raw: RawStage) -> Stage {
     let f = |name: &str| format!("stages[{i}].{name}");
     let name = raw.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > TITLE_MAX {
-        e.add(f("name"), format!("required, 1 to {TITLE_MAX} characters"));
+    if let Err(reason) = text::check_line(&name, 1, TITLE_MAX) {
+        e.add(f("name"), format!("required: {reason}"));
     }
     let mode = match raw.mode.as_deref() {
         Some("any") => StepMode::Any,
@@ -222,13 +230,20 @@ fn parse_stage(e: &mut FieldErrors, i: usize, raw: RawStage) -> Stage {
     };
     let ra = raw.approvers.unwrap_or_default();
     let mut approvers = Approvers::default();
+    let sent = [&ra.users, &ra.roles, &ra.groups].iter().map(|l| l.as_ref().map_or(0, Vec::len)).sum::<usize>();
+    if sent > APPROVERS_MAX {
+        // Counted before any entry is parsed: a huge list costs nothing more.
+        e.add(f("approvers"), format!("at most {APPROVERS_MAX} entries"));
+        return Stage { name, mode, quorum, approvers };
+    }
+    let mut users = Vec::new();
     for u in ra.users.unwrap_or_default() {
         match UserId::parse(&u) {
-            Ok(u) if !approvers.users.contains(&u) => approvers.users.push(u),
-            Ok(_) => {}
+            Ok(u) => users.push(u),
             Err(r) => e.add(f("approvers.users"), r),
         }
     }
+    approvers.users = crate::change::dedup_keeping_order(users);
     for r in ra.roles.unwrap_or_default() {
         match Role::parse(&r) {
             Some(role) if role.can_approve() => {
@@ -264,8 +279,8 @@ impl RawPolicy {
     pub fn parse(self) -> Result<PolicyFields, FieldErrors> {
         let mut e = FieldErrors::default();
         let name = self.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-        if name.is_empty() || name.chars().count() > TITLE_MAX {
-            e.add("name", format!("required, 1 to {TITLE_MAX} characters"));
+        if let Err(reason) = text::check_line(&name, 1, TITLE_MAX) {
+            e.add("name", format!("required: {reason}"));
         }
         let priority = match self.priority {
             Some(p) if PRIORITY_RANGE.contains(&p) => p,
@@ -278,6 +293,11 @@ impl RawPolicy {
         let custom = m.custom.unwrap_or_default();
         if custom.len() > crate::change::CUSTOM_FIELDS_MAX {
             e.add("match.custom", format!("at most {} fields", crate::change::CUSTOM_FIELDS_MAX));
+        } else {
+            let map: serde_json::Map<String, Value> = custom.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            if let Err(reason) = crate::change::check_custom_fields(&map) {
+                e.add("match.custom", reason);
+            }
         }
         let matcher = PolicyMatch {
             change_types: enums(&mut e, "match.change_types", m.change_types, ChangeType::parse, ChangeType::choices()),
@@ -287,10 +307,12 @@ impl RawPolicy {
             custom,
         };
         let raw_stages = self.stages.unwrap_or_default();
-        if raw_stages.is_empty() || raw_stages.len() > STAGES_MAX {
+        let stages = if raw_stages.is_empty() || raw_stages.len() > STAGES_MAX {
             e.add("stages", format!("required: 1 to {STAGES_MAX} stages"));
-        }
-        let stages = raw_stages.into_iter().enumerate().map(|(i, s)| parse_stage(&mut e, i, s)).collect();
+            vec![]
+        } else {
+            raw_stages.into_iter().enumerate().map(|(i, s)| parse_stage(&mut e, i, s)).collect()
+        };
         if !e.is_empty() {
             return Err(e);
         }

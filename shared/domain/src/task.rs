@@ -171,7 +171,7 @@ pub fn plan_steps(plan: &str) -> Vec<String> {
     plan.lines()
         .map(|l| strip_marker(l.trim()))
         .filter(|l| !l.is_empty() && !l.ends_with(':'))
-        .map(|l| l.chars().take(TITLE_MAX).collect())
+        .map(|l| crate::text::one_line(l).chars().take(TITLE_MAX).collect())
         .collect()
 }
 
@@ -216,12 +216,12 @@ impl RawTask {
     pub fn parse(self, existing: &[Task]) -> Result<TaskFields, FieldErrors> {
         let mut e = FieldErrors::default();
         let title = self.title.map(|t| t.trim().to_owned()).unwrap_or_default();
-        if title.is_empty() || title.chars().count() > TITLE_MAX {
-            e.add("title", format!("required, 1 to {TITLE_MAX} characters"));
+        if let Err(reason) = crate::text::check_line(&title, 1, TITLE_MAX) {
+            e.add("title", format!("required: {reason}"));
         }
         let description = self.description.unwrap_or_default();
-        if description.chars().count() > TEXT_MAX {
-            e.add("description", format!("must be at most {TEXT_MAX} characters"));
+        if let Err(reason) = crate::text::check_lines(&description, 0, TEXT_MAX) {
+            e.add("description", reason);
         }
         let gate = match self.gate.as_deref() {
             None => Gate::Complete,
@@ -234,12 +234,13 @@ impl RawTask {
         let raw_preds = self.predecessors.unwrap_or_default();
         if raw_preds.len() > PREDECESSORS_MAX {
             e.add("predecessors", format!("at most {PREDECESSORS_MAX}"));
-        }
-        for p in raw_preds {
-            if !existing.iter().any(|t| t.id == p) {
-                e.add("predecessors", format!("{p:?} is not a task of this change"));
-            } else if !predecessors.contains(&p) {
-                predecessors.push(p);
+        } else {
+            for p in raw_preds {
+                if !existing.iter().any(|t| t.id == p) {
+                    e.add("predecessors", format!("{:?} is not a task of this change", crate::text::one_line(&p)));
+                } else if !predecessors.contains(&p) {
+                    predecessors.push(p);
+                }
             }
         }
         let assignee = self.assignee.and_then(|a| UserId::parse(&a).map_err(|r| e.add("assignee", r)).ok());

@@ -115,13 +115,22 @@ impl RawWebhook {
             host.split(':').next().unwrap_or(host)
         };
         let ok_scheme = scheme == "https" || (scheme == "http" && is_loopback(host_only));
-        if url.len() > URL_MAX || !ok_scheme || host_only.is_empty() || url.chars().any(char::is_whitespace) {
+        if url.len() > URL_MAX
+            || !ok_scheme
+            || host_only.is_empty()
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             e.add("url", "must be an https URL (http only to 127.0.0.1 or localhost)");
         } else if !host_allowed(host_only) {
             e.add("url", "may not point at a link-local or metadata address");
         }
         let mut events: Vec<String> = Vec::new();
-        for ev in self.events.unwrap_or_default() {
+        let raw_events = self.events.unwrap_or_default();
+        if raw_events.len() > EVENTS_MAX {
+            // Counted before any pattern is checked: a huge list costs nothing more.
+            e.add("events", format!("required: 1 to {EVENTS_MAX} event types"));
+        }
+        for ev in raw_events.into_iter().take(EVENTS_MAX) {
             if !check_event(&ev) {
                 e.add("events", "each must be an action such as change.approve, a pattern such as change.*, or *");
             } else if !events.contains(&ev) {
@@ -132,8 +141,8 @@ impl RawWebhook {
             e.add("events", format!("required: 1 to {EVENTS_MAX} event types"));
         }
         let secret = self.secret.unwrap_or_default();
-        if !(SECRET_MIN..=SECRET_MAX).contains(&secret.chars().count()) {
-            e.add("secret", format!("required: {SECRET_MIN} to {SECRET_MAX} characters"));
+        if crate::text::check_line(&secret, SECRET_MIN, SECRET_MAX).is_err() {
+            e.add("secret", format!("required: {SECRET_MIN} to {SECRET_MAX} characters on one line"));
         }
         if !e.is_empty() {
             return Err(e);

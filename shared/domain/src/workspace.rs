@@ -21,6 +21,9 @@ pub struct Workspace {
     pub updated_at: Timestamp,
 }
 
+/// Most characters of a member's display name.
+pub const NAME_MAX: usize = 200;
+
 pub const LOCALES: &[&str] = &["en", "de"];
 
 /// Checks the editable workspace fields, recording a reason per bad field.
@@ -32,9 +35,8 @@ pub fn check_settings(
     retention: Option<u32>,
 ) {
     if let Some(name) = name {
-        let n = name.trim().chars().count();
-        if n == 0 || n > 100 {
-            errors.add("name", "must be 1 to 100 characters");
+        if let Err(reason) = crate::text::check_line(name.trim(), 1, 100) {
+            errors.add("name", reason);
         }
     }
     if let Some(locale) = locale {
@@ -126,7 +128,8 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !email.chars().any(char::is_whitespace)
+                && !email.chars().any(|c| c.is_whitespace() || crate::text::breaks_a_line(c))
+                && !email.contains(['<', '>', '(', ')', ',', ';', ':', '"', '\\', '[', ']'])
                 && !domain.contains('@')
                 && email.len() <= 254 =>
         {
@@ -155,7 +158,17 @@ mod tests {
     #[test]
     fn emails_and_groups() {
         assert!(check_email("a@example.com").is_ok());
-        for bad in ["a", "@x.com", "a@b", "a b@x.com", "a@.com"] {
+        for bad in [
+            "a",
+            "@x.com",
+            "a@b",
+            "a b@x.com",
+            "a@.com",
+            "bob\0@x.com",
+            "a@x.com\r\nBcc: m@x.com",
+            "a,b@x.com",
+            "<a@x.com>",
+        ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
         assert!(check_group_name("ecab").is_ok());

@@ -17,6 +17,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use vigilo_app::{Actor, RequestInfo};
 use vigilo_domain::ids::UserId;
+use vigilo_domain::text;
+use vigilo_domain::workspace::{check_email, NAME_MAX};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -42,6 +44,8 @@ struct Claims {
     name: Option<String>,
     exp: u64,
     iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
 }
 
 /// How long a locally minted token lasts.
@@ -55,6 +59,7 @@ pub fn mint(key: &[u8], sub: &str, email: &str, name: Option<&str>, now_secs: u6
         name: name.map(str::to_owned),
         iat: now_secs,
         exp: now_secs + TOKEN_TTL_SECS,
+        nbf: None,
     };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key))
         .map_err(|e| e.to_string())
@@ -64,8 +69,26 @@ fn unauthenticated(msg: &str) -> ApiError {
     ApiError::Unauthenticated(msg.to_owned())
 }
 
+/// The caller from verified claims. `sub` must be a user id; `name` and `email` are
+/// what the identity provider lets users type, so they pass the same checks as a
+/// member's name and address (one line, no control characters, a mailbox) or are
+/// left out: a name with a line break must never reach an email header.
 fn actor(sub: &str, email: Option<String>, name: Option<String>, request: RequestInfo) -> Result<Actor, ApiError> {
     let user_id = UserId::parse(sub).map_err(|r| unauthenticated(&format!("the token's sub {r}")))?;
+    let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).filter(|n| {
+        let ok = text::check_line(n, 1, NAME_MAX).is_ok();
+        if !ok {
+            tracing::warn!(user = %user_id, "the token's name claim is not a single line of text; it is ignored");
+        }
+        ok
+    });
+    let email = email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).filter(|e| {
+        let ok = check_email(e).is_ok();
+        if !ok {
+            tracing::warn!(user = %user_id, "the token's email claim is not an address; it is ignored");
+        }
+        ok
+    });
     Ok(Actor { user_id, email, name, request })
 }
 
@@ -95,6 +118,18 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// Verifies a local token: HS256 with `key`, `exp` and `nbf` honoured with a small
+/// leeway for clock skew (API Gateway's authorizer checks both on AWS).
+fn verify_hs256(key: &[u8], token: &str) -> Result<Claims, ApiError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 30;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key), &validation)
+        .map(|data| data.claims)
+        .map_err(|e| unauthenticated(&format!("invalid token: {e}")))
+}
+
 /// The authenticated caller of a request.
 pub struct Caller(pub Actor);
 
@@ -105,13 +140,7 @@ impl FromRequestParts<AppState> for Caller {
         let info = request_info(parts);
         match state.auth.as_ref() {
             AuthMode::Hs256 { key } => {
-                let token = bearer(parts)?;
-                let mut validation = Validation::new(Algorithm::HS256);
-                validation.leeway = 30;
-                validation.set_required_spec_claims(&["exp", "sub"]);
-                let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key), &validation)
-                    .map_err(|e| unauthenticated(&format!("invalid token: {e}")))?;
-                let c = data.claims;
+                let c = verify_hs256(key, bearer(parts)?)?;
                 actor(&c.sub, c.email, c.name, info).map(Caller)
             }
             AuthMode::Gateway => {
@@ -149,5 +178,31 @@ mod tests {
             &v
         )
         .is_err());
+    }
+
+    fn signed(key: &[u8], claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key)).unwrap()
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let key = b"0123456789abcdef0123456789abcdef";
+        let now = jiff::Timestamp::now().as_second() as u64;
+        let claims = |nbf: u64| serde_json::json!({"sub": "alice", "exp": now + 3600, "iat": now, "nbf": nbf});
+        assert!(verify_hs256(key, &signed(key, claims(now + 600))).is_err(), "nbf ten minutes ahead");
+        assert!(verify_hs256(key, &signed(key, claims(now + 10))).is_ok(), "within the leeway");
+        assert!(verify_hs256(key, &signed(key, claims(now - 60))).is_ok());
+        let no_nbf = serde_json::json!({"sub": "alice", "exp": now + 3600, "iat": now});
+        assert!(verify_hs256(key, &signed(key, no_nbf)).is_ok());
+    }
+
+    #[test]
+    fn claims_users_may_type_are_checked_like_member_fields() {
+        let a = actor("alice", Some("a@x.com\r\nBcc: m@x.com".into()), Some("Bob\nX".into()), RequestInfo::default())
+            .unwrap();
+        assert_eq!((a.email, a.name), (None, None));
+        let a = actor("alice", Some(" a@x.com ".into()), Some(" Alice ".into()), RequestInfo::default()).unwrap();
+        assert_eq!((a.email.as_deref(), a.name.as_deref()), (Some("a@x.com"), Some("Alice")));
+        assert!(actor("a\nb", None, None, RequestInfo::default()).is_err());
     }
 }

@@ -23,6 +23,8 @@ pub enum ApiError {
     RouteNotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    #[error("too many refused attempts from this source; wait a few minutes")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl From<DomainError> for ApiError {
@@ -100,8 +102,9 @@ impl ApiError {
                     (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", json!({}))
                 }
                 AppError::LastOwner => (StatusCode::CONFLICT, "last_owner", json!({})),
-                AppError::Contended => (StatusCode::CONFLICT, "write_contention", json!({})),
-                AppError::Busy | AppError::Store(StoreError::Throttled) => {
+                // Losing every retry of a race is load, not a guard: the caller may send
+                // the same request again.
+                AppError::Contended | AppError::Busy | AppError::Store(StoreError::Throttled) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "unavailable", json!({}))
                 }
                 AppError::Store(_) | AppError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", json!({})),
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", json!({})),
             ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", json!({})),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", json!({})),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", json!({})),
         }
     }
 }
@@ -131,9 +135,16 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let mut response = (status, Json(body(code, message, details))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -150,9 +161,16 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// A panic is a bug; it is logged and answered in the error shape.
-pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a handler panicked");
+/// A panic is a bug: it ends only its own request, which is answered in the error
+/// shape, and is logged as an error with its message (release builds unwind, so the
+/// process, or the Lambda instance, keeps serving).
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(panic = %message, "a handler panicked");
     let b = body("internal", "an internal error occurred; it has been logged".into(), json!({}));
     (StatusCode::INTERNAL_SERVER_ERROR, Json(b)).into_response()
 }
@@ -207,10 +225,10 @@ mod tests {
             (a(AppError::BadRequest("x".into())), 400, "bad_request"),
             (a(AppError::IdempotencyKeyReused), 422, "idempotency_key_reused"),
             (a(AppError::LastOwner), 409, "last_owner"),
-            (a(AppError::Contended), 409, "write_contention"),
+            (a(AppError::Contended), 503, "unavailable"),
             (a(AppError::from(StoreError::Throttled)), 503, "unavailable"),
             (a(AppError::Store(StoreError::Throttled)), 503, "unavailable"),
-            (a(AppError::from(StoreError::ConditionFailed { index: 0 })), 409, "write_contention"),
+            (a(AppError::from(StoreError::ConditionFailed { index: 0 })), 503, "unavailable"),
             (a(AppError::Store(StoreError::Backend("disk".into()))), 500, "internal"),
             (a(AppError::Corrupt("x".into())), 500, "internal"),
             (ApiError::Unauthenticated("x".into()), 401, "unauthenticated"),
@@ -218,11 +236,22 @@ mod tests {
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::RouteNotFound, 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (ApiError::RateLimited { retry_after_secs: 60 }, 429, "rate_limited"),
         ];
         for (err, status, code) in cases {
             let (s, c, _) = err.parts();
             assert_eq!((s.as_u16(), c), (status, code), "{err:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_an_honest_503_with_retry_after() {
+        let response = ApiError::App(AppError::Contended).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = axum::body::to_bytes(response.into_body(), 10_000).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "unavailable");
     }
 
     #[tokio::test]

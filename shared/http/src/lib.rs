@@ -98,14 +98,39 @@ pub fn router(state: AppState) -> Router {
     finish(all, state)
 }
 
-/// The layers every group shares: JSON 404/405, request ids, tracing, and a last-resort
-/// panic guard that still answers in the error shape.
+/// Headers every response carries, unless the handler chose its own (the decision
+/// page sets a policy that lets its form post): no content sniffing, no framing, no
+/// referrer, no caching of what may be private, HTTPS only once seen over HTTPS, and a
+/// content policy that loads nothing (the API serves no scripts, styles or frames).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{self, HeaderValue};
+    let h = response.headers_mut();
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+        (header::HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
+    ];
+    for (name, value) in defaults {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// The layers every group shares: JSON 404/405, request ids, tracing, the security
+/// headers, and a last-resort panic guard that still answers in the error shape.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::map_response(security_headers))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))

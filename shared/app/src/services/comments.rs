@@ -58,8 +58,8 @@ impl Vigilo {
                 return Ok(Created::Replay(v));
             }
             let body = input.body.as_deref().map(str::trim).unwrap_or_default().to_owned();
-            if body.is_empty() || body.chars().count() > COMMENT_MAX {
-                return Err(FieldErrors::single("body", &format!("required, 1 to {COMMENT_MAX} characters")).into());
+            if let Err(reason) = vigilo_domain::text::check_lines(&body, 1, COMMENT_MAX) {
+                return Err(FieldErrors::single("body", &format!("required: {reason}")).into());
             }
             let now = self.now();
             let c = Comment {

@@ -230,10 +230,8 @@ impl Vigilo {
                 require_author_or(&access, &c, Permission::ExecuteAny)?;
             }
             let text = comment.as_deref().map(str::trim).unwrap_or_default().to_owned();
-            if text.is_empty() || text.chars().count() > vigilo_domain::change::REASON_MAX {
-                let reason =
-                    format!("required to accept a conflict, 1 to {} characters", vigilo_domain::change::REASON_MAX);
-                return Err(FieldErrors::single("comment", &reason).into());
+            if let Err(reason) = vigilo_domain::text::check_lines(&text, 1, vigilo_domain::change::REASON_MAX) {
+                return Err(FieldErrors::single("comment", &format!("required to accept a conflict: {reason}")).into());
             }
             let conflicts = self.conflicts_of(&c).await?;
             let found = conflicts.into_iter().find(|x| x.number == o).ok_or(AppError::NotFound)?;

@@ -46,6 +46,22 @@ pub struct Via {
     pub sender: Option<String>,
     /// The Slack user who pressed a button; it must be the one the approver linked.
     pub slack_user: Option<String>,
+    /// The user a request's valid bearer token names, when it carries one: a link is
+    /// the approver's alone, so anyone else signed in is refused.
+    pub signed_in: Option<vigilo_domain::ids::UserId>,
+}
+
+impl Via {
+    /// Where attempts come from, for the refusal brake: the Slack user, the sender's
+    /// address, else the caller's IP address.
+    pub fn source(&self) -> String {
+        match (&self.slack_user, &self.sender, &self.request.ip) {
+            (Some(u), _, _) => format!("slack:{u}"),
+            (None, Some(s), _) => format!("mail:{}", s.trim().to_ascii_lowercase()),
+            (None, None, Some(ip)) => format!("ip:{ip}"),
+            (None, None, None) => format!("{}:unknown", self.channel),
+        }
+    }
 }
 
 impl Vigilo {
@@ -97,6 +113,9 @@ impl Vigilo {
         comment: Option<String>,
         via: &Via,
     ) -> AppResult<LinkOutcome> {
+        if let Some(braked) = self.braked(via) {
+            return Ok(braked);
+        }
         let open = match self.open_link(token).await? {
             Ok(open) => open,
             Err(reason) => {
@@ -104,8 +123,14 @@ impl Vigilo {
                 return self.refuse(grant.as_ref(), reason, via, token).await;
             }
         };
+        if via.signed_in.as_ref().is_some_and(|u| u != &open.approver.user_id) {
+            return self.refuse(Some(&open.grant), Refusal::WrongSender, via, token).await;
+        }
         if !matches!(decision, "approve" | "reject") {
             return self.refuse(Some(&open.grant), Refusal::NoDecision, via, token).await;
+        }
+        if decision == "reject" && comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            return self.refuse(Some(&open.grant), Refusal::CommentRequired, via, token).await;
         }
         if let Some(user) = &via.slack_user {
             if open.approver.slack_user_id.as_deref() != Some(user.as_str()) {
@@ -127,6 +152,10 @@ impl Vigilo {
         let number = open.change.number.to_string();
         match self.act(&actor, open.workspace.slug.as_str(), &number, decision, input, None).await {
             Ok(change) => Ok(LinkOutcome::Decided { change: Box::new(change), decision: decision.to_owned() }),
+            // The comment is the one value a use sends that the move checks.
+            Err(AppError::Domain(DomainError::Validation(_) | DomainError::ReasonRequired)) => {
+                self.refuse(Some(&open.grant), Refusal::CommentInvalid, via, token).await
+            }
             Err(AppError::Domain(
                 DomainError::NotAnApprover
                 | DomainError::AlreadyDecided
@@ -144,6 +173,22 @@ impl Vigilo {
         }
     }
 
+    /// `rate_limited` when the source of `via` has used up its refusals (see
+    /// [`crate::services::attempts`]); such attempts are logged, not audited.
+    pub fn braked(&self, via: &Via) -> Option<LinkOutcome> {
+        let source = via.source();
+        if !self.brake.exhausted(&source, self.now()) {
+            return None;
+        }
+        tracing::warn!(%source, channel = %via.channel, request_id = ?via.request.request_id, "decision attempts braked");
+        Some(LinkOutcome::Refused(Refusal::RateLimited))
+    }
+
+    /// Counts a refusal the caller handled itself (a page opened with a bad token).
+    pub fn count_refusal(&self, via: &Via) {
+        self.brake.record(&via.source(), self.now());
+    }
+
     /// Audits a refused use in the grant's workspace (a token naming no grant of ours
     /// is only logged: it belongs to no workspace).
     pub(crate) async fn refuse(
@@ -153,8 +198,16 @@ impl Vigilo {
         via: &Via,
         token: &str,
     ) -> AppResult<LinkOutcome> {
+        self.brake.record(&via.source(), self.now());
         let Some(g) = grant else {
-            tracing::warn!(reason = reason.as_str(), channel = %via.channel, ip = ?via.request.ip, "unknown decision token");
+            tracing::warn!(
+                reason = reason.as_str(),
+                channel = %via.channel,
+                ip = ?via.request.ip,
+                request_id = ?via.request.request_id,
+                token_prefix = %token.chars().take(8).collect::<String>(),
+                "a decision token naming no grant of ours"
+            );
             return Ok(LinkOutcome::Refused(reason));
         };
         let change: Option<ChangeRequest> = load(&*self.table, &keys::change(&g.workspace_id, g.change_number)).await?;

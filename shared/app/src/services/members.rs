@@ -6,8 +6,10 @@ use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::ids::UserId;
 use vigilo_domain::role::{may_assign, Permission, Role};
-use vigilo_domain::workspace::{check_email, check_group_name, check_slack_user_id, Delegation, Group, Member};
-use vigilo_domain::{DomainError, FieldErrors};
+use vigilo_domain::workspace::{
+    check_email, check_group_name, check_slack_user_id, Delegation, Group, Member, NAME_MAX,
+};
+use vigilo_domain::{text, DomainError, FieldErrors};
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
@@ -19,6 +21,9 @@ use crate::services::views::diff;
 use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
+
+/// Most members a group may list.
+pub const GROUP_MEMBERS_MAX: usize = 500;
 
 /// `PUT /members/{user_id}/chat`: `slack_user_id`, or `null` to unlink.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,8 +84,8 @@ impl Vigilo {
                 errors.add("email", r);
             }
             let name = input.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
-            if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-                errors.add("name", "must be at most 200 characters");
+            if let Some(Err(reason)) = name.as_deref().map(|n| text::check_line(n, 1, NAME_MAX)) {
+                errors.add("name", reason);
             }
             errors.into_result()?;
             let (Some(user), Some(role)) = (user, role) else {
@@ -286,20 +291,24 @@ impl Vigilo {
             if let Err(r) = check_group_name(name) {
                 errors.add("name", r);
             }
-            if input.members.len() > 500 {
-                errors.add("members", "at most 500 members");
+            if input.members.len() > GROUP_MEMBERS_MAX {
+                // Counted before any member is looked at: a huge list costs nothing more.
+                errors.add("members", format!("at most {GROUP_MEMBERS_MAX} members"));
+                return Err(errors.into());
             }
-            let mut users = Vec::new();
+            let mut users = Vec::with_capacity(input.members.len());
             for raw in &input.members {
-                match parse_user("members", raw) {
-                    Ok(u) if self.table.get(&keys::member(&ws, &u)).await?.is_some() => users.push(u),
-                    Ok(u) => errors.add("members", format!("{u} is not a member of this workspace")),
-                    Err(e) => return Err(e.into()),
-                }
+                users.push(parse_user("members", raw)?);
             }
-            errors.into_result()?;
             users.sort();
             users.dedup();
+            // One read of the workspace's members, not one per name.
+            let known: std::collections::BTreeSet<UserId> =
+                self.all_members(&ws).await?.into_iter().map(|m| m.user_id).collect();
+            for u in users.iter().filter(|u| !known.contains(u)) {
+                errors.add("members", format!("{u} is not a member of this workspace"));
+            }
+            errors.into_result()?;
             let old: Option<Group> = load(&*self.table, &keys::group(&ws, name)).await?;
             let now = self.now();
             let new = Group {

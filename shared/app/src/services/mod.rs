@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod approvals;
+pub mod attempts;
 pub mod audit;
 pub mod changes;
 pub mod checkpoints;

@@ -291,10 +291,12 @@ impl Vigilo {
                         Ok(_) => p.email_sent = true,
                         Err(e) => error = Some(format!("email: {e}")),
                     },
-                    // An address that cannot be written as a mailbox will never work.
+                    // Never dropped: it stays in the outbox with its error (`last_error`),
+                    // is retried with the same back-off as a failed send, and is logged
+                    // as an error to alarm on.
                     Err(e) => {
-                        tracing::warn!(notice = %p.notice.id, error = %e, "notice email dropped");
-                        p.email_sent = true;
+                        tracing::error!(notice = %p.notice.id, recipient = %p.notice.recipient, error = %e, "a notice email cannot be built");
+                        error = Some(format!("email: {e}"));
                     }
                 }
             }

@@ -14,7 +14,7 @@ use vigilo_domain::link::Grant;
 use vigilo_domain::notice::NoticeKind;
 use vigilo_domain::role::Permission;
 use vigilo_domain::task;
-use vigilo_domain::{DomainError, FieldErrors};
+use vigilo_domain::{text, DomainError, FieldErrors};
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
@@ -47,9 +47,11 @@ pub struct ActionInput {
     pub link: Option<vigilo_domain::link::Grant>,
 }
 
-fn check_len(field: &str, text: &Option<String>) -> AppResult<()> {
-    if text.as_ref().is_some_and(|t| t.chars().count() > vigilo_domain::change::REASON_MAX) {
-        let reason = format!("must be at most {} characters", vigilo_domain::change::REASON_MAX);
+/// A reason, comment or closure note: at most [`REASON_MAX`] characters of text.
+///
+/// [`REASON_MAX`]: vigilo_domain::change::REASON_MAX
+fn check_len(field: &str, value: &Option<String>) -> AppResult<()> {
+    if let Some(Err(reason)) = value.as_deref().map(|t| text::check_lines(t, 0, vigilo_domain::change::REASON_MAX)) {
         return Err(FieldErrors::single(field, &reason).into());
     }
     Ok(())
@@ -271,11 +273,24 @@ impl Vigilo {
                 }
             }
             tx.commit(now).await?;
-            // Derived, so never stored: schedule returns what its gate found; other
-            // moves leave it null (a single read of the change fills it).
+            // Derived, so never stored: schedule returns what its gate found; the other
+            // moves look them up below, after the commit.
             new.conflicts = conflicts;
             Ok(new)
         });
+        // Every answer about one change carries its conflicts (a list, empty when the
+        // change is not live), like a read does. The move is committed by now: a failed
+        // look-up is logged and leaves the list out rather than failing the request.
+        let moved = match moved {
+            Ok(c) if c.conflicts.is_none() => match self.conflicts_of(&c).await {
+                Ok(found) => Ok(ChangeRequest { conflicts: Some(found), ..c }),
+                Err(e) => {
+                    tracing::warn!(error = %e, change = %c.number, "conflicts not looked up after the move");
+                    Ok(c)
+                }
+            },
+            other => other,
+        };
         // Notices written by the move go out now, and webhooks hear of it; whatever
         // fails waits for the sweep.
         if let (Ok(c), true) = (&moved, self.delivery.is_some() && action.may_notify()) {

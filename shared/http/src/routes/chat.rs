@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use vigilo_app::services::links::{LinkOutcome, Via};
 use vigilo_app::RequestInfo;
-use vigilo_domain::notice::{CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
+use vigilo_domain::decision_page::explain;
+use vigilo_domain::link::Refusal;
+use vigilo_domain::notice::{escape_slack, CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -56,8 +58,10 @@ struct Form {
     payload: String,
 }
 
-/// Slack's answer shape: a message only the presser sees.
+/// Slack's answer shape: a message only the presser sees. Its text is Slack markup,
+/// so whatever it quotes is escaped.
 fn say(text: &str) -> Response {
+    let text = escape_slack(text);
     Json(json!({"response_type": "ephemeral", "replace_original": false, "text": text})).into_response()
 }
 
@@ -94,29 +98,22 @@ async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         ..RequestInfo::default()
     };
     let via = Via { channel: "slack".into(), request, slack_user: Some(user), ..Via::default() };
-    let had_comment = comment.is_some();
     Ok(match s.app.decide_by_link(token, decision, comment, &via).await {
         Ok(LinkOutcome::Decided { change, decision }) => {
             let did = if decision == "reject" { "rejected" } else { "approved" };
             say(&format!("Recorded: you {did} {}. It is now {}.", change.number, change.status))
         }
-        Ok(LinkOutcome::Refused(r)) => say(&format!("Not recorded ({}).", r.as_str())),
+        Ok(LinkOutcome::Refused(Refusal::CommentRequired)) => {
+            say("Not recorded: a rejection needs a comment. Type it in the box above and press Reject again.")
+        }
+        Ok(LinkOutcome::Refused(r)) => say(&format!("Not recorded ({}): {}", r.as_str(), explain(r, "en"))),
         Err(e) => {
             let e = ApiError::from(e);
-            let (status, _, details) = e.parts();
+            let (status, _, _) = e.parts();
             if !status.is_client_error() {
                 return Err(e);
             }
-            // A rejection without its reason, or a comment too long: the presser can mend it.
-            let text = match (details["fields"]["comment"].as_str(), had_comment) {
-                (Some(_), false) => {
-                    "Not recorded: a rejection needs a comment. Type it in the box above and press Reject again."
-                        .to_owned()
-                }
-                (Some(reason), true) => format!("Not recorded: the comment {reason}."),
-                (None, _) => format!("Not recorded: {e}."),
-            };
-            say(&text)
+            say(&format!("Not recorded: {e}."))
         }
     })
 }

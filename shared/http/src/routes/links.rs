@@ -4,7 +4,7 @@
 //! credential, so pages are never cached and never send a referrer.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,7 +39,8 @@ fn status_of(r: Refusal) -> StatusCode {
         Refusal::Forged | Refusal::WrongSender | Refusal::Unauthenticated => StatusCode::FORBIDDEN,
         Refusal::Expired | Refusal::Used => StatusCode::GONE,
         Refusal::StepClosed => StatusCode::CONFLICT,
-        Refusal::NoDecision => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::NoDecision | Refusal::CommentRequired | Refusal::CommentInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -99,15 +100,43 @@ fn confirm_page(open: &OpenLink, headers: &HeaderMap) -> Response {
     page(StatusCode::OK, confirmation.render(language(headers, &open.workspace.locale)))
 }
 
+/// How a link request arrived, for the audit row and the refusal brake.
+fn via(parts: &axum::http::request::Parts) -> Via {
+    let request = RequestInfo { channel: Some("link".into()), ..crate::auth::request_info(parts) };
+    Via { channel: "link".into(), request, ..Via::default() }
+}
+
+/// A braked source's answer: `429 rate_limited`, with when to come back.
+fn braked() -> ApiError {
+    ApiError::RateLimited { retry_after_secs: vigilo_app::services::attempts::WINDOW_SECS as u64 }
+}
+
 async fn show(
     State(s): State<AppState>,
     PathParams(token): PathParams<String>,
-    headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    let via = via(&parts);
+    if s.app.braked(&via).is_some() {
+        return Err(braked());
+    }
     Ok(match s.app.open_link(&token).await? {
-        Ok(open) => confirm_page(&open, &headers),
-        Err(r) => refusal_page(r, language(&headers, "en")),
+        Ok(open) => confirm_page(&open, &parts.headers),
+        Err(r) => {
+            // Opening changes nothing, so nothing is audited; a bad token is still
+            // logged and counted against its source.
+            tracing::warn!(reason = r.as_str(), ip = ?via.request.ip, request_id = ?via.request.request_id, "a decision page opened with an unusable token");
+            s.app.count_refusal(&via);
+            refusal_page(r, language(&parts.headers, "en"))
+        }
     })
+}
+
+/// The user a request's bearer token names, when it carries a valid one.
+async fn signed_in(parts: &mut axum::http::request::Parts, s: &AppState) -> Option<vigilo_domain::ids::UserId> {
+    parts.headers.get(header::AUTHORIZATION)?;
+    crate::auth::Caller::from_request_parts(parts, s).await.ok().map(|c| c.0.user_id)
 }
 
 /// The page's form (`application/x-www-form-urlencoded`) answers with a page; a JSON
@@ -117,7 +146,7 @@ async fn decide(
     PathParams(token): PathParams<String>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| ApiError::PayloadTooLarge)?;
     let form = parts
         .headers
@@ -131,8 +160,8 @@ async fn decide(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
     };
-    let request = RequestInfo { channel: Some("link".into()), ..crate::auth::request_info(&parts) };
-    let via = Via { channel: "link".into(), request, ..Via::default() };
+    let mut via = via(&parts);
+    via.signed_in = signed_in(&mut parts, &s).await;
     let comment = input.comment.filter(|c| !c.trim().is_empty());
     let decision = input.decision.unwrap_or_default();
     let outcome = s.app.decide_by_link(&token, &decision, comment, &via).await;
@@ -144,6 +173,10 @@ async fn decide(
         }
         (Ok(LinkOutcome::Decided { change, decision }), false) => {
             Json(json!({"decision": decision, "change": change})).into_response()
+        }
+        (Ok(LinkOutcome::Refused(Refusal::RateLimited)), _) => return Err(braked()),
+        (Ok(LinkOutcome::Refused(Refusal::CommentRequired)), true) => {
+            page(StatusCode::UNPROCESSABLE_ENTITY, decision_page::not_recorded(true, locale))
         }
         (Ok(LinkOutcome::Refused(r)), true) => refusal_page(r, locale),
         (Ok(LinkOutcome::Refused(r)), false) => {
