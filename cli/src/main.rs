@@ -6,6 +6,7 @@ mod backend;
 mod bench;
 mod bench_aws;
 mod bench_conflicts;
+mod bench_limits;
 mod mail;
 mod serve;
 mod token;
@@ -51,7 +52,8 @@ enum Command {
     },
     /// Measure the service and print the figures: speed and memory on local storage,
     /// or, with --backend aws, DynamoDB requests and capacity units per operation;
-    /// `--suite conflicts` measures conflict checks as a workspace grows.
+    /// `--suite conflicts` measures conflict checks as a workspace grows, `--suite
+    /// limits` how fast oversized requests are refused.
     Bench {
         #[arg(long, value_enum, default_value = "local")]
         backend: Backend,
@@ -138,6 +140,10 @@ fn main() -> ExitCode {
         Command::Bench { suite: Suite::Conflicts, backend: Backend::Aws, .. } => {
             Err("the conflicts suite runs on local storage".into())
         }
+        Command::Bench { suite: Suite::Limits, backend: Backend::Local, .. } => bench_limits::run(),
+        Command::Bench { suite: Suite::Limits, backend: Backend::Aws, .. } => {
+            Err("the limits suite runs on local storage".into())
+        }
         Command::Bench { backend: Backend::Local, changes, data, .. } => bench::run(changes, data),
         Command::Bench { backend: Backend::Aws, changes, .. } => bench_aws::run(changes),
         Command::Mail { command: MailCommand::Receive { data, backend } } => mail::receive(&data, backend),
@@ -162,4 +168,6 @@ enum Suite {
     Lifecycle,
     /// Items read and latency of a conflict check as the workspace grows.
     Conflicts,
+    /// How fast oversized requests are refused, beside the time to parse their JSON.
+    Limits,
 }

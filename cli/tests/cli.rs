@@ -373,3 +373,29 @@ async fn mail_receive_decides_from_a_reply_once() {
     assert_eq!(stdout(&again).trim(), r#"{"refused":"used"}"#);
     drop(server);
 }
+
+/// Release builds (`vigilo serve` and every Lambda bootstrap) unwind on panic, so the
+/// panic guard can answer 500 for one request instead of the process dying with it.
+#[test]
+fn release_builds_unwind_on_panic() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+    let release = manifest.split("[profile.release]").nth(1).expect("a release profile");
+    let section = release.split("\n[").next().unwrap_or_default();
+    let panic = section
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("panic"))
+        .and_then(|l| l.split('=').nth(1))
+        .map(|v| v.trim().trim_matches('"').to_owned());
+    assert_eq!(panic.as_deref(), Some("unwind"), "{section}");
+}
+
+/// The limits suite runs every oversized request through the router and each is
+/// refused with 422 (the suite fails otherwise); the figures are for a release build.
+#[test]
+fn the_limits_benchmark_refuses_every_oversized_request() {
+    let out = Command::new(BIN).args(["bench", "--suite", "limits"]).output().expect("run vigilo bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert_eq!(text.lines().filter(|l| l.contains(" 422 ")).count(), 5, "{text}");
+}

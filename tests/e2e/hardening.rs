@@ -321,3 +321,40 @@ async fn custom_fields_hold_only_values_every_store_keeps() {
     assert_eq!(read["custom_fields"], good);
     assert_eq!(s.verify("alice", "acme").await["ok"], true);
 }
+
+/// Captures what the server logs on this test's thread (the test runtime runs the
+/// server on the same thread).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A link whose id part was tampered with names no grant, so no workspace can audit
+/// it: it is logged as a warning with the request's id.
+#[tokio::test]
+async fn a_tampered_link_is_logged_with_its_request_id() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let s = team().await;
+    let n = s.change("mia", "acme", normal_change("t")).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let mut token = bob_token(&s);
+    token.replace_range(0..1, if &token[0..1] == "a" { "b" } else { "a" });
+    let headers = [("x-request-id", "req-tampered-0001")];
+    let r = s.send(None, Method::POST, &format!("/a/{token}"), Some(json!({"decision": "approve"})), &headers).await;
+    r.refused(403, "link_refused");
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().find(|l| l.contains("naming no grant")).unwrap_or_else(|| panic!("no warning in: {text}"));
+    assert!(line.contains("WARN") && line.contains("req-tampered-0001"), "{line}");
+}

@@ -220,6 +220,54 @@ pub async fn audit_chain_has_no_fork_under_32_concurrent_writers(t: Arc<dyn Tabl
     assert_eq!(writers.len(), 32, "every writer's row is in the chain exactly once");
 }
 
+/// An item far over DynamoDB's 400 KB (and nested deeper than its 32 levels) reads back
+/// exactly as written, by key, in snapshots and in queries of the table and of an
+/// index; conditions on its version hold; and it shrinks and grows again cleanly.
+pub async fn large_items_read_back_exactly_and_keep_their_conditions(t: Arc<dyn Table>) {
+    let mut deep = json!("leaf");
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let big = |version: u64, c: &str| {
+        let text: String = c.repeat(250_000);
+        let data = json!({"version": version, "status": "open", "text": text, "more": [text.clone(), {"n": 1.5}], "deep": deep});
+        Item::new(Key::new("P", "big"), data).index(BY_STATUS, Key::new("S#open", "big"))
+    };
+    let v1 = big(1, "😀");
+    let first = put(v1.clone(), Some(Condition::NotExists));
+    assert!(t.extra_items(&first) <= 8, "parts are counted, and few");
+    t.transact(vec![first, put(item("P", "small", 1), None)]).await.unwrap();
+    assert_eq!(t.get(&Key::new("P", "big")).await.unwrap(), Some(v1.clone()));
+    let snap = t.snapshot(&[Key::new("P", "small"), Key::new("P", "big")]).await.unwrap();
+    assert_eq!(snap[1], Some(v1.clone()));
+    let page = t.query(&Query::table("P")).await.unwrap();
+    assert_eq!(page.items.iter().find(|i| i.key.sk == "big"), Some(&v1));
+    assert_eq!(page.items.len(), 2, "a large item's parts are not items of its partition");
+    let by_status = t.query(&Query::index(BY_STATUS, "S#open")).await.unwrap();
+    assert_eq!(by_status.items, vec![v1.clone()]);
+
+    let stale = t.transact(vec![put(big(2, "€"), Some(Condition::version(7)))]).await.unwrap_err();
+    assert!(matches!(stale, StoreError::ConditionFailed { index: 0 }), "{stale:?}");
+    let v2 = big(2, "€");
+    t.transact(vec![put(item("P", "other", 1), None), put(v2.clone(), Some(Condition::version(1)))]).await.unwrap();
+    assert_eq!(t.get(&Key::new("P", "big")).await.unwrap(), Some(v2));
+    let mut small = item("P", "big", 3);
+    small.data["version"] = json!(3);
+    t.transact(vec![put(small.clone(), Some(Condition::version(2)))]).await.unwrap();
+    assert_eq!(t.get(&Key::new("P", "big")).await.unwrap(), Some(small));
+    let v4 = big(4, "ä");
+    t.transact(vec![put(v4.clone(), Some(Condition::version(3)))]).await.unwrap();
+    assert_eq!(t.get(&Key::new("P", "big")).await.unwrap(), Some(v4));
+    let failed = t
+        .transact(vec![
+            put(big(5, "x"), Some(Condition::version(4))),
+            put(item("P", "small", 9), Some(Condition::NotExists)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, StoreError::ConditionFailed { index: 1 }), "reported by the caller's index: {failed:?}");
+}
+
 /// Expands to one `#[tokio::test]` per contract case, each on a fresh table from
 /// `$make` (an expression in an async context giving `(Arc<dyn Table>, guard)`).
 /// Attributes given after a `;` (such as `#[ignore = "..."]`) go on every case.
@@ -238,6 +286,7 @@ macro_rules! table_contract_tests {
             malformed_transactions_are_refused,
             racing_writers_lose_no_update,
             audit_chain_has_no_fork_under_32_concurrent_writers,
+            large_items_read_back_exactly_and_keep_their_conditions,
         );
     };
     (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {

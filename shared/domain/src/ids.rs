@@ -85,7 +85,7 @@ impl UserId {
     pub fn parse(s: &str) -> Result<UserId, &'static str> {
         if s.is_empty() || s.chars().count() > 200 {
             Err("must be 1 to 200 characters")
-        } else if s.chars().any(|c| c.is_control() || c == '#' || c == '/') {
+        } else if s.chars().any(|c| crate::text::breaks_a_line(c) || c == '#' || c == '/') {
             Err("must not contain control characters, '#' or '/'")
         } else {
             Ok(UserId(s.to_owned()))
@@ -130,6 +130,7 @@ mod tests {
     fn user_ids_refuse_separators() {
         assert!(UserId::parse("auth0|abc").is_ok());
         assert!(UserId::parse("a#b").is_err());
+        assert!(UserId::parse("bob\u{202E}").is_err(), "no bidirectional overrides in an id shown to approvers");
         assert!(UserId::parse("").is_err());
     }
 }

@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use vigilo_app::store::StoreError;
 use vigilo_app::AppError;
+use vigilo_domain::link::Refusal;
 use vigilo_domain::DomainError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,20 @@ pub enum ApiError {
     RouteNotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
-    #[error("too many refused attempts from this source; wait a few minutes")]
-    RateLimited { retry_after_secs: u64 },
+    /// A decision link, reply or button that may not decide.
+    #[error("{}", vigilo_domain::decision_page::explain(*.0, "en"))]
+    LinkRefused(Refusal),
+}
+
+/// The status a refused use of a decision link is answered with.
+pub fn refusal_status(r: Refusal) -> StatusCode {
+    match r {
+        Refusal::Forged | Refusal::WrongSender | Refusal::Unauthenticated => StatusCode::FORBIDDEN,
+        Refusal::Expired | Refusal::Used => StatusCode::GONE,
+        Refusal::StepClosed => StatusCode::CONFLICT,
+        Refusal::NoDecision | Refusal::CommentRequired | Refusal::CommentInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+    }
 }
 
 impl From<DomainError> for ApiError {
@@ -114,7 +127,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", json!({})),
             ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "not_found", json!({})),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", json!({})),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", json!({})),
+            ApiError::LinkRefused(Refusal::RateLimited) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", json!({})),
+            ApiError::LinkRefused(r) => (refusal_status(*r), "link_refused", json!({ "reason": r.as_str() })),
         }
     }
 }
@@ -135,8 +149,9 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
+        // A braked source may come back once its refusals have aged out.
         let retry_after = match &self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::LinkRefused(Refusal::RateLimited) => Some(vigilo_app::services::attempts::WINDOW_SECS as u64),
             _ => None,
         };
         let mut response = (status, Json(body(code, message, details))).into_response();
@@ -236,7 +251,16 @@ mod tests {
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (ApiError::RouteNotFound, 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
-            (ApiError::RateLimited { retry_after_secs: 60 }, 429, "rate_limited"),
+            (ApiError::LinkRefused(Refusal::RateLimited), 429, "rate_limited"),
+            (ApiError::LinkRefused(Refusal::Forged), 403, "link_refused"),
+            (ApiError::LinkRefused(Refusal::WrongSender), 403, "link_refused"),
+            (ApiError::LinkRefused(Refusal::Unauthenticated), 403, "link_refused"),
+            (ApiError::LinkRefused(Refusal::Expired), 410, "link_refused"),
+            (ApiError::LinkRefused(Refusal::Used), 410, "link_refused"),
+            (ApiError::LinkRefused(Refusal::StepClosed), 409, "link_refused"),
+            (ApiError::LinkRefused(Refusal::NoDecision), 422, "link_refused"),
+            (ApiError::LinkRefused(Refusal::CommentRequired), 422, "link_refused"),
+            (ApiError::LinkRefused(Refusal::CommentInvalid), 422, "link_refused"),
         ];
         for (err, status, code) in cases {
             let (s, c, _) = err.parts();

@@ -200,6 +200,8 @@ impl Vigilo {
         if assets.is_empty() || assets.len() > vigilo_domain::change::ASSETS_MAX {
             return Err(bad("assets: a comma-separated list of 1 to 100 assets"));
         }
+        // Each asset is one query: a name given twice is looked up once.
+        let assets = vigilo_domain::change::dedup_keeping_order(assets);
         let parse = |v: &Option<String>, name: &str| {
             v.as_deref().and_then(time::parse).ok_or_else(|| bad(&format!("{name}: an RFC 3339 time is required")))
         };

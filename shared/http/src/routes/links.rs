@@ -33,17 +33,6 @@ struct DecisionInput {
     lang: Option<String>,
 }
 
-/// The status a refusal is answered with.
-fn status_of(r: Refusal) -> StatusCode {
-    match r {
-        Refusal::Forged | Refusal::WrongSender | Refusal::Unauthenticated => StatusCode::FORBIDDEN,
-        Refusal::Expired | Refusal::Used => StatusCode::GONE,
-        Refusal::StepClosed => StatusCode::CONFLICT,
-        Refusal::NoDecision | Refusal::CommentRequired | Refusal::CommentInvalid => StatusCode::UNPROCESSABLE_ENTITY,
-        Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-    }
-}
-
 fn page(status: StatusCode, p: Page) -> Response {
     let html = format!(
         "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
@@ -76,7 +65,7 @@ fn language<'a>(headers: &HeaderMap, fallback: &'a str) -> &'a str {
 }
 
 fn refusal_page(r: Refusal, locale: &str) -> Response {
-    page(status_of(r), decision_page::refused(r, locale))
+    page(crate::error::refusal_status(r), decision_page::refused(r, locale))
 }
 
 fn confirm_page(open: &OpenLink, headers: &HeaderMap) -> Response {
@@ -106,11 +95,6 @@ fn via(parts: &axum::http::request::Parts) -> Via {
     Via { channel: "link".into(), request, ..Via::default() }
 }
 
-/// A braked source's answer: `429 rate_limited`, with when to come back.
-fn braked() -> ApiError {
-    ApiError::RateLimited { retry_after_secs: vigilo_app::services::attempts::WINDOW_SECS as u64 }
-}
-
 async fn show(
     State(s): State<AppState>,
     PathParams(token): PathParams<String>,
@@ -119,7 +103,7 @@ async fn show(
     let (parts, _) = req.into_parts();
     let via = via(&parts);
     if s.app.braked(&via).is_some() {
-        return Err(braked());
+        return Err(ApiError::LinkRefused(Refusal::RateLimited));
     }
     Ok(match s.app.open_link(&token).await? {
         Ok(open) => confirm_page(&open, &parts.headers),
@@ -174,17 +158,12 @@ async fn decide(
         (Ok(LinkOutcome::Decided { change, decision }), false) => {
             Json(json!({"decision": decision, "change": change})).into_response()
         }
-        (Ok(LinkOutcome::Refused(Refusal::RateLimited)), _) => return Err(braked()),
+        (Ok(LinkOutcome::Refused(Refusal::RateLimited)), _) => return Err(ApiError::LinkRefused(Refusal::RateLimited)),
         (Ok(LinkOutcome::Refused(Refusal::CommentRequired)), true) => {
             page(StatusCode::UNPROCESSABLE_ENTITY, decision_page::not_recorded(true, locale))
         }
         (Ok(LinkOutcome::Refused(r)), true) => refusal_page(r, locale),
-        (Ok(LinkOutcome::Refused(r)), false) => {
-            let message = decision_page::explain(r, "en");
-            let body =
-                json!({"error": {"code": "link_refused", "message": message, "details": {"reason": r.as_str()}}});
-            (status_of(r), Json(body)).into_response()
-        }
+        (Ok(LinkOutcome::Refused(r)), false) => return Err(ApiError::LinkRefused(r)),
         (Err(e), true) => {
             let (status, _, _) = ApiError::from(e).parts();
             page(status, decision_page::not_recorded(status == StatusCode::UNPROCESSABLE_ENTITY, locale))
