@@ -108,7 +108,7 @@ async fn a_signed_button_press_by_the_linked_user_approves() {
     let eve = form("U0EVE", "approve", &token);
     let (status, r) = press(&s, &eve, now, &sign(now, &eve, SLACK_SECRET)).await;
     assert_eq!(status, 200);
-    assert!(r["text"].as_str().unwrap().contains("wrong_sender"), "{r}");
+    assert!(r["text"].as_str().unwrap().contains("did not come from the approver the link was sent to"), "{r}");
     let rows = s.get("alice", "/ws/acme/audit?action=decision_link.refuse").await.expect(200);
     assert_eq!(rows["items"][0]["metadata"]["slack_user"], "U0EVE");
 
@@ -122,7 +122,7 @@ async fn a_signed_button_press_by_the_linked_user_approves() {
 
     let (status, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
     assert_eq!(status, 200, "{r}");
-    assert!(r["text"].as_str().unwrap().contains("Recorded"), "{r}");
+    assert!(r["text"].as_str().unwrap().contains("(approve) on CHG-00001 is recorded"), "{r}");
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "approved");
     let rows = s.get("alice", "/ws/acme/audit?action=approval_step.approve").await.expect(200);
     assert_eq!(
@@ -138,14 +138,33 @@ async fn a_rejection_from_slack_carries_the_comment_box() {
     let long = "x".repeat(6000);
     let too_long = form_with_comment("U0BOB", "reject", &token, Some(&long));
     let (status, r) = press(&s, &too_long, now, &sign(now, &too_long, SLACK_SECRET)).await;
-    assert!(status == 200 && r["text"].as_str().unwrap().starts_with("Not recorded (comment_invalid)"), "{r}");
+    assert!(
+        status == 200 && r["text"].as_str().unwrap().starts_with("Not recorded: The comment could not be kept"),
+        "{r}"
+    );
     let body = form_with_comment("U0BOB", "reject", &token, Some("  not during the sale  "));
     let (status, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
     assert_eq!(status, 200);
-    assert!(r["text"].as_str().unwrap().contains("you rejected"), "{r}");
+    assert!(r["text"].as_str().unwrap().contains("Your decision (reject) on"), "{r}");
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "rejected");
     let steps = s.get("mia", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200);
     assert_eq!(steps["items"][0]["decisions"][0]["comment"], "not during the sale");
     let rows = s.get("alice", "/ws/acme/audit?action=approval_step.reject").await.expect(200);
     assert_eq!(rows["items"][0]["metadata"]["channel"], "slack");
+}
+
+/// Slack's answers read in the workspace's language, like its notices.
+#[tokio::test]
+async fn slack_answers_speak_the_workspace_language() {
+    let (s, n, token) = submitted_with_bob_linked().await;
+    s.patch("alice", "/ws/acme", json!({"locale": "de"})).await.expect(200);
+    let now = jiff::Timestamp::now().as_second();
+    let bare = form("U0BOB", "reject", &token);
+    let (_, r) = press(&s, &bare, now, &sign(now, &bare, SLACK_SECRET)).await;
+    assert!(r["text"].as_str().unwrap().starts_with("Nicht aufgezeichnet: Eine Ablehnung braucht"), "{r}");
+    let body = form("U0BOB", "approve", &token);
+    let (_, r) = press(&s, &body, now, &sign(now, &body, SLACK_SECRET)).await;
+    let text = r["text"].as_str().unwrap();
+    assert!(text.contains(&format!("(Freigabe) zu {n} ist aufgezeichnet")), "{r}");
+    assert!(!text.contains("recorded"), "no English in a German answer: {text}");
 }

@@ -245,6 +245,23 @@ pub fn refused(r: Refusal, locale: &str) -> Page {
     }
 }
 
+/// What a decision recorded from chat answers, as plain text in the locale.
+pub fn recorded_text(decision: &str, number: ChangeNumber, status: &str, locale: &str) -> String {
+    let w = words(locale);
+    let said = w.recorded.replace("{decision}", term(w.lang, decision)).replace("{number}", &number.to_string());
+    format!("{said} {} {}.", w.now, term(w.lang, status))
+}
+
+/// What a refused use from chat answers, as plain text in the locale.
+pub fn refused_text(r: Refusal, locale: &str) -> String {
+    not_recorded_text(explain(r, locale), locale)
+}
+
+/// "Not recorded", and why, as plain text in the locale.
+pub fn not_recorded_text(why: &str, locale: &str) -> String {
+    format!("{}: {why}", words(locale).not_recorded)
+}
+
 /// The page after a decision was recorded.
 pub fn recorded(decision: &str, number: ChangeNumber, status: &str, locale: &str) -> Page {
     let w = words(locale);
@@ -333,5 +350,11 @@ mod tests {
         assert!(page.body.contains("Ihre Entscheidung (Freigabe) zu CHG-00007 ist aufgezeichnet."));
         assert!(page.body.contains("Die Änderung ist jetzt freigegeben."), "{}", page.body);
         assert!(not_recorded(true, "en").body.contains("needs a comment"));
+        let n = ChangeNumber::new(7).unwrap();
+        assert_eq!(
+            recorded_text("approve", n, "approved", "de"),
+            "Ihre Entscheidung (Freigabe) zu CHG-00007 ist aufgezeichnet. Die Änderung ist jetzt freigegeben."
+        );
+        assert!(refused_text(Refusal::Used, "de").starts_with("Nicht aufgezeichnet: Dieser Link wurde bereits"));
     }
 }

@@ -94,6 +94,7 @@ struct Words {
     was_rejected: &'static str,
     was_rolled_back: &'static str,
     overdue: &'static str,
+    waiting_on: &'static str,
     note: &'static str,
     footer: &'static str,
 }
@@ -120,6 +121,7 @@ const EN: Words = Words {
     was_rejected: "has been rejected.",
     was_rolled_back: "has been rolled back.",
     overdue: "is waiting for a decision past its approval deadline.",
+    waiting_on: "Waiting on",
     note: "Note",
     footer: "Sent by Vigilo change management.",
 };
@@ -146,6 +148,7 @@ const DE: Words = Words {
     was_rejected: "wurde abgelehnt.",
     was_rolled_back: "wurde zurückgerollt.",
     overdue: "wartet über die Freigabefrist hinaus auf eine Entscheidung.",
+    waiting_on: "Es fehlen Entscheidungen von",
     note: "Hinweis",
     footer: "Gesendet von Vigilo Change-Management.",
 };
@@ -225,6 +228,11 @@ pub fn escape_slack(s: &str) -> String {
         '>' => Some("&gt;"),
         _ => None,
     })
+}
+
+/// Who an overdue step still waits on, in the locale's words.
+pub fn waiting_on(locale: &str, users: &[&str]) -> String {
+    format!("{}: {}", words(locale).waiting_on, users.join(", "))
 }
 
 impl Notice {
@@ -410,6 +418,12 @@ mod tests {
         done.links = None;
         assert_eq!(done.chat()["blocks"].as_array().unwrap().len(), 1);
         assert_eq!(done.chat()["kind"], "change.approved");
+    }
+
+    #[test]
+    fn who_a_step_waits_on_reads_in_the_locale() {
+        assert_eq!(waiting_on("en", &["bob", "carol"]), "Waiting on: bob, carol");
+        assert_eq!(waiting_on("de", &["bob"]), "Es fehlen Entscheidungen von: bob");
     }
 
     #[test]

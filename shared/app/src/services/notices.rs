@@ -250,7 +250,7 @@ impl Vigilo {
     ) -> Vec<WriteOp> {
         let admins = members.iter().filter(|m| m.role >= Role::Admin && !step.eligible.contains(&m.user_id));
         let waiting: Vec<&str> = step.eligible.iter().map(|u| u.as_str()).collect();
-        let detail = Some(format!("waiting on: {}", waiting.join(", ")));
+        let detail = Some(vigilo_domain::notice::waiting_on(&ws.locale, &waiting));
         let fill = |n: &mut Notice| {
             n.step_name = Some(step.name.clone());
             n.detail = detail.clone();

@@ -184,8 +184,8 @@ fn token_of(addresses: &[Option<&Address<'_>>]) -> Option<String> {
 
 impl Vigilo {
     /// The language of the workspace a token's grant belongs to (`en` when it names
-    /// none: the reply is refused anyway).
-    async fn locale_of(&self, token: &str) -> AppResult<String> {
+    /// none: its use is refused anyway).
+    pub async fn locale_of(&self, token: &str) -> AppResult<String> {
         let Some((grant, _)) = self.grant_of(token).await? else { return Ok("en".into()) };
         let ws: Option<vigilo_domain::workspace::Workspace> =
             crate::services::records::load(&*self.table, &crate::keys::workspace(&grant.workspace_id)).await?;

@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use vigilo_app::services::links::{LinkOutcome, Via};
 use vigilo_app::RequestInfo;
-use vigilo_domain::decision_page::explain;
-use vigilo_domain::link::Refusal;
+use vigilo_domain::decision_page::{not_recorded_text, recorded_text, refused_text};
 use vigilo_domain::notice::{escape_slack, CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
 
 use crate::error::ApiError;
@@ -98,22 +97,21 @@ async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         ..RequestInfo::default()
     };
     let via = Via { channel: "slack".into(), request, slack_user: Some(user), ..Via::default() };
-    Ok(match s.app.decide_by_link(token, decision, comment, &via).await {
+    let outcome = s.app.decide_by_link(token, decision, comment, &via).await;
+    // Answers read in the workspace's language, like its notices.
+    let locale = s.app.locale_of(token).await.unwrap_or_else(|_| "en".into());
+    Ok(match outcome {
         Ok(LinkOutcome::Decided { change, decision }) => {
-            let did = if decision == "reject" { "rejected" } else { "approved" };
-            say(&format!("Recorded: you {did} {}. It is now {}.", change.number, change.status))
+            say(&recorded_text(&decision, change.number, change.status.as_str(), &locale))
         }
-        Ok(LinkOutcome::Refused(Refusal::CommentRequired)) => {
-            say("Not recorded: a rejection needs a comment. Type it in the box above and press Reject again.")
-        }
-        Ok(LinkOutcome::Refused(r)) => say(&format!("Not recorded ({}): {}", r.as_str(), explain(r, "en"))),
+        Ok(LinkOutcome::Refused(r)) => say(&refused_text(r, &locale)),
         Err(e) => {
             let e = ApiError::from(e);
             let (status, _, _) = e.parts();
             if !status.is_client_error() {
                 return Err(e);
             }
-            say(&format!("Not recorded: {e}."))
+            say(&not_recorded_text(&format!("{e}."), &locale))
         }
     })
 }
