@@ -358,3 +358,54 @@ async fn a_tampered_link_is_logged_with_its_request_id() {
     let line = text.lines().find(|l| l.contains("naming no grant")).unwrap_or_else(|| panic!("no warning in: {text}"));
     assert!(line.contains("WARN") && line.contains("req-tampered-0001"), "{line}");
 }
+
+/// Times at the ends of what RFC 3339 can say reach every gate and calculation that
+/// adds to or compares them (lead time, freezes, conflicts, risk, reviews): each is
+/// accepted or refused with a 4xx, never a 500.
+#[tokio::test]
+async fn extreme_times_are_accepted_or_refused_never_a_500() {
+    let s = team().await;
+    let edges = [
+        ("0000-01-01T00:00:00Z", "0000-01-01T01:00:00Z"),
+        ("9999-12-31T22:00:00Z", "9999-12-31T23:59:59.999Z"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59.999999999Z"),
+        ("2030-01-01T00:00:00+23:59", "2030-01-01T00:00:00-23:59"),
+    ];
+    for (i, (start, end)) in edges.iter().enumerate() {
+        let freeze = json!({"name": format!("f{i}"), "start": start, "end": end, "scope": {"all": true}});
+        let r = s.post("alice", "/ws/acme/freeze-windows", freeze).await;
+        assert!(r.status < 500, "freeze {start}..{end}: {}", r.body);
+        let probe = format!("/ws/acme/conflicts?assets=db&start={start}&end={end}").replace('+', "%2B");
+        assert!(s.get("mia", &probe).await.status < 500, "conflict probe {start}..{end}");
+        for kind in ["normal", "emergency", "standard"] {
+            let mut body = normal_change(&format!("edge {i} {kind}"));
+            body["change_type"] = json!(kind);
+            body["planned_start"] = json!(start);
+            body["planned_end"] = json!(end);
+            let r = s.post("mia", "/ws/acme/changes", body).await;
+            assert!(r.status < 500, "create {start}..{end}: {}", r.body);
+            if r.status != 201 {
+                continue;
+            }
+            let n = r.body["number"].as_str().unwrap().to_owned();
+            let path = format!("/ws/acme/changes/{n}");
+            assert!(s.get("mia", &path).await.status < 500);
+            assert!(s.get("mia", &format!("{path}/similar")).await.status < 500);
+            let risk = json!({"answers": {"asset_criticality": "high"}});
+            assert!(s.put("mia", &format!("{path}/risk-assessment"), risk).await.status < 500);
+            for (who, action, body) in [
+                ("mia", "submit", json!({})),
+                ("bob", "approve", json!({})),
+                ("mia", "schedule", json!({"override_freeze": true, "reason": "edge"})),
+                ("alice", "schedule", json!({"override_freeze": true, "reason": "edge"})),
+                ("alice", "start", json!({"override_freeze": true, "reason": "edge"})),
+                ("mia", "complete", json!({"closure_code": "successful", "closure_notes": "ok"})),
+            ] {
+                let r = s.act(who, "acme", &n, action, body).await;
+                assert!(r.status < 500, "{action} on {start}..{end}: {}", r.body);
+            }
+        }
+    }
+    assert_eq!(s.get("mia", "/health").await.status, 200);
+    assert_eq!(s.verify("alice", "acme").await["ok"], true);
+}

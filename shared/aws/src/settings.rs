@@ -6,7 +6,8 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::DynamoTable;
 
 /// The names of Vigilo's resources, as the template passes them to every function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows whether the link secret is set, never the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `VIGILO_TABLE`: the DynamoDB table.
     pub table: String,
@@ -25,6 +26,21 @@ pub struct Settings {
     /// `VIGILO_LINK_SECRET`: the key that signs decision links (from a secret the
     /// template references).
     pub link_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("table", &self.table)
+            .field("evidence_bucket", &self.evidence_bucket)
+            .field("archive_bucket", &self.archive_bucket)
+            .field("topic_arn", &self.topic_arn)
+            .field("mail_from", &self.mail_from)
+            .field("base_url", &self.base_url)
+            .field("reply_domain", &self.reply_domain)
+            .field("link_secret", &self.link_secret.as_ref().map(|_| "(redacted)"))
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,5 +141,16 @@ mod tests {
         assert_eq!(s.table, "t");
         assert_eq!(s.archive_bucket.as_deref(), Some("a"));
         assert_eq!(s.topic_arn, None);
+    }
+
+    #[test]
+    fn debug_never_shows_the_link_secret() {
+        let env = |k: &str| match k {
+            "VIGILO_TABLE" => Some("t".to_owned()),
+            "VIGILO_LINK_SECRET" => Some("hunter2-hunter2-hunter2".to_owned()),
+            _ => None,
+        };
+        let shown = format!("{:?}", Settings::from_lookup(env).unwrap());
+        assert!(!shown.contains("hunter2") && shown.contains("(redacted)"), "{shown}");
     }
 }
