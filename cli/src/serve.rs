@@ -1,6 +1,7 @@
 //! `vigilo serve`: the union of every route group, over SQLite in a data folder or
 //! over DynamoDB (`--backend aws`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,13 +18,14 @@ fn init_logs() {
     let filter = EnvFilter::try_from_env("VIGILO_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
     // A closed log pipe (`vigilo serve 2>&1 | head`) must not take requests down with
     // it: by default the subscriber reports a failed write with a print that panics.
-    let _ = tracing_subscriber::fmt()
-        .log_internal_errors(false)
-        .json()
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    // Readable lines for a person at a terminal; JSON for pipes, files and collectors.
+    let builder =
+        tracing_subscriber::fmt().log_internal_errors(false).with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::io::stderr().is_terminal() {
+        builder.compact().try_init()
+    } else {
+        builder.json().with_current_span(false).try_init()
+    };
 }
 
 pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String> {

@@ -256,3 +256,24 @@ async fn only_whole_decision_words_decide_and_a_rejection_needs_its_reason() {
     let r = receive(&s, reply("bob@example.com", &bob, PASS, "Abgelehnt: nicht vor dem Release")).await;
     assert!(matches!(r, LinkOutcome::Decided { ref decision, .. } if decision == "reject"));
 }
+
+/// Anyone can write `From: bob@example.com`: forged replies are braked together, never
+/// under Bob's address, so they cannot lock Bob out of replying.
+#[tokio::test]
+async fn forged_replies_in_bobs_name_do_not_brake_bobs_own() {
+    let (s, n) = setup().await;
+    let bob = token_for(&s, "bob");
+    let forged = "mx.example.com; spf=fail; dkim=fail; dmarc=fail header.from=example.com";
+    let limit = vigilo_app::services::attempts::REFUSALS_MAX;
+    for _ in 0..limit {
+        assert_eq!(
+            refused(receive(&s, reply("bob@example.com", &bob, forged, "approve")).await),
+            Refusal::Unauthenticated
+        );
+    }
+    assert_eq!(refused(receive(&s, reply("bob@example.com", &bob, forged, "approve")).await), Refusal::RateLimited);
+    assert_eq!(refusals(&s).await.len(), limit, "braked attempts are not audited");
+    let genuine = receive(&s, reply("bob@example.com", &bob, PASS, "approve")).await;
+    assert!(matches!(genuine, LinkOutcome::Decided { .. }), "Bob's own reply still decides");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "approved");
+}

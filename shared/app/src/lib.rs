@@ -33,7 +33,7 @@ pub struct Vigilo {
     /// Email, chat and decision links; without it, no notices are written.
     pub delivery: Option<notify::Delivery>,
     /// Sends webhook deliveries; without it, subscriptions wait.
-    pub webhooks: Option<Arc<dyn services::webhooks::WebhookSender>>,
+    pub webhooks: Option<Arc<dyn notify::WebhookSender>>,
     slugs: Arc<services::access::SlugCache>,
     /// Refused decision attempts per source, to brake floods and guessing.
     pub(crate) brake: Arc<services::attempts::RefusalBrake>,

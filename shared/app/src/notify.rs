@@ -1,4 +1,4 @@
-//! The notification ports and how a notice becomes MIME. Notices are written to the
+//! The outbound ports (mail, chat, webhooks) and how a notice becomes MIME. Notices are written to the
 //! workspace's outbox in the same transaction as the event that caused them, then sent
 //! by [`crate::Vigilo::deliver_pending`]: after the request, and again by the sweeps
 //! for whatever failed. Sending is at least once; a notice is deleted once both its
@@ -36,6 +36,13 @@ pub trait Mailer: Send + Sync {
 #[async_trait]
 pub trait ChatSink: Send + Sync {
     async fn publish(&self, id: &str, message: &Value) -> Result<String, String>;
+}
+
+/// Sends a webhook delivery: returns the receiver's HTTP status, or why none came back
+/// (an HTTPS client in `vigilo-http` on both hosts).
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    async fn post(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String>;
 }
 
 /// Everything notices need, wired once at start-up.

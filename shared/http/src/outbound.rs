@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use vigilo_app::services::webhooks::WebhookSender;
+use vigilo_app::notify::WebhookSender;
 
 pub struct HttpSender {
     /// Built on the first delivery: loading the platform's TLS roots costs a few

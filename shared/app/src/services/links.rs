@@ -49,15 +49,20 @@ pub struct Via {
     /// The user a request's valid bearer token names, when it carries one: a link is
     /// the approver's alone, so anyone else signed in is refused.
     pub signed_in: Option<vigilo_domain::ids::UserId>,
+    /// The email's sender passed the mail checks, aligned with its `From` domain.
+    pub sender_verified: bool,
 }
 
 impl Via {
-    /// Where attempts come from, for the refusal brake: the Slack user, the sender's
-    /// address, else the caller's IP address.
+    /// Where attempts come from, for the refusal brake: the Slack user (Slack signed
+    /// the press), the sender's address once the mail checks vouch for it (anyone can
+    /// write `From: bob`, and must not brake Bob's own replies by doing so; unverified
+    /// mail shares one count), else the caller's IP address.
     pub fn source(&self) -> String {
         match (&self.slack_user, &self.sender, &self.request.ip) {
             (Some(u), _, _) => format!("slack:{u}"),
-            (None, Some(s), _) => format!("mail:{}", s.trim().to_ascii_lowercase()),
+            (None, Some(s), _) if self.sender_verified => format!("mail:{}", s.trim().to_ascii_lowercase()),
+            (None, Some(_), _) => "mail:unverified".to_owned(),
             (None, None, Some(ip)) => format!("ip:{ip}"),
             (None, None, None) => format!("{}:unknown", self.channel),
         }

@@ -209,15 +209,12 @@ impl Vigilo {
         let from_headers = message.header_values("From").count();
         let from_addresses = message.from().map_or(0, |a| a.iter().count());
         let sender = message.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
-        let via = Via {
+        let mut via = Via {
             channel: "email".into(),
             request: RequestInfo { channel: Some("email".into()), ..request },
             sender,
             ..Via::default()
         };
-        if let Some(braked) = self.braked(&via) {
-            return Ok(braked);
-        }
         let Some(token) = token_of(&[message.to(), message.cc(), message.bcc()]) else {
             tracing::warn!(sender = ?via.sender, "an inbound message without a decision address");
             return Ok(LinkOutcome::Refused(Refusal::Forged));
@@ -231,12 +228,18 @@ impl Vigilo {
                 .unwrap_or_default()
         });
         let from_domain = via.sender.as_deref().and_then(|s| s.rsplit_once('@')).map(|(_, d)| d).unwrap_or_default();
+        let verified = from_headers == 1 && from_addresses == 1 && verdicts.pass(from_domain);
+        via.sender_verified = verified;
+        // Counted per sender once the checks vouch for the address, else all together.
+        if let Some(braked) = self.braked(&via) {
+            return Ok(braked);
+        }
         if from_headers != 1 || from_addresses != 1 {
             tracing::warn!(from_headers, from_addresses, "an inbound reply without exactly one From address");
             let grant = self.grant_of(&token).await?.map(|(g, _)| g);
             return self.refuse(grant.as_ref(), Refusal::WrongSender, &via, &token).await;
         }
-        if !verdicts.pass(from_domain) {
+        if !verified {
             let grant = self.grant_of(&token).await?.map(|(g, _)| g);
             return self.refuse(grant.as_ref(), Refusal::Unauthenticated, &via, &token).await;
         }

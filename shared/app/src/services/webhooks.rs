@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -18,6 +17,7 @@ use vigilo_domain::DomainError;
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
+use crate::notify::WebhookSender;
 use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
@@ -31,12 +31,6 @@ use crate::Vigilo;
 const BATCH: usize = 50;
 /// How long delivery log entries are kept.
 const LOG_DAYS: i64 = 30;
-
-/// Sends a delivery: returns the receiver's HTTP status, or why none came back.
-#[async_trait]
-pub trait WebhookSender: Send + Sync {
-    async fn post(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<u16, String>;
-}
 
 /// One attempt, as the delivery log shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
