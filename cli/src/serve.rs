@@ -76,26 +76,45 @@ pub fn local_delivery(dir: &vigilo_local::DataDir, base_url: &str) -> Result<Del
     })
 }
 
+/// Runs one pass of a schedule in a task of its own: a panic in it (release builds
+/// unwind) ends that pass alone, logged as an error, and the schedule keeps its next
+/// tick, where a panic in the loop itself would end the schedule for good, silently.
+pub async fn pass<T: Send + 'static>(
+    name: &'static str,
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    match tokio::spawn(work).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(sweep = name, error = %e, "a sweep pass panicked; the next tick runs again");
+            None
+        }
+    }
+}
+
 /// The local stand-in for the escalation and delivery retry schedules: every minute,
 /// steps past their SLA are escalated and whatever failed to go out is tried again.
 async fn redeliver(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
-        match app.escalate_all().await {
-            Ok(r) if r.escalated > 0 => tracing::info!(?r, "approval steps escalated"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "approval escalation failed"),
+        let a = app.clone();
+        match pass("escalations", async move { a.escalate_all().await }).await {
+            Some(Ok(r)) if r.escalated > 0 => tracing::info!(?r, "approval steps escalated"),
+            Some(Err(e)) => tracing::error!(error = %e, "approval escalation failed"),
+            _ => {}
         }
-        match app.deliver_all().await {
-            Ok(r) if r.sent + r.failed > 0 => tracing::info!(?r, "notices redelivered"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "notice redelivery failed"),
+        let a = app.clone();
+        match pass("notices", async move { a.deliver_all().await }).await {
+            Some(Ok(r)) if r.sent + r.failed > 0 => tracing::info!(?r, "notices redelivered"),
+            Some(Err(e)) => tracing::error!(error = %e, "notice redelivery failed"),
+            _ => {}
         }
-        match app.dispatch_all_webhooks().await {
-            Ok(r) if r.delivered + r.failed > 0 => tracing::info!(?r, "webhook deliveries"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "webhook delivery failed"),
+        let a = app.clone();
+        match pass("webhooks", async move { a.dispatch_all_webhooks().await }).await {
+            Some(Ok(r)) if r.delivered + r.failed > 0 => tracing::info!(?r, "webhook deliveries"),
+            Some(Err(e)) => tracing::error!(error = %e, "webhook delivery failed"),
+            _ => {}
         }
     }
 }
@@ -103,12 +122,15 @@ async fn redeliver(app: Vigilo) {
 /// The local stand-in for the hourly checkpoint schedule: checkpoints into the data
 /// folder's `archive/`, at start and then every hour.
 async fn checkpoints(app: Vigilo, archive: vigilo_local::FolderBlobs) {
+    let archive = Arc::new(archive);
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match app.checkpoint_all(&archive).await {
-            Ok(summary) => tracing::info!(?summary, "audit checkpoints"),
-            Err(e) => tracing::error!(error = %e, "audit checkpoints failed"),
+        let (a, blobs) = (app.clone(), archive.clone());
+        match pass("checkpoints", async move { a.checkpoint_all(&*blobs).await }).await {
+            Some(Ok(summary)) => tracing::info!(?summary, "audit checkpoints"),
+            Some(Err(e)) => tracing::error!(error = %e, "audit checkpoints failed"),
+            None => {}
         }
     }
 }
@@ -126,4 +148,17 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_pass_ends_only_itself() {
+        assert_eq!(pass("ok", async { 7 }).await, Some(7));
+        let panicked: Option<()> = pass("boom", async { panic!("injected") }).await;
+        assert_eq!(panicked, None);
+        assert_eq!(pass("after", async { "still running" }).await, Some("still running"), "the next pass runs");
+    }
 }
