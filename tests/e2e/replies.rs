@@ -193,15 +193,14 @@ async fn a_token_of_another_step_or_round_decides_nothing() {
 async fn a_reply_with_two_from_headers_is_refused() {
     let (s, n) = setup().await;
     let bob = token_for(&s, "bob");
+    // `reply` writes `From: {from}`: a line break in `from` adds the second header.
     for froms in [
-        "From: mallory@example.com\r\nFrom: bob@example.com",
-        "From: bob@example.com\r\nFrom: mallory@example.com",
-        "From: bob@example.com, mallory@example.com",
+        "mallory@example.com\r\nFrom: bob@example.com",
+        "bob@example.com\r\nFrom: mallory@example.com",
+        "bob@example.com, mallory@example.com",
     ] {
-        let raw = format!(
-            "{froms}\r\nTo: r+{bob}@{REPLY_DOMAIN}\r\nSubject: Re\r\nAuthentication-Results: {PASS}\r\n\r\napprove\r\n"
-        );
-        assert_eq!(refused(receive(&s, raw.into_bytes()).await), Refusal::WrongSender, "{froms}");
+        let r = receive(&s, reply(froms, &bob, PASS, "approve")).await;
+        assert_eq!(refused(r), Refusal::WrongSender, "{froms}");
     }
     assert_eq!(refusals(&s).await.len(), 3, "each is audited");
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");

@@ -212,35 +212,26 @@ impl<'a> Tx<'a> {
             }
         }
         // Derived writes fill what room the store's item limit leaves, parts of large
-        // items counted; the rest follow in transactions of their own.
+        // items counted; the rest follow, in order, in transactions of their own.
         let weight = |op: &WriteOp| 1 + self.table.extra_items(op);
-        let mut used: usize = self.ops.iter().map(weight).sum();
-        let mut fits = 0;
-        for op in &self.derived {
-            if used + weight(op) > MAX_TRANSACTION_ITEMS {
-                break;
-            }
-            used += weight(op);
-            fits += 1;
-        }
-        let later = self.derived.split_off(fits);
-        self.ops.append(&mut self.derived);
-        if !self.ops.is_empty() {
-            self.table.transact(self.ops).await?;
-        }
-        let mut chunk: Vec<WriteOp> = Vec::new();
-        let mut chunk_weight = 0;
-        for op in later {
+        let main_weight: usize = self.ops.iter().map(weight).sum();
+        let mut batches = vec![(main_weight, std::mem::take(&mut self.ops))];
+        for op in std::mem::take(&mut self.derived) {
             let w = weight(&op);
-            if chunk_weight + w > MAX_TRANSACTION_ITEMS && !chunk.is_empty() {
-                derived_write(self.table, std::mem::take(&mut chunk)).await?;
-                chunk_weight = 0;
+            if batches.last().is_some_and(|(used, ops)| used + w > MAX_TRANSACTION_ITEMS && !ops.is_empty()) {
+                batches.push((0, Vec::new()));
             }
-            chunk_weight += w;
-            chunk.push(op);
+            if let Some((used, ops)) = batches.last_mut() {
+                *used += w;
+                ops.push(op);
+            }
         }
-        if !chunk.is_empty() {
-            derived_write(self.table, chunk).await?;
+        let mut batches = batches.into_iter().map(|(_, ops)| ops);
+        if let Some(main) = batches.next().filter(|ops| !ops.is_empty()) {
+            self.table.transact(main).await?;
+        }
+        for later in batches {
+            derived_write(self.table, later).await?;
         }
         Ok(rows)
     }

@@ -360,7 +360,9 @@ pub const NUMBER_MAX_MAGNITUDE: f64 = 1e125;
 /// nested at most [`CUSTOM_DEPTH_MAX`] levels, with numbers every store keeps exactly
 /// (zero, or a magnitude from 1e-130 to 1e125) and strings without control characters
 /// other than line breaks and tabs. Keys are single lines of 1 to 100 characters.
-pub fn check_custom_fields(cf: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+pub fn check_custom_fields<'a>(
+    cf: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+) -> Result<(), String> {
     for (k, v) in cf {
         if text::check_line(k, 1, 100).is_err() {
             return Err("keys must be 1 to 100 characters on one line, without control characters".into());

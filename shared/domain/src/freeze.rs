@@ -164,17 +164,13 @@ impl RawFreezeWindow {
         if let Some(assets) = raw_scope.assets {
             scope.assets = check_assets(&mut e, "scope.assets", assets);
         }
-        let types = raw_scope.change_types.unwrap_or_default();
-        if types.len() > crate::policy::ENUM_LIST_MAX {
-            e.add("scope.change_types", format!("at most {} entries", crate::policy::ENUM_LIST_MAX));
-        }
-        for t in types.into_iter().take(crate::policy::ENUM_LIST_MAX) {
-            match ChangeType::parse(&t) {
-                Some(t) if !scope.change_types.contains(&t) => scope.change_types.push(t),
-                Some(_) => {}
-                None => e.add("scope.change_types", format!("must be among: {}", ChangeType::choices())),
-            }
-        }
+        scope.change_types = crate::policy::enums(
+            &mut e,
+            "scope.change_types",
+            raw_scope.change_types,
+            ChangeType::parse,
+            ChangeType::choices(),
+        );
         if !scope.all && scope.assets.is_empty() && scope.change_types.is_empty() {
             e.add("scope", "name all: true, assets or change_types");
         }

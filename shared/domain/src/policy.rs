@@ -178,7 +178,7 @@ pub struct PolicyFields {
     pub stages: Vec<Stage>,
 }
 
-fn enums<T: PartialEq>(
+pub(crate) fn enums<T: PartialEq>(
     e: &mut FieldErrors,
     field: &str,
     raw: Option<Vec<String>>,
@@ -294,8 +294,7 @@ impl RawPolicy {
         if custom.len() > crate::change::CUSTOM_FIELDS_MAX {
             e.add("match.custom", format!("at most {} fields", crate::change::CUSTOM_FIELDS_MAX));
         } else {
-            let map: serde_json::Map<String, Value> = custom.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            if let Err(reason) = crate::change::check_custom_fields(&map) {
+            if let Err(reason) = crate::change::check_custom_fields(&custom) {
                 e.add("match.custom", reason);
             }
         }

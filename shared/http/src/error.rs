@@ -149,15 +149,16 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        // A braked source may come back once its refusals have aged out.
-        let retry_after = match &self {
-            ApiError::LinkRefused(Refusal::RateLimited) => Some(vigilo_app::services::attempts::WINDOW_SECS as u64),
+        // Load passes in a moment; a braked source may come back once its refusals
+        // have aged out.
+        let retry_after = match (&self, status) {
+            (ApiError::LinkRefused(Refusal::RateLimited), _) => {
+                Some(vigilo_app::services::attempts::WINDOW_SECS as u64)
+            }
+            (_, StatusCode::SERVICE_UNAVAILABLE) => Some(1),
             _ => None,
         };
         let mut response = (status, Json(body(code, message, details))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        }
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }

@@ -60,8 +60,9 @@ impl Verdicts {
     pub fn from_header(value: &str) -> Verdicts {
         let mut v = Verdicts::default();
         for result in without_comments(value).split(';').skip(1) {
-            let mut tokens = result.split_whitespace();
-            let Some((method, verdict)) = tokens.next().and_then(|t| t.split_once('=')) else { continue };
+            let Some((method, verdict)) = result.split_whitespace().next().and_then(|t| t.split_once('=')) else {
+                continue;
+            };
             let verdict = verdict.to_ascii_uppercase();
             let prop = |name: &str| {
                 result.split_whitespace().find_map(|t| {

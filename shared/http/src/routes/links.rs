@@ -48,8 +48,8 @@ fn page(status: StatusCode, p: Page) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(p.lang));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `no-store` and `no-referrer` come with every response (`security_headers`); the
+    // page's own policy lets its inline style load and its form post.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
