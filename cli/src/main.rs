@@ -50,6 +50,9 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Print the API's OpenAPI 3.1 document (the one `GET /openapi.json` serves), for
+    /// generating clients or checking the contract without a running service.
+    Openapi,
     /// Measure the service and print the figures: speed and memory on local storage,
     /// or, with --backend aws, DynamoDB requests and capacity units per operation;
     /// `--suite conflicts` measures conflict checks as a workspace grows, `--suite
@@ -147,6 +150,10 @@ fn main() -> ExitCode {
         Command::Bench { backend: Backend::Local, changes, data, .. } => bench::run(changes, data),
         Command::Bench { backend: Backend::Aws, changes, .. } => bench_aws::run(changes),
         Command::Mail { command: MailCommand::Receive { data, backend } } => mail::receive(&data, backend),
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(vigilo_http::api::openapi()).unwrap_or_default());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
         Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress } } => {
             audit::verify(&data, backend, &workspace, progress)

@@ -2,9 +2,9 @@
 //! changes and risk assessments (see infra/template.yaml), served by the shared Lambda
 //! runtime setup.
 
-use vigilo_lambda::Function;
+use vigilo_lambda::Group;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    vigilo_lambda::run(Function::Planning, vigilo_lambda::http::planning_router, vigilo_lambda::plain).await
+    vigilo_lambda::run(Group::Planning, vigilo_lambda::http::planning_router, vigilo_lambda::plain).await
 }

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigilo_lambda::stand_in::{lambda_env, RuntimeApi};
-use vigilo_lambda::Function;
+use vigilo_lambda::Group;
 
 const RUNS: usize = 7;
 /// The size target, in MiB.
@@ -25,7 +25,7 @@ fn root() -> PathBuf {
 }
 
 /// The bootstrap as `cargo build` (`NAME`) or `cargo lambda build` (`NAME/bootstrap`) lays it out.
-fn bootstrap(dir: &std::path::Path, f: Function) -> Option<PathBuf> {
+fn bootstrap(dir: &std::path::Path, f: Group) -> Option<PathBuf> {
     let name = format!("vigilo-fn-{}", f.name());
     [dir.join(&name), dir.join(&name).join("bootstrap")].into_iter().find(|p| p.is_file())
 }
@@ -35,7 +35,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-async fn time_one(path: &std::path::Path, f: Function, event: &str) -> Result<(Duration, Duration), String> {
+async fn time_one(path: &std::path::Path, f: Group, event: &str) -> Result<(Duration, Duration), String> {
     let api = RuntimeApi::start(event.to_owned()).await.map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut child = Command::new(path)
@@ -65,7 +65,7 @@ async fn main() {
     println!("function bootstraps in {}\n", dir.display());
     println!("{:<13} {:>9} {:>16} {:>18}", "function", "size MiB", "init to ready ms", "first answer ms");
     let mut missing = 0;
-    for f in Function::ALL {
+    for &f in Group::ALL {
         let Some(path) = bootstrap(&dir, f) else {
             println!("{:<13} not built", f.name());
             missing += 1;

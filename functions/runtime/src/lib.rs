@@ -18,75 +18,22 @@ use tracing_subscriber::EnvFilter;
 use vigilo_app::Blobs;
 use vigilo_app::{SystemClock, Table, Vigilo};
 use vigilo_aws::{Aws, S3Blobs, Settings};
+pub use vigilo_http::Group;
 use vigilo_http::{AppState, AuthMode, GatewayClaims};
 
-/// The route groups, one Lambda function each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    /// Workspaces, members, groups, delegation, and `/health`.
-    Workspaces,
-    Changes,
-    Transitions,
-    Approvals,
-    /// Freeze windows and approval policies.
-    Governance,
-    /// Runbook tasks, comments, conflicts, similar changes, risk assessments.
-    Planning,
-    Audit,
+/// A route group's router over its state (one of `vigilo_http::*_router`).
+pub type GroupRouter = fn(AppState) -> Router;
+
+/// A group's router behind API Gateway, over the table alone: for tests, which pick
+/// the group at run time (a bootstrap names its router directly, see [`run`]).
+pub fn router(group: Group, table: Arc<dyn Table>) -> Router {
+    router_for(group, Vigilo::new(table, Arc::new(SystemClock)))
 }
 
-impl Function {
-    pub const ALL: [Function; 7] = [
-        Function::Workspaces,
-        Function::Changes,
-        Function::Transitions,
-        Function::Approvals,
-        Function::Governance,
-        Function::Planning,
-        Function::Audit,
-    ];
-
-    /// The folder of its sample events under `events/`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Function::Workspaces => "workspaces",
-            Function::Changes => "changes",
-            Function::Transitions => "transitions",
-            Function::Approvals => "approvals",
-            Function::Governance => "governance",
-            Function::Planning => "planning",
-            Function::Audit => "audit",
-        }
-    }
-
-    /// The function's router: its route group, reading callers from API Gateway's
-    /// verified claims.
-    pub fn router(self, table: Arc<dyn Table>) -> Router {
-        self.router_for(Vigilo::new(table, Arc::new(SystemClock)))
-    }
-
-    /// The function's router over an application already wired (with notices).
-    pub fn router_for(self, app: Vigilo) -> Router {
-        gateway_router(self.group(), app)
-    }
-
-    /// The function's route group. A bootstrap names its group directly (see [`run`]),
-    /// so it links only its own routes; this choice at run time is for tests.
-    pub fn group(self) -> Group {
-        match self {
-            Function::Workspaces => vigilo_http::workspaces_router,
-            Function::Changes => vigilo_http::changes_router,
-            Function::Transitions => vigilo_http::transitions_router,
-            Function::Approvals => vigilo_http::approvals_router,
-            Function::Governance => vigilo_http::governance_router,
-            Function::Planning => vigilo_http::planning_router,
-            Function::Audit => vigilo_http::audit_router,
-        }
-    }
+/// A group's router behind API Gateway, over an application already wired.
+pub fn router_for(group: Group, app: Vigilo) -> Router {
+    gateway_router(|state| group.router(state), app)
 }
-
-/// A route group's router over its state.
-pub type Group = fn(AppState) -> Router;
 
 /// How a function builds its application: [`plain`] (the table only) or
 /// [`application`] (with mail, chat and webhook clients, for functions that move
@@ -94,7 +41,7 @@ pub type Group = fn(AppState) -> Router;
 pub type Wiring = fn(&Aws, &Settings) -> Vigilo;
 
 /// A group's router behind API Gateway: callers from its verified claims.
-fn gateway_router(group: Group, app: Vigilo) -> Router {
+fn gateway_router(group: impl FnOnce(AppState) -> Router, app: Vigilo) -> Router {
     let state = AppState::new(app, AuthMode::Gateway).with_slack_secret(AppState::slack_secret_from_env());
     group(state).layer(axum::middleware::map_request(from_gateway))
 }
@@ -258,7 +205,7 @@ pub async fn run_replies() -> Result<(), lambda_http::Error> {
 /// then the Lambda runtime loop over its route group. Naming the group and the wiring
 /// here, rather than choosing them at run time, keeps every other group's code (and a
 /// non-notifying function's mail and HTTP clients) out of the bootstrap.
-pub async fn run(function: Function, group: Group, wiring: Wiring) -> Result<(), lambda_http::Error> {
+pub async fn run(function: Group, group: GroupRouter, wiring: Wiring) -> Result<(), lambda_http::Error> {
     init_tracing();
     let settings = Settings::from_env()?;
     let aws = Aws::load().await;

@@ -8,45 +8,46 @@ use base64::Engine;
 use serde_json::Value;
 use tower::ServiceExt;
 use vigilo_app::Table;
-use vigilo_lambda::Function;
+use vigilo_lambda::Group;
 
 /// (function, event file without `.json`, expected status), in story order.
-const STORY: &[(Function, &str, u16)] = &[
-    (Function::Workspaces, "health", 200),
-    (Function::Workspaces, "list-workspaces-without-claims", 401),
-    (Function::Workspaces, "create-workspace", 201),
-    (Function::Workspaces, "put-member", 200),
-    (Function::Changes, "create-change", 201),
-    (Function::Changes, "list-changes", 200),
-    (Function::Changes, "get-change", 200),
-    (Function::Transitions, "start-before-approval", 409),
-    (Function::Transitions, "submit", 200),
-    (Function::Approvals, "my-approvals", 200),
-    (Function::Approvals, "approve", 200),
-    (Function::Audit, "list-audit", 200),
-    (Function::Audit, "verify", 200),
-    (Function::Audit, "list-audit-as-a-stranger", 404),
-    (Function::Governance, "create-freeze-window", 201),
-    (Function::Governance, "list-freeze-windows", 200),
-    (Function::Governance, "create-policy-as-an-approver", 403),
-    (Function::Planning, "add-task", 201),
-    (Function::Planning, "add-comment", 201),
-    (Function::Planning, "conflicts", 200),
+const STORY: &[(Group, &str, u16)] = &[
+    (Group::Workspaces, "health", 200),
+    (Group::Workspaces, "openapi", 200),
+    (Group::Workspaces, "list-workspaces-without-claims", 401),
+    (Group::Workspaces, "create-workspace", 201),
+    (Group::Workspaces, "put-member", 200),
+    (Group::Changes, "create-change", 201),
+    (Group::Changes, "list-changes", 200),
+    (Group::Changes, "get-change", 200),
+    (Group::Transitions, "start-before-approval", 409),
+    (Group::Transitions, "submit", 200),
+    (Group::Approvals, "my-approvals", 200),
+    (Group::Approvals, "approve", 200),
+    (Group::Audit, "list-audit", 200),
+    (Group::Audit, "verify", 200),
+    (Group::Audit, "list-audit-as-a-stranger", 404),
+    (Group::Governance, "create-freeze-window", 201),
+    (Group::Governance, "list-freeze-windows", 200),
+    (Group::Governance, "create-policy-as-an-approver", 403),
+    (Group::Planning, "add-task", 201),
+    (Group::Planning, "add-comment", 201),
+    (Group::Planning, "conflicts", 200),
 ];
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
 }
 
-fn event(function: Function, name: &str) -> String {
+fn event(function: Group, name: &str) -> String {
     let path = events_dir().join(function.name()).join(format!("{name}.json"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Feeds one API Gateway event through a function's handler, as the runtime would.
-async fn invoke(table: &Arc<dyn Table>, function: Function, text: &str) -> (u16, Value) {
+async fn invoke(table: &Arc<dyn Table>, function: Group, text: &str) -> (u16, Value) {
     let request = lambda_http::request::from_str(text).expect("an API Gateway v2 event");
-    let response = function.router(table.clone()).oneshot(request).await.unwrap();
+    let response = vigilo_lambda::router(function, table.clone()).oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -59,6 +60,8 @@ async fn tell_the_story(table: Arc<dyn Table>) {
         assert_eq!(status, *expected, "{}/{name}: {body}", function.name());
         bodies.insert(*name, body);
     }
+    assert_eq!(bodies["openapi"]["openapi"], "3.1.0");
+    assert!(bodies["openapi"]["paths"]["/ws/{slug}/changes"]["post"].is_object());
     assert_eq!(bodies["create-change"]["number"], "CHG-00001");
     assert_eq!(bodies["create-change"]["author"], "alice", "the author comes from the verified claims");
     assert_eq!(bodies["start-before-approval"]["error"]["code"], "invalid_transition");
@@ -93,13 +96,13 @@ async fn sample_events_through_each_handler_on_dynamodb() {
 
 #[test]
 fn every_function_has_events_and_every_event_is_in_the_story() {
-    for f in Function::ALL {
+    for f in Group::ALL {
         let mut files: Vec<String> = std::fs::read_dir(events_dir().join(f.name()))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
             .collect();
         files.sort();
-        let mut told: Vec<String> = STORY.iter().filter(|(g, _, _)| *g == f).map(|(_, n, _)| (*n).to_owned()).collect();
+        let mut told: Vec<String> = STORY.iter().filter(|(g, _, _)| g == f).map(|(_, n, _)| (*n).to_owned()).collect();
         told.sort();
         assert!(!files.is_empty(), "{} has no sample events", f.name());
         assert_eq!(files, told, "{}", f.name());
@@ -110,8 +113,8 @@ fn every_function_has_events_and_every_event_is_in_the_story() {
 async fn a_function_answers_only_its_own_routes_and_ignores_forged_claim_headers() {
     let dir = tempfile::tempdir().unwrap();
     let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
-    let create = event(Function::Workspaces, "create-workspace");
-    let (status, body) = invoke(&table, Function::Audit, &create).await;
+    let create = event(Group::Workspaces, "create-workspace");
+    let (status, body) = invoke(&table, Group::Audit, &create).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
 
     // Without the authorizer's context, a token the function could read for itself
@@ -128,12 +131,94 @@ async fn a_function_answers_only_its_own_routes_and_ignores_forged_claim_headers
     forged["headers"]["authorization"] = unsigned.clone().into();
     forged["headers"]["x-amzn-oidc-identity"] = "alice".into();
     forged["headers"]["x-amzn-oidc-data"] = unsigned.into();
-    let (status, body) = invoke(&table, Function::Workspaces, &forged.to_string()).await;
+    let (status, body) = invoke(&table, Group::Workspaces, &forged.to_string()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")), "{body}");
     // The same request with the authorizer's verified claims is served: the refusal
     // above came from the missing claims, not from anything else about the event.
-    let (status, body) = invoke(&table, Function::Workspaces, &create).await;
+    let (status, body) = invoke(&table, Group::Workspaces, &create).await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// One API event of the template: its name, the function it invokes, and whether it
+/// opts out of the JWT authorizer.
+#[derive(Debug, PartialEq, Eq)]
+struct Event {
+    name: String,
+    function: String,
+    public: bool,
+}
+
+fn template_events() -> std::collections::BTreeMap<(String, String), Event> {
+    let template: serde_norway::Value = serde_norway::from_str(vigilo_aws::provision::TEMPLATE).unwrap();
+    let mut events = std::collections::BTreeMap::new();
+    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+        let Some(list) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for (name, e) in list {
+            if e["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &e["Properties"];
+            let key = (p["Method"].as_str().unwrap().to_ascii_lowercase(), p["Path"].as_str().unwrap().to_owned());
+            let event = Event {
+                name: name.as_str().unwrap().to_owned(),
+                function: id.as_str().unwrap().to_owned(),
+                public: p["Auth"]["Authorizer"].as_str() == Some("NONE"),
+            };
+            if let Some(twice) = events.insert(key.clone(), event) {
+                panic!("{key:?} has two events: {twice:?} and another");
+            }
+        }
+    }
+    events
+}
+
+/// The route table and the template agree in both directions: every route has an
+/// event of the same name on its group's function with the same authorizer, and every
+/// event is a route. A route missing from the template would be a 404 on AWS only.
+#[test]
+fn the_template_and_the_route_table_agree() {
+    let doc = vigilo_http::api::openapi();
+    let mut routes = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let tag = op["tags"][0].as_str().unwrap();
+            let group = Group::ALL.iter().find(|g| g.name() == tag).unwrap_or_else(|| panic!("{method} {path}: {tag}"));
+            let route = Event {
+                name: op["operationId"].as_str().unwrap().to_owned(),
+                function: group.function().to_owned(),
+                public: vigilo_http::api::is_public(op),
+            };
+            routes.insert((method.clone(), path.clone()), route);
+        }
+    }
+    let events = template_events();
+    for (key, route) in &routes {
+        match events.get(key) {
+            None => panic!("{key:?} ({}) has no event in infra/template.yaml", route.name),
+            Some(e) => assert_eq!(e, route, "{key:?}: the template's event differs from the route table"),
+        }
+    }
+    for (key, e) in &events {
+        assert!(routes.contains_key(key), "the template's event {} ({key:?}) is no route of the table", e.name);
+    }
+    assert_eq!(routes.len(), events.len());
+    assert!(routes.len() >= 50, "only {} routes", routes.len());
+}
+
+/// A route's operation id names it in the template, in logs and in generated
+/// clients: each is used once.
+#[test]
+fn operation_ids_are_unique_and_every_operation_is_tagged_with_its_group() {
+    let doc = vigilo_http::api::openapi();
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(seen.insert(id.to_owned()), "{id} is used twice");
+            assert_eq!(op["tags"].as_array().map(Vec::len), Some(1), "{method} {path}");
+            assert!(op["responses"].as_object().unwrap().keys().any(|s| s.starts_with('2')), "{id} has no success");
+        }
+    }
 }
 
 /// Every route the template sends to a function is one its router serves: without
@@ -145,7 +230,7 @@ async fn every_template_route_is_served_by_its_function() {
     let dir = tempfile::tempdir().unwrap();
     let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
     let mut routes = 0;
-    for f in Function::ALL {
+    for f in Group::ALL {
         let binary = format!("vigilo-fn-{}", f.name());
         let (_, resource) = resources
             .iter()
@@ -170,13 +255,13 @@ async fn every_template_route_is_served_by_its_function() {
                 .header("content-type", "application/json")
                 .body(axum::body::Body::from("{}"))
                 .unwrap();
-            let response = f.router(table.clone()).oneshot(request).await.unwrap();
+            let response = vigilo_lambda::router(*f, table.clone()).oneshot(request).await.unwrap();
             let status = response.status().as_u16();
             if path.starts_with("/a/") {
                 // Signed links need no caller: anything but "no such route" is served.
                 assert!(![404, 405].contains(&status), "{} {method} {path}: {status}", f.name());
             } else {
-                let expected = if path == "/health" { 200 } else { 401 };
+                let expected = if path == "/health" || path == "/openapi.json" { 200 } else { 401 };
                 assert_eq!(status, expected, "{} {method} {path}", f.name());
             }
             routes += 1;
@@ -194,8 +279,8 @@ async fn the_checkpoint_schedule_event_archives_each_chain_head() {
 
     let dir = tempfile::tempdir().unwrap();
     let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
-    invoke(&table, Function::Workspaces, &event(Function::Workspaces, "create-workspace")).await;
-    invoke(&table, Function::Workspaces, &event(Function::Workspaces, "put-member")).await;
+    invoke(&table, Group::Workspaces, &event(Group::Workspaces, "create-workspace")).await;
+    invoke(&table, Group::Workspaces, &event(Group::Workspaces, "put-member")).await;
     let app = Vigilo::new(table.clone(), Arc::new(SystemClock));
     let archive = vigilo_local::FolderBlobs::new(dir.path().join("archive"));
     let schedule: Value =

@@ -14,7 +14,7 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
 
 /// A page of results in the contract's shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::canonical::canonical_json;
 
 /// One immutable audit row, exactly as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: String,
     pub seq: u64,
@@ -18,7 +18,10 @@ pub struct AuditRow {
     pub target_id: String,
     /// The user who acted; `None` for the system (then `metadata.actor_kind` says what).
     pub actor: Option<String>,
+    /// Left out for viewers: values are for members and above.
+    #[schema(required = false)]
     pub old_value: Value,
+    #[schema(required = false)]
     pub new_value: Value,
     pub metadata: Value,
     /// The RFC 3339 text that was hashed, kept verbatim.
@@ -93,7 +96,7 @@ impl AuditRow {
 }
 
 /// Where and why a chain stops being trustworthy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainBreak {
     /// The offending row; `None` when the row is missing altogether (a cut-off tail).
     pub row_id: Option<String>,
@@ -104,7 +107,7 @@ pub struct ChainBreak {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     pub rows_checked: u64,

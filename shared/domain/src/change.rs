@@ -32,6 +32,18 @@ macro_rules! wire_enum {
             }
         }
 
+        /// A string with the wire spellings as its `enum`.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -94,7 +106,7 @@ pub const CUSTOM_VALUE_MAX: usize = 2_000;
 pub const LEAD_TIME_MAX_HOURS: u32 = 8_760;
 pub const REASON_MAX: usize = 5_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeRequest {
     pub id: String,
     pub workspace_id: String,
@@ -160,26 +172,34 @@ pub struct ChangeFields {
 
 /// What the caller sends, before the enums and times are checked. Types are enforced by
 /// serde (a wrong type is a 400); values are checked by [`RawChange::parse`] (a 422).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawChange {
     pub title: Option<String>,
     pub description: Option<String>,
+    #[schema(value_type = Option<ChangeType>)]
     pub change_type: Option<String>,
+    #[schema(value_type = Option<Priority>)]
     pub priority: Option<String>,
+    #[schema(value_type = Option<RiskLevel>)]
     pub risk_level: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub planned_start: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub planned_end: Option<Option<String>>,
     pub affected_assets: Option<Vec<String>>,
     pub implementation_plan: Option<String>,
     pub rollback_plan: Option<String>,
     pub test_plan: Option<String>,
     pub min_lead_time_hours: Option<i64>,
+    #[schema(value_type = Option<Vec<ChangeNumber>>)]
     pub dependencies: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub assignee: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
     pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

@@ -11,7 +11,7 @@ use crate::change::{ChangeRequest, Status};
 use crate::ids::{ChangeNumber, UserId};
 
 /// A planned window, `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Window {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -34,7 +34,7 @@ pub fn is_live(status: Status) -> bool {
 }
 
 /// Who accepted a conflict, for which two windows, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Acceptance {
     pub workspace_id: String,
     pub number: ChangeNumber,
@@ -56,7 +56,7 @@ impl Acceptance {
 }
 
 /// One conflict as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub number: ChangeNumber,
     pub title: String,

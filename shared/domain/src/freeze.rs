@@ -14,7 +14,7 @@ use crate::FieldErrors;
 
 /// Which changes a window holds. With `all`, every change; otherwise a change must
 /// match every criterion given (an asset in common, and its type when types are named).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FreezeScope {
     pub all: bool,
     pub assets: Vec<String>,
@@ -32,7 +32,7 @@ impl FreezeScope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FreezeWindow {
     pub id: String,
     pub workspace_id: String,
@@ -76,21 +76,24 @@ pub fn guarded_span(c: &ChangeRequest, starting_now: Option<Timestamp>) -> Optio
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScope {
     pub all: Option<bool>,
     pub assets: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<crate::change::ChangeType>>)]
     pub change_types: Option<Vec<String>>,
 }
 
 /// `POST /freeze-windows`, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFreezeWindow {
     pub name: Option<String>,
     pub description: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub start: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub end: Option<String>,
     pub scope: Option<RawScope>,
     pub allow_override: Option<bool>,

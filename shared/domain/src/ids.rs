@@ -5,8 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A workspace slug: 3-40 characters of `a-z`, `0-9` and inner `-`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", example = "acme")]
 pub struct Slug(String);
 
 impl Slug {
@@ -35,7 +36,8 @@ impl fmt::Display for Slug {
 }
 
 /// A change's number within its workspace, shown as `CHG-00001`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
+#[schema(value_type = String, pattern = "^CHG-[0-9]{5,12}$", example = "CHG-00001")]
 pub struct ChangeNumber(u64);
 
 impl ChangeNumber {
@@ -77,8 +79,9 @@ impl<'de> Deserialize<'de> for ChangeNumber {
 }
 
 /// A user id as the identity provider gives it (`sub`): 1-200 printable characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, min_length = 1, max_length = 200, example = "alice")]
 pub struct UserId(String);
 
 impl UserId {

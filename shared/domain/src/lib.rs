@@ -13,6 +13,7 @@ pub mod freeze;
 pub mod fsm;
 pub mod ids;
 pub mod link;
+pub mod locale;
 pub mod notice;
 pub mod policy;
 pub mod risk;

@@ -24,7 +24,7 @@ pub const PRIORITY_RANGE: std::ops::RangeInclusive<i64> = -1_000_000..=1_000_000
 
 /// What a change must look like for a policy to apply. Every criterion given must hold;
 /// within one criterion any listed value will do. An empty match applies to all.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyMatch {
     pub change_types: Vec<ChangeType>,
     pub risk_levels: Vec<RiskLevel>,
@@ -44,14 +44,14 @@ impl PolicyMatch {
 }
 
 /// Who may approve a stage: named users, holders of a role, members of a group.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approvers {
     pub users: Vec<UserId>,
     pub roles: Vec<Role>,
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stage {
     pub name: String,
     pub mode: StepMode,
@@ -59,7 +59,7 @@ pub struct Stage {
     pub approvers: Approvers,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalPolicy {
     pub id: String,
     pub workspace_id: String,
@@ -131,35 +131,40 @@ pub fn plan(
     Ok(plans)
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
+    #[schema(value_type = Option<Vec<crate::change::ChangeType>>)]
     pub change_types: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<crate::change::RiskLevel>>)]
     pub risk_levels: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<crate::change::Priority>>)]
     pub priorities: Option<Vec<String>>,
     pub assets_any: Option<Vec<String>>,
     pub custom: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApprovers {
     pub users: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<crate::role::Role>>)]
     pub roles: Option<Vec<String>>,
     pub groups: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
     pub name: Option<String>,
+    #[schema(value_type = Option<crate::approval::StepMode>)]
     pub mode: Option<String>,
     pub quorum: Option<i64>,
     pub approvers: Option<RawApprovers>,
 }
 
 /// `POST|PUT /approval-policies`, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     pub name: Option<String>,

@@ -8,19 +8,20 @@ use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use crate::change::{ChangeRequest, ClosureCode, RiskLevel, Status};
+use crate::change::{ChangeRequest, ChangeType, ClosureCode, RiskLevel, Status};
 use crate::conflict::Window;
+use crate::ids::ChangeNumber;
 use crate::FieldErrors;
 
 crate::change::wire_enum!(Criticality { Low = "low", Medium = "medium", High = "high", Critical = "critical" });
 
 /// `PUT /risk-assessment` `{answers: {...}}`: what only people know about a change.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnswers {
     /// The most critical affected asset: low, medium, high or critical.
+    #[schema(value_type = Option<Criticality>)]
     pub asset_criticality: Option<String>,
     /// The planned window lies inside an agreed maintenance window.
     pub in_maintenance_window: Option<bool>,
@@ -31,7 +32,7 @@ pub struct RawAnswers {
     pub requires_downtime: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answers {
     pub asset_criticality: Criticality,
     pub in_maintenance_window: bool,
@@ -76,7 +77,7 @@ pub struct Track {
 }
 
 /// One factor of the score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Factor {
     pub factor: String,
     pub points: u32,
@@ -84,7 +85,7 @@ pub struct Factor {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Assessment {
     pub change_number: crate::ids::ChangeNumber,
     pub score: u32,
@@ -223,18 +224,34 @@ pub fn title_similarity(a: &str, b: &str) -> f64 {
 }
 
 /// A similar change as `GET /similar` shows it.
-pub fn similar_view(c: &ChangeRequest, shared_assets: Vec<String>, similarity: f64) -> Value {
-    json!({
-        "number": c.number,
-        "title": c.title,
-        "change_type": c.change_type,
-        "status": c.status,
-        "closure_code": c.closure_code,
-        "outcome": outcome(c),
-        "shared_assets": shared_assets,
-        "title_similarity": (similarity * 100.0).round() / 100.0,
-        "ended_at": c.ended_at,
-    })
+/// A change like another one, with how it ended: what `GET /changes/{n}/similar` lists.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Similar {
+    pub number: ChangeNumber,
+    pub title: String,
+    pub change_type: ChangeType,
+    pub status: Status,
+    pub closure_code: Option<ClosureCode>,
+    /// The closure code of a completed change, else its status.
+    pub outcome: &'static str,
+    pub shared_assets: Vec<String>,
+    /// 0 to 1, rounded to two places.
+    pub title_similarity: f64,
+    pub ended_at: Option<jiff::Timestamp>,
+}
+
+pub fn similar_view(c: &ChangeRequest, shared_assets: Vec<String>, similarity: f64) -> Similar {
+    Similar {
+        number: c.number,
+        title: c.title.clone(),
+        change_type: c.change_type,
+        status: c.status,
+        closure_code: c.closure_code,
+        outcome: outcome(c),
+        shared_assets,
+        title_similarity: (similarity * 100.0).round() / 100.0,
+        ended_at: c.ended_at,
+    }
 }
 
 #[cfg(test)]

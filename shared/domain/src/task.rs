@@ -49,7 +49,7 @@ impl TaskAction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// `T001`, `T002`, ... in the order tasks were added to the change.
     pub id: String,
@@ -189,12 +189,13 @@ fn strip_marker(line: &str) -> &str {
 }
 
 /// `POST /tasks`, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTask {
     pub title: Option<String>,
     pub description: Option<String>,
     pub is_required: Option<bool>,
+    #[schema(value_type = Option<Gate>)]
     pub gate: Option<String>,
     pub predecessors: Option<Vec<String>>,
     pub assignee: Option<String>,

@@ -16,7 +16,7 @@ pub const URL_MAX: usize = 2_000;
 pub const SECRET_MIN: usize = 16;
 pub const SECRET_MAX: usize = 200;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: String,
     pub workspace_id: String,
@@ -72,7 +72,7 @@ pub fn signature(secret: &str, at: Timestamp, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     pub url: Option<String>,

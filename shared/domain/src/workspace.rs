@@ -7,12 +7,14 @@ use crate::ids::{Slug, UserId};
 use crate::role::Role;
 use crate::FieldErrors;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: String,
     pub slug: Slug,
     pub name: String,
+    #[schema(value_type = crate::locale::Locale)]
     pub locale: String,
+    #[schema(example = "Europe/Berlin")]
     pub timezone: String,
     /// Days audit rows stay in the live table before archival; `None` keeps them forever.
     pub audit_retention_days: Option<u32>,
@@ -57,7 +59,7 @@ pub fn check_settings(
 }
 
 /// A window during which `delegate` may act on `user`'s approval steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delegation {
     pub delegate: UserId,
     pub from: Timestamp,
@@ -70,7 +72,7 @@ impl Delegation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     pub workspace_id: String,
     pub user_id: UserId,
@@ -87,7 +89,7 @@ pub struct Member {
 }
 
 /// A named set of members (e.g. `cab`, `ecab`) that approval rules can draw from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Group {
     pub workspace_id: String,
     pub name: String,

@@ -10,6 +10,26 @@ use vigilo_app::AppError;
 use vigilo_domain::link::Refusal;
 use vigilo_domain::DomainError;
 
+/// Every error answer: `{"error": {"code", "message", "details"}}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// A stable code, e.g. `invalid_transition`.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// What the code needs to be acted on (`fields` for `validation_failed`, ...).
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]

@@ -108,10 +108,34 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
 }
 
 /// `?limit=&cursor=`, checked.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, inline, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
+    /// `next_cursor` of the page before.
     pub cursor: Option<String>,
+}
+
+/// The `Idempotency-Key` header, for the OpenAPI document of creating routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyParams {
+    /// A retry with the same key and body within 24 h returns the first response.
+    #[param(rename = "Idempotency-Key", max_length = 200)]
+    pub key: Option<String>,
+}
+
+/// The `If-Match` header, for the OpenAPI document of versioned writes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatchParams {
+    /// The version last read (its `ETag`); a different current version is a 412.
+    #[param(rename = "If-Match", example = "\"3\"")]
+    pub version: Option<String>,
 }
 
 impl PageParams {

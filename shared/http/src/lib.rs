@@ -1,11 +1,13 @@
-//! Vigilo's HTTP surface. One `axum::Router` per route group; [`router`] is their
-//! union. Lambda functions serve a group each and `vigilo serve` serves the union:
-//! one code path, two hosts.
+//! Vigilo's HTTP surface. Every route is declared once, in the route table of [`api`]:
+//! one `axum::Router` per route group (a Lambda function each), [`router`] their union
+//! (what `vigilo serve` runs), and the OpenAPI document. One code path, two hosts.
 
+pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod outbound;
+pub mod paths;
 mod routes;
 
 use std::sync::Arc;
@@ -17,6 +19,10 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vigilo_app::Vigilo;
 
+pub use api::{
+    approvals_router, audit_router, changes_router, governance_router, planning_router, router, transitions_router,
+    workspaces_router, Group,
+};
 pub use auth::{AuthMode, GatewayClaims};
 pub use error::ApiError;
 
@@ -46,58 +52,6 @@ impl AppState {
     }
 }
 
-/// Workspaces, members, groups and delegation, plus `/health` (the function that
-/// serves them answers the unauthenticated health check).
-pub fn workspaces_router(state: AppState) -> Router {
-    finish(routes::health::routes().merge(routes::workspaces::routes()), state)
-}
-
-/// Changes: create, read, list, edit in draft, activity.
-pub fn changes_router(state: AppState) -> Router {
-    finish(routes::changes::routes(), state)
-}
-
-/// Lifecycle actions of a change (submit, schedule, start, complete, ...).
-pub fn transitions_router(state: AppState) -> Router {
-    finish(routes::changes::transition_routes(), state)
-}
-
-/// Approve and reject, a change's approval steps, the caller's queue, the decision
-/// links (`/a/{token}`) that approve or reject without signing in, and Slack's buttons.
-pub fn approvals_router(state: AppState) -> Router {
-    finish(routes::changes::approval_routes().merge(routes::links::routes()).merge(routes::chat::routes()), state)
-}
-
-/// Freeze windows, approval policies and webhooks.
-pub fn governance_router(state: AppState) -> Router {
-    finish(routes::governance::routes(), state)
-}
-
-/// Around one change: runbook tasks, comments, conflicts, similar changes, risk.
-pub fn planning_router(state: AppState) -> Router {
-    finish(routes::planning::routes(), state)
-}
-
-/// The audit log: list, read, verify.
-pub fn audit_router(state: AppState) -> Router {
-    finish(routes::audit::routes(), state)
-}
-
-/// Every route group plus `/health`: what `vigilo serve` runs.
-pub fn router(state: AppState) -> Router {
-    let all = routes::health::routes()
-        .merge(routes::workspaces::routes())
-        .merge(routes::changes::routes())
-        .merge(routes::changes::transition_routes())
-        .merge(routes::changes::approval_routes())
-        .merge(routes::links::routes())
-        .merge(routes::chat::routes())
-        .merge(routes::governance::routes())
-        .merge(routes::planning::routes())
-        .merge(routes::audit::routes());
-    finish(all, state)
-}
-
 /// Headers every response carries, unless the handler chose its own (the decision
 /// page sets a policy that lets its form post): no content sniffing, no framing, no
 /// referrer, no caching of what may be private, HTTPS only once seen over HTTPS, and a
@@ -124,7 +78,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 
 /// The layers every group shares: JSON 404/405, request ids, tracing, the security
 /// headers, and a last-resort panic guard that still answers in the error shape.
-fn finish(routes: Router<AppState>, state: AppState) -> Router {
+pub(crate) fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

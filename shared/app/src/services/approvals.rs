@@ -15,12 +15,14 @@ use crate::store::Query;
 use crate::Vigilo;
 
 /// A pending step offered to the caller, with enough of its change to act on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueEntry {
     #[serde(flatten)]
     pub step: ApprovalStep,
     pub change_title: String,
+    #[schema(value_type = vigilo_domain::change::ChangeType)]
     pub change_type: String,
+    #[schema(value_type = vigilo_domain::change::RiskLevel)]
     pub risk_level: String,
     pub planned_start: Option<jiff::Timestamp>,
     /// Set when the step is offered because these users delegated to the caller.

@@ -15,14 +15,18 @@ use crate::txn::load_head;
 use crate::Vigilo;
 
 /// `GET /audit` filters, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    #[param(format = DateTime)]
     pub from: Option<String>,
+    #[param(format = DateTime)]
     pub to: Option<String>,
+    /// Words to find in the row.
     pub q: Option<String>,
 }
 

@@ -26,11 +26,16 @@ use crate::Vigilo;
 const CYCLE_SEARCH_MAX: usize = 2_000;
 
 /// `GET /changes` filters, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeFilter {
+    #[param(value_type = Option<Status>, inline)]
     pub status: Option<String>,
+    #[param(value_type = Option<ChangeType>, inline)]
     pub change_type: Option<String>,
+    #[param(value_type = Option<Priority>, inline)]
     pub priority: Option<String>,
+    #[param(value_type = Option<RiskLevel>, inline)]
     pub risk_level: Option<String>,
     pub assignee: Option<String>,
     pub asset: Option<String>,

@@ -22,7 +22,7 @@ use crate::Vigilo;
 
 pub const COMMENT_MAX: usize = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comment {
     pub id: String,
     pub change_number: ChangeNumber,
@@ -32,7 +32,7 @@ pub struct Comment {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentInput {
     pub body: Option<String>,

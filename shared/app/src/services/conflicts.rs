@@ -74,10 +74,15 @@ pub struct ConflictReport {
 }
 
 /// `GET /conflicts?assets=&start=&end=`, as sent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProbeParams {
+    /// Comma-separated assets.
+    #[param(example = "api.acme.com,db.acme.com")]
     pub assets: Option<String>,
+    #[param(format = DateTime)]
     pub start: Option<String>,
+    #[param(format = DateTime)]
     pub end: Option<String>,
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::ids::ChangeNumber;
@@ -35,7 +35,7 @@ struct Candidate {
     similarity: f64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskInput {
     pub answers: Option<RawAnswers>,
@@ -88,7 +88,7 @@ impl Vigilo {
     }
 
     /// `GET /changes/{n}/similar`: overlapping assets or a similar title, with outcomes.
-    pub async fn similar_changes(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<Value>> {
+    pub async fn similar_changes(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<risk::Similar>> {
         let c = self.get_stored_change(actor, slug, number).await?;
         let found = self.similar_to(&c).await?;
         Ok(found.into_iter().map(|x| risk::similar_view(&x.change, x.shared, x.similarity)).collect())

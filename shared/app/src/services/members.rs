@@ -26,30 +26,33 @@ use crate::Vigilo;
 pub const GROUP_MEMBERS_MAX: usize = 500;
 
 /// `PUT /members/{user_id}/chat`: `slack_user_id`, or `null` to unlink.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatLinkInput {
     pub slack_user_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
     pub email: String,
+    #[schema(value_type = vigilo_domain::role::Role)]
     pub role: String,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DelegateInput {
     /// `null` ends a delegation.
     pub delegate: Option<String>,
+    #[schema(format = DateTime)]
     pub from: Option<String>,
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupInput {
     pub members: Vec<String>,

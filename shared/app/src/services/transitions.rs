@@ -33,17 +33,19 @@ use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
 /// The body of an action; each action reads the fields it needs.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionInput {
     pub comment: Option<String>,
     pub reason: Option<String>,
+    #[schema(value_type = Option<vigilo_domain::change::ClosureCode>)]
     pub closure_code: Option<String>,
     pub closure_notes: Option<String>,
     pub override_freeze: Option<bool>,
     /// Set by decision links, never by a body: decide this step only, and spend this
     /// grant in the same transaction (so a token works once).
     #[serde(skip)]
+    #[schema(ignore)]
     pub link: Option<vigilo_domain::link::Grant>,
 }
 

@@ -6,7 +6,7 @@ use vigilo_domain::role::Role;
 use vigilo_domain::workspace::Workspace;
 
 /// A workspace as its member sees it: with the caller's role.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceView {
     #[serde(flatten)]
     pub workspace: Workspace,

@@ -33,7 +33,7 @@ const BATCH: usize = 50;
 const LOG_DAYS: i64 = 30;
 
 /// One attempt, as the delivery log shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryAttempt {
     pub webhook_id: String,
     pub seq: u64,

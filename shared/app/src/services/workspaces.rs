@@ -19,22 +19,26 @@ use crate::store::{Condition, Item, Query};
 use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
+    #[schema(example = "acme")]
     pub slug: String,
     pub name: String,
+    #[schema(value_type = Option<vigilo_domain::locale::Locale>)]
     pub locale: Option<String>,
     pub timezone: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspacePatch {
     pub name: Option<String>,
+    #[schema(value_type = Option<vigilo_domain::locale::Locale>)]
     pub locale: Option<String>,
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
     pub audit_retention_days: Option<Option<u32>>,
 }
 

@@ -10,8 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,15 +20,11 @@ use vigilo_app::RequestInfo;
 use vigilo_domain::decision_page::{not_recorded_text, recorded_text, refused_text};
 use vigilo_domain::notice::{escape_slack, CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::AppState;
 
 /// How far a request's timestamp may be from now.
 pub const SLACK_WINDOW_SECS: i64 = 300;
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/chat/slack/actions", post(actions))
-}
 
 /// Checks Slack's request signature: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`,
 /// compared in constant time, with the timestamp within five minutes of `now`.
@@ -52,9 +47,20 @@ pub fn verify_slack(
     mac.verify_slice(&sig).map_err(|_| "the signature does not match")
 }
 
-#[derive(Debug, Deserialize)]
-struct Form {
+/// Slack's interactive request: `payload` is the action as JSON text.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Form {
     payload: String,
+}
+
+/// What the presser sees.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SlackAnswer {
+    #[schema(example = "ephemeral")]
+    response_type: String,
+    replace_original: bool,
+    text: String,
 }
 
 /// Slack's answer shape: a message only the presser sees. Its text is Slack markup,
@@ -64,7 +70,18 @@ fn say(text: &str) -> Response {
     Json(json!({"response_type": "ephemeral", "replace_original": false, "text": text})).into_response()
 }
 
-async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// A press of a notice's approve or reject button in Slack.
+#[utoipa::path(post, path = "/chat/slack/actions", operation_id = "SlackActions", security(()),
+    params(
+        ("X-Slack-Request-Timestamp" = String, Header, description = "Unix seconds, at most five minutes old"),
+        ("X-Slack-Signature" = String, Header, description = "`v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`"),
+    ),
+    request_body(content = Form, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = SlackAnswer, description = "An ephemeral answer: recorded, or why not"),
+        (status = 401, body = ErrorEnvelope, description = "unauthenticated: a bad or stale signature, or no signing secret"),
+    ))]
+pub async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let Some(secret) = s.slack_secret.as_deref() else {
         return Err(ApiError::Unauthenticated("Slack actions are not configured (VIGILO_SLACK_SIGNING_SECRET)".into()));
     };

@@ -7,8 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use vigilo_app::services::links::{LinkOutcome, OpenLink, Via};
@@ -18,15 +17,16 @@ use vigilo_domain::link::Refusal;
 use vigilo_domain::notice::escape_html;
 
 use crate::error::ApiError;
+use crate::error::ErrorEnvelope;
 use crate::extract::PathParams;
+use crate::paths::TokenPath;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/a/{token}", get(show).post(decide))
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct DecisionInput {
+/// `{decision, comment?}`, from the page's form or as JSON.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct DecisionInput {
+    /// `approve` or `reject`.
+    #[schema(example = "approve")]
     decision: Option<String>,
     comment: Option<String>,
     /// The language the confirmation page was shown in, so its answer reads the same.
@@ -95,9 +95,28 @@ fn via(parts: &axum::http::request::Parts) -> Via {
     Via { channel: "link".into(), request, ..Via::default() }
 }
 
-async fn show(
+/// A decision recorded from a link, answered in JSON.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Decided {
+    /// `approve` or `reject`.
+    decision: String,
+    change: vigilo_domain::change::ChangeRequest,
+}
+
+/// The confirmation page: shows the change and the decision's form, records nothing
+/// (mail scanners open links).
+#[utoipa::path(get, path = "/a/{token}", operation_id = "OpenLink", security(()), params(TokenPath),
+    responses(
+        (status = 200, description = "The confirmation page", content_type = "text/html", body = String),
+        (status = 403, description = "A forged or unusable token (a page saying why)", content_type = "text/html", body = String),
+        (status = 409, description = "The step is already decided", content_type = "text/html", body = String),
+        (status = 410, description = "The link expired or was used", content_type = "text/html", body = String),
+        (status = 429, body = ErrorEnvelope, description = "rate_limited: too many refused links from this source"),
+    ))]
+pub async fn show(
     State(s): State<AppState>,
-    PathParams(token): PathParams<String>,
+    PathParams(TokenPath { token }): PathParams<TokenPath>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
@@ -125,9 +144,27 @@ async fn signed_in(parts: &mut axum::http::request::Parts, s: &AppState) -> Opti
 
 /// The page's form (`application/x-www-form-urlencoded`) answers with a page; a JSON
 /// body answers in JSON.
-async fn decide(
+#[utoipa::path(post, path = "/a/{token}", operation_id = "UseLink", security(()), params(TokenPath),
+    request_body(content(
+        (DecisionInput = "application/x-www-form-urlencoded"),
+        (DecisionInput = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Recorded: a page for the form, JSON otherwise",
+            content((String = "text/html"), (Decided = "application/json"))),
+        (status = 403, description = "link_refused: forged, or not the approver's own channel",
+            content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 409, description = "link_refused: the step is already decided; or a guard refused the decision",
+            content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 410, description = "link_refused: expired or used",
+            content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 422, description = "link_refused: no decision, or a rejection without a comment; validation_failed",
+            content((String = "text/html"), (ErrorEnvelope = "application/json"))),
+        (status = 429, body = ErrorEnvelope, description = "rate_limited"),
+    ))]
+pub async fn decide(
     State(s): State<AppState>,
-    PathParams(token): PathParams<String>,
+    PathParams(TokenPath { token }): PathParams<TokenPath>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();

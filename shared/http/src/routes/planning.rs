@@ -3,48 +3,50 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
-use vigilo_app::services::comments::CommentInput;
+use vigilo_app::paging::Paged;
+use vigilo_app::services::comments::{Comment, CommentInput};
 use vigilo_app::services::conflicts::ProbeParams;
 use vigilo_app::services::insight::RiskInput;
 use vigilo_app::IdempotencyKey;
-use vigilo_domain::task::RawTask;
+use vigilo_domain::conflict::Conflict;
+use vigilo_domain::risk::{Assessment, Similar};
+use vigilo_domain::task::{RawTask, Task};
 
 use super::{all, created, ok, versioned};
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::extract::{IdempotencyHeader, IfMatch, JsonBody, PageParams, PathParams, QueryParams};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{
+    IdempotencyHeader, IdempotencyParams, IfMatch, IfMatchParams, JsonBody, PageParams, PathParams, QueryParams,
+};
+use crate::paths::{ChangePath, OtherPath, TaskPath, WsPath};
 use crate::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ws/{slug}/changes/{number}/tasks", get(tasks).post(add_task))
-        .route("/ws/{slug}/changes/{number}/tasks/generate", post(generate))
-        .route("/ws/{slug}/changes/{number}/tasks/{task_id}/{action}", post(task_action))
-        .route("/ws/{slug}/changes/{number}/comments", get(comments).post(add_comment))
-        .route("/ws/{slug}/changes/{number}/conflicts", get(conflicts))
-        .route("/ws/{slug}/changes/{number}/conflicts/{other}/accept", post(accept))
-        .route("/ws/{slug}/conflicts", get(probe))
-        .route("/ws/{slug}/changes/{number}/similar", get(similar))
-        .route("/ws/{slug}/changes/{number}/risk-assessment", get(risk).put(assess))
-}
 
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
-async fn tasks(
+/// The change's runbook tasks, in order.
+#[utoipa::path(get, path = "/ws/{slug}/changes/{number}/tasks", operation_id = "ListTasks",
+    params(ChangePath), responses((status = 200, body = Paged<Task>)))]
+pub async fn tasks(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
     Ok(all(s.app.list_tasks(&actor, &slug, &number).await?))
 }
 
-async fn add_task(
+/// Adds a runbook task (member+).
+#[utoipa::path(post, path = "/ws/{slug}/changes/{number}/tasks", operation_id = "AddTask",
+    params(ChangePath, IdempotencyParams), request_body = RawTask,
+    responses(
+        (status = 201, body = Task),
+        (status = 409, body = ErrorEnvelope, description = "change_closed"),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed, idempotency_key_reused"),
+    ))]
+pub async fn add_task(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(input, raw): JsonBody<RawTask>,
 ) -> Result {
@@ -57,20 +59,36 @@ fn idempotency(key: Option<String>, target: &str, raw: &serde_json::Value) -> Re
     Ok(key.map(|k| IdempotencyKey::new(&k, target, raw)).transpose()?)
 }
 
-async fn generate(
+/// One task per step of the implementation plan.
+#[utoipa::path(post, path = "/ws/{slug}/changes/{number}/tasks/generate", operation_id = "GenerateTasks",
+    params(ChangePath, IdempotencyParams),
+    responses(
+        (status = 201, body = Paged<Task>),
+        (status = 409, body = ErrorEnvelope, description = "tasks_already_generated, change_closed"),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed: no plan steps, idempotency_key_reused"),
+    ))]
+pub async fn generate(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     IdempotencyHeader(key): IdempotencyHeader,
 ) -> Result {
     let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/tasks/generate"), &serde_json::json!({}))?;
     Ok(created(s.app.generate_tasks(&actor, &slug, &number, idem.as_ref()).await?))
 }
 
-async fn task_action(
+/// Starts, finishes or skips a task.
+#[utoipa::path(post, path = "/ws/{slug}/changes/{number}/tasks/{task_id}/{action}", operation_id = "RunTask",
+    params(TaskPath, IfMatchParams),
+    responses(
+        (status = 200, body = Task),
+        (status = 409, body = ErrorEnvelope, description = "invalid_transition, predecessors_unmet, task_required, change_closed"),
+        (status = 412, body = ErrorEnvelope, description = "version_conflict"),
+    ))]
+pub async fn task_action(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number, task_id, action)): PathParams<(String, String, String, String)>,
+    PathParams(TaskPath { slug, number, task_id, action }): PathParams<TaskPath>,
     IfMatch(if_match): IfMatch,
 ) -> Result {
     let t = s.app.act_on_task(&actor, &slug, &number, &task_id, &action, if_match).await?;
@@ -78,19 +96,29 @@ async fn task_action(
     Ok(versioned(t, v))
 }
 
-async fn comments(
+/// The change's comments, oldest first.
+#[utoipa::path(get, path = "/ws/{slug}/changes/{number}/comments", operation_id = "ListComments",
+    params(ChangePath, PageParams), responses((status = 200, body = Paged<Comment>)))]
+pub async fn comments(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     QueryParams(p): QueryParams<PageParams>,
 ) -> Result {
     Ok(ok(s.app.list_comments(&actor, &slug, &number, p.limit()?, p.cursor()).await?))
 }
 
-async fn add_comment(
+/// Comments on a change (member+).
+#[utoipa::path(post, path = "/ws/{slug}/changes/{number}/comments", operation_id = "AddComment",
+    params(ChangePath, IdempotencyParams), request_body = CommentInput,
+    responses(
+        (status = 201, body = Comment),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed, idempotency_key_reused"),
+    ))]
+pub async fn add_comment(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(input, raw): JsonBody<CommentInput>,
 ) -> Result {
@@ -98,58 +126,91 @@ async fn add_comment(
     Ok(created(s.app.add_comment(&actor, &slug, &number, input, idem.as_ref()).await?))
 }
 
-async fn conflicts(
+/// Live changes sharing an asset in an overlapping window.
+#[utoipa::path(get, path = "/ws/{slug}/changes/{number}/conflicts", operation_id = "ChangeConflicts",
+    params(ChangePath), responses((status = 200, body = Paged<Conflict>)))]
+pub async fn conflicts(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
     Ok(all(s.app.change_conflicts(&actor, &slug, &number).await?))
 }
 
-#[derive(Deserialize)]
+/// `{comment}`: why the overlap is acceptable.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AcceptInput {
+pub struct AcceptInput {
     comment: Option<String>,
 }
 
-async fn accept(
+/// Accepts a conflict with another change, so scheduling is not refused for it.
+#[utoipa::path(post, path = "/ws/{slug}/changes/{number}/conflicts/{other}/accept", operation_id = "AcceptConflict",
+    params(OtherPath), request_body = AcceptInput,
+    responses(
+        (status = 200, body = Conflict),
+        (status = 409, body = ErrorEnvelope, description = "change_closed"),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed"),
+    ))]
+pub async fn accept(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number, other)): PathParams<(String, String, String)>,
+    PathParams(OtherPath { slug, number, other }): PathParams<OtherPath>,
     JsonBody(input, _): JsonBody<AcceptInput>,
 ) -> Result {
     Ok(ok(s.app.accept_conflict(&actor, &slug, &number, &other, input.comment).await?))
 }
 
-async fn probe(
+/// Conflicts of a window not yet filed.
+#[utoipa::path(get, path = "/ws/{slug}/conflicts", operation_id = "ProbeConflicts",
+    params(WsPath, ProbeParams),
+    responses(
+        (status = 200, body = Paged<Conflict>),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed"),
+    ))]
+pub async fn probe(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams(slug): PathParams<String>,
+    PathParams(WsPath { slug }): PathParams<WsPath>,
     QueryParams(p): QueryParams<ProbeParams>,
 ) -> Result {
     Ok(all(s.app.probe_conflicts(&actor, &slug, &p).await?))
 }
 
-async fn similar(
+/// Changes with overlapping assets or similar titles, with how they ended.
+#[utoipa::path(get, path = "/ws/{slug}/changes/{number}/similar", operation_id = "SimilarChanges",
+    params(ChangePath), responses((status = 200, body = Paged<Similar>)))]
+pub async fn similar(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
     Ok(all(s.app.similar_changes(&actor, &slug, &number).await?))
 }
 
-async fn risk(
+/// The change's risk score from its facts and the last answers given.
+#[utoipa::path(get, path = "/ws/{slug}/changes/{number}/risk-assessment", operation_id = "GetRisk",
+    params(ChangePath), responses((status = 200, body = Assessment)))]
+pub async fn risk(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
     Ok(ok(s.app.get_risk_assessment(&actor, &slug, &number).await?))
 }
 
-async fn assess(
+/// Answers the risk questionnaire and scores the change.
+#[utoipa::path(put, path = "/ws/{slug}/changes/{number}/risk-assessment", operation_id = "AssessRisk",
+    params(ChangePath), request_body = RiskInput,
+    responses(
+        (status = 200, body = Assessment),
+        (status = 409, body = ErrorEnvelope, description = "change_closed"),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed"),
+    ))]
+pub async fn assess(
     State(s): State<AppState>,
     Caller(actor): Caller,
-    PathParams((slug, number)): PathParams<(String, String)>,
+    PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     JsonBody(input, _): JsonBody<RiskInput>,
 ) -> Result {
     Ok(ok(s.app.assess_risk(&actor, &slug, &number, input).await?))
