@@ -11,7 +11,7 @@ use vigilo_local::{DataDir, SqliteTable};
 pub enum Backend {
     /// SQLite in the data folder.
     Local,
-    /// DynamoDB: `VIGILO_TABLE`, with `AWS_REGION`, `AWS_ENDPOINT_URL` and credentials
+    /// DynamoDB: `VIGILO_TABLE` (default `vigilo`), with `AWS_REGION`, `AWS_ENDPOINT_URL` and credentials
     /// from the standard AWS configuration.
     Aws,
 }
@@ -28,7 +28,7 @@ pub async fn open(backend: Backend, data: &Path, create: bool) -> Result<(Arc<dy
             Ok((Arc::new(table), dir.root().display().to_string()))
         }
         Backend::Aws => {
-            let settings = vigilo_aws::Settings::from_env().map_err(|e| e.to_string())?;
+            let settings = vigilo_aws::Settings::from_env();
             let aws = vigilo_aws::Aws::load().await;
             let where_ = format!("DynamoDB table {}", settings.table);
             Ok((Arc::new(aws.table(&settings)), where_))
@@ -38,7 +38,7 @@ pub async fn open(backend: Backend, data: &Path, create: bool) -> Result<(Arc<dy
 
 /// `vigilo aws init`: creates the table, buckets and topic the settings name.
 pub fn init(topic_name: Option<&str>) -> Result<std::process::ExitCode, String> {
-    let settings = vigilo_aws::Settings::from_env().map_err(|e| e.to_string())?;
+    let settings = vigilo_aws::Settings::from_env();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let aws = vigilo_aws::Aws::load().await;

@@ -77,7 +77,7 @@ impl Meter<'_> {
 }
 
 pub fn run(changes: usize) -> Result<ExitCode, String> {
-    let settings = Settings::from_env().map_err(|e| format!("{e} (create one with: vigilo aws init)"))?;
+    let settings = Settings::from_env();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let aws = Aws::load().await;

@@ -23,8 +23,10 @@ pub fn receive(data: &Path, backend: Backend) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let (table, _) = backend::open(backend, dir.root(), false).await?;
-        let base = std::env::var("VIGILO_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
-        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(crate::serve::local_delivery(&dir, &base)?);
+        let settings = vigilo_app::Settings::from_env();
+        let base = settings.base_url.clone().unwrap_or_else(|| "http://127.0.0.1:3000".into());
+        let app = Vigilo::new(table, Arc::new(SystemClock))
+            .with_delivery(crate::serve::local_delivery(&dir, &settings, &base)?);
         let request = RequestInfo { channel: Some("email".into()), ..RequestInfo::default() };
         let outcome = app.receive_reply(&raw, None, request).await.map_err(|e| e.to_string())?;
         Ok(match outcome {

@@ -104,7 +104,7 @@ enum MailCommand {
 
 #[derive(Subcommand)]
 enum AwsCommand {
-    /// Create the table (VIGILO_TABLE), the buckets (VIGILO_EVIDENCE_BUCKET,
+    /// Create the table (VIGILO_TABLE, default `vigilo`), the buckets (VIGILO_EVIDENCE_BUCKET,
     /// VIGILO_ARCHIVE_BUCKET) and the topic as infra/template.yaml defines them, on the
     /// account or emulator the AWS configuration points at. Safe to run again.
     Init {

@@ -9,13 +9,17 @@ use std::sync::Arc;
 
 use tracing_subscriber::EnvFilter;
 use vigilo_app::notify::Delivery;
-use vigilo_app::{SystemClock, Vigilo};
+use vigilo_app::{Settings, SystemClock, Vigilo};
 use vigilo_http::{AppState, AuthMode};
 
 use crate::backend::{self, Backend};
 
-fn init_logs() {
-    let filter = EnvFilter::try_from_env("VIGILO_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=info"));
+fn init_logs(settings: &Settings) {
+    let filter = settings
+        .log
+        .as_deref()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,tower_http=info"));
     // A closed log pipe (`vigilo serve 2>&1 | head`) must not take requests down with
     // it: by default the subscriber reports a failed write with a print that panics.
     // Readable lines for a person at a terminal; JSON for pipes, files and collectors.
@@ -29,7 +33,8 @@ fn init_logs() {
 }
 
 pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String> {
-    init_logs();
+    let settings = Settings::from_env();
+    init_logs(&settings);
     let addr: SocketAddr = addr.parse().map_err(|_| format!("--addr {addr} is not an address like 127.0.0.1:3000"))?;
     // The data folder keeps the token secret even when the table is elsewhere.
     let dir = vigilo_local::DataDir::create(data).map_err(|e| e.to_string())?;
@@ -40,10 +45,11 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         let (table, storage) = backend::open(backend, dir.root(), true).await?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        let base = std::env::var("VIGILO_BASE_URL").ok().filter(|v| !v.is_empty()).unwrap_or(format!("http://{bound}"));
+        let base = settings.base_url.clone().unwrap_or(format!("http://{bound}"));
         let sender = Arc::new(vigilo_http::outbound::HttpSender::new()?);
-        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &base)?).with_webhooks(sender);
-        let state = AppState::new(app.clone(), AuthMode::Hs256 { key }).with_slack_secret(AppState::slack_secret_from_env());
+        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &settings, &base)?).with_webhooks(sender);
+        let slack = settings.slack_signing_secret.as_ref().map(|s| s.expose().as_bytes().to_vec());
+        let state = AppState::new(app.clone(), AuthMode::Hs256 { key }).with_slack_secret(slack);
         let router = vigilo_http::router(state);
         let root = dir.root().display().to_string();
         tracing::info!(
@@ -62,16 +68,16 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
 }
 
 /// Notices go to the data folder's `outbox/` (`.eml` and `.json` files); links point
-/// at `base_url` (this server, unless `VIGILO_BASE_URL` says otherwise).
-pub fn local_delivery(dir: &vigilo_local::DataDir, base_url: &str) -> Result<Delivery, String> {
+/// at `base_url` (this server, unless `VIGILO_BASE_URL` says otherwise). The sender and
+/// reply domain come from the settings, with local defaults.
+pub fn local_delivery(dir: &vigilo_local::DataDir, settings: &Settings, base_url: &str) -> Result<Delivery, String> {
     let outbox = Arc::new(vigilo_local::OutboxFolder::new(dir.outbox_path()));
-    let env = |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
     Ok(Delivery {
         mailer: outbox.clone(),
         chat: outbox,
-        from: env("VIGILO_MAIL_FROM", "Vigilo <vigilo@localhost>".into()),
+        from: settings.mail_from.clone().unwrap_or_else(|| "Vigilo <vigilo@localhost>".into()),
         base_url: base_url.to_owned(),
-        reply_domain: Some(env("VIGILO_REPLY_DOMAIN", "reply.localhost".into())),
+        reply_domain: Some(settings.reply_domain.clone().unwrap_or_else(|| "reply.localhost".into())),
         link_secret: Arc::new(dir.link_secret().map_err(|e| e.to_string())?),
     })
 }

@@ -32,7 +32,7 @@ pub fn router(group: Group, table: Arc<dyn Table>) -> Router {
 
 /// A group's router behind API Gateway, over an application already wired.
 pub fn router_for(group: Group, app: Vigilo) -> Router {
-    gateway_router(|state| group.router(state), app)
+    gateway_router(|state| group.router(state), app, &Settings::from_env())
 }
 
 /// How a function builds its application: [`plain`] (the table only) or
@@ -41,8 +41,9 @@ pub fn router_for(group: Group, app: Vigilo) -> Router {
 pub type Wiring = fn(&Aws, &Settings) -> Vigilo;
 
 /// A group's router behind API Gateway: callers from its verified claims.
-fn gateway_router(group: impl FnOnce(AppState) -> Router, app: Vigilo) -> Router {
-    let state = AppState::new(app, AuthMode::Gateway).with_slack_secret(AppState::slack_secret_from_env());
+fn gateway_router(group: impl FnOnce(AppState) -> Router, app: Vigilo, settings: &Settings) -> Router {
+    let slack = settings.slack_signing_secret.as_ref().map(|s| s.expose().as_bytes().to_vec());
+    let state = AppState::new(app, AuthMode::Gateway).with_slack_secret(slack);
     group(state).layer(axum::middleware::map_request(from_gateway))
 }
 
@@ -74,8 +75,9 @@ async fn from_gateway(mut req: Request) -> Request {
 }
 
 /// JSON logs on stdout, which Lambda ships to the function's log group.
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init_tracing(settings: &Settings) {
+    let filter =
+        settings.log.as_deref().and_then(|f| EnvFilter::try_new(f).ok()).unwrap_or_else(|| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_current_span(false)
@@ -131,8 +133,8 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
 
 /// Starts the sweeps function: the same start-up, then a loop over scheduled events.
 pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
-    init_tracing();
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env();
+    init_tracing(&settings);
     let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
     let aws = Aws::load().await;
     let app = application(&aws, &settings);
@@ -187,9 +189,9 @@ pub async fn replies(app: &Vigilo, inbound: &dyn Blobs, event: &Value) -> Result
 
 /// Starts the replies function: SES invokes it for each message to the reply domain.
 pub async fn run_replies() -> Result<(), lambda_http::Error> {
-    init_tracing();
-    let settings = Settings::from_env()?;
-    let bucket = std::env::var("VIGILO_INBOUND_BUCKET").map_err(|_| "VIGILO_INBOUND_BUCKET is not set")?;
+    let settings = Settings::from_env();
+    init_tracing(&settings);
+    let bucket = settings.inbound_bucket.clone().ok_or("VIGILO_INBOUND_BUCKET is not set")?;
     let aws = Aws::load().await;
     let app = application(&aws, &settings);
     let inbound = S3Blobs::new(aws.s3(), bucket);
@@ -206,10 +208,10 @@ pub async fn run_replies() -> Result<(), lambda_http::Error> {
 /// here, rather than choosing them at run time, keeps every other group's code (and a
 /// non-notifying function's mail and HTTP clients) out of the bootstrap.
 pub async fn run(function: Group, group: GroupRouter, wiring: Wiring) -> Result<(), lambda_http::Error> {
-    init_tracing();
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env();
+    init_tracing(&settings);
     let aws = Aws::load().await;
-    let router = gateway_router(group, wiring(&aws, &settings));
+    let router = gateway_router(group, wiring(&aws, &settings), &settings);
     tracing::info!(function = function.name(), "ready");
     lambda_http::run(router).await
 }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod notify;
 pub mod paging;
 pub mod services;
+pub mod settings;
 pub mod store;
 pub mod txn;
 
@@ -23,6 +24,7 @@ pub use blobs::Blobs;
 pub use clock::{Clock, SystemClock};
 pub use error::{AppError, AppResult};
 pub use services::idempotency::{Created, IdempotencyKey};
+pub use settings::{Secret, Settings};
 pub use store::Table;
 
 /// The application: ports wired once at start-up and shared by every request.

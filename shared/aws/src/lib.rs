@@ -15,5 +15,5 @@ pub mod usage;
 
 pub use dynamo::DynamoTable;
 pub use s3::S3Blobs;
-pub use settings::{Aws, Settings};
+pub use settings::{Aws, Secret, Settings, DEFAULT_TABLE};
 pub use usage::{Usage, UsageSnapshot};

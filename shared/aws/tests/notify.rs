@@ -41,8 +41,7 @@ async fn approval_requests_leave_through_ses_and_sns() {
         "VIGILO_REPLY_DOMAIN" => Some("reply.example.com".into()),
         "VIGILO_LINK_SECRET" => Some("0123456789abcdef0123456789abcdef".into()),
         _ => None,
-    })
-    .unwrap();
+    });
     let delivery = aws.delivery(&settings).expect("every notice setting is given");
     let app = Vigilo::new(Arc::new(emulator::fresh_table().await), Arc::new(SystemClock)).with_delivery(delivery);
     let alice = actor("alice");

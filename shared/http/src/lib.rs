@@ -45,11 +45,6 @@ impl AppState {
         self.slack_secret = secret.filter(|s| !s.is_empty()).map(Arc::new);
         self
     }
-
-    /// The signing secret from `VIGILO_SLACK_SIGNING_SECRET`, if set.
-    pub fn slack_secret_from_env() -> Option<Vec<u8>> {
-        std::env::var("VIGILO_SLACK_SIGNING_SECRET").ok().map(String::into_bytes)
-    }
 }
 
 /// Headers every response carries, unless the handler chose its own (the decision
