@@ -39,8 +39,9 @@ pub fn verify(data: &Path, backend: Backend, slug: &str, progress: Progress) -> 
     runtime.block_on(async move {
         let (table, storage) = backend::open(backend, data, false).await?;
         let app = Vigilo::new(table, Arc::new(SystemClock));
+        let slug = vigilo_domain::ids::Slug::parse(slug).map_err(|e| format!("--workspace {slug}: {e}"))?;
         let ws = app
-            .workspace_by_slug(slug)
+            .workspace_by_slug(&slug)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no workspace {slug} in {storage}"))?;

@@ -95,10 +95,11 @@ pub fn run(changes: usize, data: Option<PathBuf>) -> Result<ExitCode, String> {
 async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     let err = |e: vigilo_app::AppError| e.to_string();
     let (owner, approver) = (actor("bench-owner"), actor("bench-approver"));
-    let slug = "bench";
+    let bench_slug = vigilo_domain::ids::Slug::parse("bench").map_err(String::from)?;
+    let slug = &bench_slug;
     app.create_workspace(
         &owner,
-        NewWorkspace { slug: slug.into(), name: "Bench".into(), locale: None, timezone: None },
+        NewWorkspace { slug: slug.to_string(), name: "Bench".into(), locale: None, timezone: None },
         None,
     )
     .await
@@ -133,13 +134,13 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     let t = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let (app, owner) = (app.clone(), owner.clone());
+        let (app, owner, slug) = (app.clone(), owner.clone(), slug.clone());
         let raws: Vec<RawChange> = (0..per).map(|i| draft(n + w * per + i)).collect();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(raws.len());
             for raw in raws {
                 let s = Instant::now();
-                app.create_change(&owner, slug, raw, None).await.map_err(|e| e.to_string())?;
+                app.create_change(&owner, &slug, raw, None).await.map_err(|e| e.to_string())?;
                 lat.push(s.elapsed());
             }
             Ok::<_, String>(lat)
@@ -155,15 +156,15 @@ async fn bench(app: Vigilo, n: usize) -> Result<(), String> {
     let mut life = timed("lifecycle, 5 transitions each", lifecycle, |i| {
         let (app, owner, approver) = (&app, &owner, &approver);
         async move {
-            let number = format!("CHG-{:05}", i + 1);
+            let number = vigilo_domain::ids::ChangeNumber::new(i as u64 + 1).ok_or("no change number")?;
             let plain = ActionInput::default;
-            app.act(owner, slug, &number, "submit", plain(), None).await.map_err(err)?;
-            app.act(approver, slug, &number, "approve", plain(), None).await.map_err(err)?;
-            app.act(owner, slug, &number, "schedule", plain(), None).await.map_err(err)?;
-            app.act(owner, slug, &number, "start", plain(), None).await.map_err(err)?;
+            app.act(owner, slug, number, "submit", plain(), None).await.map_err(err)?;
+            app.act(approver, slug, number, "approve", plain(), None).await.map_err(err)?;
+            app.act(owner, slug, number, "schedule", plain(), None).await.map_err(err)?;
+            app.act(owner, slug, number, "start", plain(), None).await.map_err(err)?;
             let close =
                 ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
-            app.act(owner, slug, &number, "complete", close, None).await.map_err(err)?;
+            app.act(owner, slug, number, "complete", close, None).await.map_err(err)?;
             Ok(())
         }
     })

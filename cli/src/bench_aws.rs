@@ -94,6 +94,7 @@ async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String
     let err = |e: vigilo_app::AppError| e.to_string();
     let ws = NewWorkspace { slug: slug.clone(), name: "Bench".into(), locale: None, timezone: None };
     app.create_workspace(&owner, ws, None).await.map_err(err)?;
+    let slug = vigilo_domain::ids::Slug::parse(&slug).map_err(String::from)?;
     let member = MemberInput { email: "bench-approver@example.com".into(), role: "approver".into(), name: None };
     app.put_member(&owner, &slug, "bench-approver", member).await.map_err(err)?;
     let start = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48));
@@ -114,16 +115,16 @@ async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String
         };
         let c = m.charge(0, "create change", app.create_change(&owner, &slug, raw, None)).await?;
         let vigilo_app::Created::New(c) = c else { return Err("a new change was replayed".into()) };
-        let number = c.number.to_string();
-        m.charge(1, "get change", app.get_change(&owner, &slug, &number)).await?;
-        m.charge(2, "submit", app.act(&owner, &slug, &number, "submit", plain(), None)).await?;
+        let number = c.number;
+        m.charge(1, "get change", app.get_change(&owner, &slug, number)).await?;
+        m.charge(2, "submit", app.act(&owner, &slug, number, "submit", plain(), None)).await?;
         m.charge(3, "approval queue (50)", app.my_approvals(&approver, &slug, 50, None)).await?;
-        m.charge(4, "approve", app.act(&approver, &slug, &number, "approve", plain(), None)).await?;
-        m.charge(5, "schedule", app.act(&owner, &slug, &number, "schedule", plain(), None)).await?;
-        m.charge(6, "start", app.act(&owner, &slug, &number, "start", plain(), None)).await?;
+        m.charge(4, "approve", app.act(&approver, &slug, number, "approve", plain(), None)).await?;
+        m.charge(5, "schedule", app.act(&owner, &slug, number, "schedule", plain(), None)).await?;
+        m.charge(6, "start", app.act(&owner, &slug, number, "start", plain(), None)).await?;
         let close =
             ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
-        m.charge(7, "complete", app.act(&owner, &slug, &number, "complete", close, None)).await?;
+        m.charge(7, "complete", app.act(&owner, &slug, number, "complete", close, None)).await?;
         let filter = ChangeFilter { status: Some("completed".into()), ..ChangeFilter::default() };
         m.charge(8, "list changes (status, 50)", app.list_changes(&owner, &slug, &filter, 50, None)).await?;
         let audit = AuditFilter::default();

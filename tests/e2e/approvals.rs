@@ -228,7 +228,7 @@ async fn an_approver_demoted_while_deciding_does_not_decide() {
     let n = submitted(&s, "mia", normal_change("t"), "low").await;
     let _rival = s.before_next_write(|app| async move {
         let viewer = MemberInput { email: "bob@example.com".into(), role: "viewer".into(), name: None };
-        app.put_member(&actor("alice"), "acme", "bob", viewer).await.expect("the demotion commits");
+        app.put_member(&actor("alice"), &vigilo_e2e::slug("acme"), "bob", viewer).await.expect("the demotion commits");
     });
     s.act("bob", "acme", &n, "approve", json!({})).await.refused(403, "not_an_approver");
     let audit = s.get("alice", "/ws/acme/audit?limit=200").await.expect(200);

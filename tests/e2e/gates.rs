@@ -390,7 +390,9 @@ async fn a_freeze_filed_while_a_schedule_is_in_flight_still_holds_it() {
     let n = approved(&s, change_on("db work", "db", 72, 73)).await;
     let _rival = s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(freeze("sudden", 70, 80, json!({"all": true}), false)).unwrap();
-        app.create_freeze_window(&actor("alice"), "acme", raw, None).await.expect("the rival freeze commits");
+        app.create_freeze_window(&actor("alice"), &vigilo_e2e::slug("acme"), raw, None)
+            .await
+            .expect("the rival freeze commits");
     });
     s.act("mia", "acme", &n, "schedule", json!({})).await.refused(409, "freeze_window_blocked");
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "approved");
@@ -402,7 +404,7 @@ async fn a_conflict_filed_while_a_schedule_is_in_flight_still_holds_it() {
     let n = approved(&s, change_on("db work", "db", 72, 73)).await;
     let _rival = s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(change_on("rival", "db", 72, 74)).unwrap();
-        app.create_change(&actor("mia"), "acme", raw, None).await.expect("the rival change commits");
+        app.create_change(&actor("mia"), &vigilo_e2e::slug("acme"), raw, None).await.expect("the rival change commits");
     });
     let r = s.act("mia", "acme", &n, "schedule", json!({})).await;
     r.refused(409, "conflict_detected");
@@ -417,7 +419,9 @@ async fn a_task_left_undone_while_start_is_in_flight_holds_it() {
     let number = n.clone();
     let _rival = s.before_next_write(move |app| async move {
         let raw = serde_json::from_value(json!({"title": "backup first", "gate": "start"})).unwrap();
-        app.add_task(&actor("alice"), "acme", &number, raw, None).await.expect("the rival task commits");
+        app.add_task(&actor("alice"), &vigilo_e2e::slug("acme"), vigilo_e2e::number(&number), raw, None)
+            .await
+            .expect("the rival task commits");
     });
     s.act("mia", "acme", &n, "start", json!({})).await.refused(409, "tasks_pending");
 }

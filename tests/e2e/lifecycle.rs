@@ -383,7 +383,9 @@ async fn a_transition_on_a_change_that_moved_on_is_refused_without_an_audit_row(
     let number = n.clone();
     let _rival = s.before_next_write(move |app| async move {
         let input = ActionInput { reason: Some("superseded".into()), ..Default::default() };
-        app.act(&actor("alice"), "acme", &number, "cancel", input, None).await.expect("the rival cancel commits");
+        app.act(&actor("alice"), &vigilo_e2e::slug("acme"), vigilo_e2e::number(&number), "cancel", input, None)
+            .await
+            .expect("the rival cancel commits");
     });
     let r = s.act("bob", "acme", &n, "approve", json!({})).await;
     r.refused(409, "invalid_transition");
@@ -405,7 +407,9 @@ async fn an_if_match_request_on_a_change_that_moved_on_gets_412_without_an_audit
     let number = n.clone();
     let _rival = s.before_next_write(move |app| async move {
         let edit = serde_json::from_value(json!({"title": "renamed meanwhile"})).unwrap();
-        app.patch_change(&actor("alice"), "acme", &number, edit, None).await.expect("the rival edit commits");
+        app.patch_change(&actor("alice"), &vigilo_e2e::slug("acme"), vigilo_e2e::number(&number), edit, None)
+            .await
+            .expect("the rival edit commits");
     });
     let path = format!("/ws/acme/changes/{n}/submit");
     let r = s.send(Some("alice"), reqwest::Method::POST, &path, None, &[("if-match", "1")]).await;

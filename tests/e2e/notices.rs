@@ -268,7 +268,7 @@ async fn a_notice_that_fails_waits_and_goes_out_later_once() {
     body["planned_end"] = json!("2026-12-20T10:00:00Z");
     let n = s.change("mia", "acme", body).await;
     let mia = vigilo_e2e::actor("mia");
-    app.act(&mia, "acme", &n, "submit", Default::default(), None).await.unwrap();
+    app.act(&mia, &vigilo_e2e::slug("acme"), vigilo_e2e::number(&n), "submit", Default::default(), None).await.unwrap();
     let ws = workspace_id(&s).await;
     let waiting = vigilo_app::services::notices::outbox(&app, &ws).await.unwrap();
     assert_eq!(waiting.len(), 3, "one per approver, kept after the failure");

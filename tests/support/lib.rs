@@ -64,6 +64,16 @@ impl Table for Meddler {
 }
 
 /// An actor for services called directly by a test.
+/// A workspace slug, for calling services directly.
+pub fn slug(s: &str) -> vigilo_domain::ids::Slug {
+    vigilo_domain::ids::Slug::parse(s).expect("a slug")
+}
+
+/// A change number, for calling services directly.
+pub fn number(s: &str) -> vigilo_domain::ids::ChangeNumber {
+    vigilo_domain::ids::ChangeNumber::parse(s).expect("a change number")
+}
+
 pub fn actor(user: &str) -> vigilo_app::Actor {
     vigilo_app::Actor {
         user_id: vigilo_domain::ids::UserId::parse(user).expect("user id"),

@@ -288,7 +288,7 @@ async fn the_checkpoint_schedule_event_archives_each_chain_head() {
 
     let summary = vigilo_lambda::sweep(&app, &archive, &schedule).await.unwrap();
     assert_eq!((summary["workspaces"].as_u64(), summary["written"].as_u64()), (Some(1), Some(1)), "{summary}");
-    let ws = app.workspace_by_slug("acme").await.unwrap().unwrap();
+    let ws = app.workspace_by_slug(&vigilo_domain::ids::Slug::parse("acme").unwrap()).await.unwrap().unwrap();
     let head = vigilo_app::txn::load_head(&*table, &ws.id).await.unwrap().unwrap();
     let stored = archive.get(&checkpoint_key(&ws.id, head.seq)).await.unwrap().expect("a checkpoint at the head");
     let checkpoint: Checkpoint = serde_json::from_slice(&stored).unwrap();

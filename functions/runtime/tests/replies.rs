@@ -46,10 +46,12 @@ async fn story(table: Arc<dyn Table>, inbound: Arc<dyn Blobs>) {
     let ws = NewWorkspace { slug: "acme".into(), name: "Acme".into(), locale: None, timezone: None };
     app.create_workspace(&alice, ws, None).await.unwrap();
     let bob = MemberInput { email: "bob@example.com".into(), role: "approver".into(), name: None };
-    app.put_member(&alice, "acme", "bob", bob).await.unwrap();
+    app.put_member(&alice, &acme(), "bob", bob).await.unwrap();
     let raw = RawChange { title: Some("Rotate cert".into()), ..RawChange::default() };
-    app.create_change(&alice, "acme", raw, None).await.unwrap();
-    app.act(&alice, "acme", "CHG-00001", "submit", ActionInput::default(), None).await.unwrap();
+    app.create_change(&alice, &acme(), raw, None).await.unwrap();
+    app.act(&alice, &acme(), vigilo_domain::ids::ChangeNumber::new(1).unwrap(), "submit", ActionInput::default(), None)
+        .await
+        .unwrap();
     let mail = std::fs::read_dir(tmp.path().join("outbox"))
         .unwrap()
         .filter_map(Result::ok)
@@ -83,7 +85,7 @@ async fn story(table: Arc<dyn Table>, inbound: Arc<dyn Blobs>) {
     let rows = app
         .list_audit(
             &owner,
-            "acme",
+            &acme(),
             &serde_json::from_value(json!({"action": "decision_link.refuse"})).unwrap(),
             50,
             None,
@@ -109,4 +111,8 @@ async fn an_inbound_reply_stored_in_s3_is_decided_end_to_end() {
     aws.s3().create_bucket().bucket(&bucket).send().await.expect("an inbound bucket");
     let table = vigilo_aws::emulator::fresh_table().await;
     story(Arc::new(table), Arc::new(vigilo_aws::S3Blobs::new(aws.s3(), bucket))).await;
+}
+
+fn acme() -> vigilo_domain::ids::Slug {
+    vigilo_domain::ids::Slug::parse("acme").unwrap()
 }

@@ -48,6 +48,7 @@ async fn approval_requests_leave_through_ses_and_sns() {
     let slug = format!("n{}", &suffix[..12]);
     let ws = NewWorkspace { slug: slug.clone(), name: "Acme".into(), locale: None, timezone: None };
     app.create_workspace(&alice, ws, None).await.unwrap();
+    let slug = vigilo_domain::ids::Slug::parse(&slug).unwrap();
     let member =
         MemberInput { email: format!("bob-{suffix}@example.com"), role: "approver".into(), name: Some("Bob".into()) };
     app.put_member(&alice, &slug, "bob", member).await.unwrap();
@@ -59,7 +60,7 @@ async fn approval_requests_leave_through_ses_and_sns() {
     };
     let created = app.create_change(&alice, &slug, raw, None).await.unwrap();
     let vigilo_app::Created::New(c) = created else { panic!("a new change") };
-    app.act(&alice, &slug, &c.number.to_string(), "submit", ActionInput::default(), None).await.unwrap();
+    app.act(&alice, &slug, c.number, "submit", ActionInput::default(), None).await.unwrap();
 
     let state = emulator_state().await;
     let mails = state["ses"]["RawMessage"].as_array().expect("SES raw messages");

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A workspace slug: 3-40 characters of `a-z`, `0-9` and inner `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", example = "acme")]
 pub struct Slug(String);
 
@@ -26,6 +26,20 @@ impl Slug {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Slug {
+    type Error = &'static str;
+
+    fn try_from(s: String) -> Result<Slug, &'static str> {
+        Slug::parse(&s)
+    }
+}
+
+impl From<Slug> for String {
+    fn from(s: Slug) -> String {
+        s.0
     }
 }
 

@@ -38,17 +38,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Path parameters; a malformed path is a 400.
+/// Path parameters, parsed into their types (see `crate::paths`). A segment that is
+/// no slug or change number names nothing: a 404, as for one that names nothing
+/// that exists, so a malformed path tells a prober no more than a wrong one.
 pub struct PathParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| PathParams(p.0))
-            .map_err(|e| ApiError::BadRequest(e.body_text()))
+        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| PathParams(p.0)).map_err(|e| {
+            tracing::debug!(error = %e.body_text(), "a path that names nothing");
+            ApiError::RouteNotFound
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The path parameters of every route, one struct per shape. Each is both the extractor
 //! a handler reads and the parameter list its OpenAPI operation declares, so a path
-//! segment is named and described in one place.
+//! segment is named and described in one place. Workspaces and changes arrive parsed
+//! (`Slug`, `ChangeNumber`): a path that cannot name one is a 404, like one that
+//! names nothing, and services never see a raw string.
 
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -11,29 +13,29 @@ use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 #[into_params(parameter_in = Path)]
 pub struct WsPath {
     /// The workspace.
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
+    #[param(inline)]
+    pub slug: Slug,
 }
 
 /// `/ws/{slug}/changes/{number}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ChangePath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
+    #[param(inline)]
+    pub slug: Slug,
     /// The change, e.g. `CHG-00001`.
-    #[param(value_type = ChangeNumber, inline)]
-    pub number: String,
+    #[param(inline)]
+    pub number: ChangeNumber,
 }
 
 /// `/ws/{slug}/changes/{number}/{action}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ActionPath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
-    #[param(value_type = ChangeNumber, inline)]
-    pub number: String,
+    #[param(inline)]
+    pub slug: Slug,
+    #[param(inline)]
+    pub number: ChangeNumber,
     /// A lifecycle action (approve and reject have routes of their own).
     #[param(value_type = LifecycleAction, inline)]
     pub action: String,
@@ -60,23 +62,23 @@ impl utoipa::ToSchema for LifecycleAction {}
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct OtherPath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
-    #[param(value_type = ChangeNumber, inline)]
-    pub number: String,
+    #[param(inline)]
+    pub slug: Slug,
+    #[param(inline)]
+    pub number: ChangeNumber,
     /// The other change of the conflict.
-    #[param(value_type = ChangeNumber, inline)]
-    pub other: String,
+    #[param(inline)]
+    pub other: ChangeNumber,
 }
 
 /// `/ws/{slug}/changes/{number}/tasks/{task_id}/{action}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct TaskPath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
-    #[param(value_type = ChangeNumber, inline)]
-    pub number: String,
+    #[param(inline)]
+    pub slug: Slug,
+    #[param(inline)]
+    pub number: ChangeNumber,
     /// The task, e.g. `T001`.
     #[param(example = "T001")]
     pub task_id: String,
@@ -88,8 +90,8 @@ pub struct TaskPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct MemberPath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
+    #[param(inline)]
+    pub slug: Slug,
     #[param(value_type = UserId, inline)]
     pub user_id: String,
 }
@@ -98,8 +100,8 @@ pub struct MemberPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct GroupPath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
+    #[param(inline)]
+    pub slug: Slug,
     /// e.g. `cab`.
     #[param(example = "cab")]
     pub name: String,
@@ -109,8 +111,8 @@ pub struct GroupPath {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct IdPath {
-    #[param(value_type = Slug, inline)]
-    pub slug: String,
+    #[param(inline)]
+    pub slug: Slug,
     pub id: String,
 }
 

@@ -71,7 +71,7 @@ impl SlugCache {
 
 impl Vigilo {
     /// Resolves a slug to the workspace and the caller's membership in it.
-    pub async fn access(&self, actor: &Actor, slug: &str) -> AppResult<Access> {
+    pub async fn access(&self, actor: &Actor, slug: &Slug) -> AppResult<Access> {
         Ok(self.access_with(actor, slug, |_| Vec::new()).await?.0)
     }
 
@@ -80,7 +80,7 @@ impl Vigilo {
     pub async fn access_with(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         more: impl FnOnce(&str) -> Vec<Key>,
     ) -> AppResult<(Access, Vec<Option<Item>>)> {
         let id = self.workspace_id(slug).await?.ok_or(AppError::NotFound)?;
@@ -97,25 +97,22 @@ impl Vigilo {
     }
 
     /// The id of the workspace a slug names.
-    async fn workspace_id(&self, slug: &str) -> AppResult<Option<String>> {
-        if let Some(id) = self.slugs.get(slug) {
+    async fn workspace_id(&self, slug: &Slug) -> AppResult<Option<String>> {
+        if let Some(id) = self.slugs.get(slug.as_str()) {
             return Ok(Some(id));
         }
-        let Ok(parsed) = Slug::parse(slug) else {
-            return Ok(None);
-        };
-        let Some(claim) = self.table.get(&keys::slug(&parsed)).await? else {
+        let Some(claim) = self.table.get(&keys::slug(slug)).await? else {
             return Ok(None);
         };
         let Some(id) = claim.data.get("workspace_id").and_then(|v| v.as_str()) else {
             return Err(AppError::Corrupt("slug claim without workspace_id".into()));
         };
-        self.slugs.put(slug, id);
+        self.slugs.put(slug.as_str(), id);
         Ok(Some(id.to_owned()))
     }
 
     /// The workspace a slug names, without any access check (for offline tools).
-    pub async fn workspace_by_slug(&self, slug: &str) -> AppResult<Option<Workspace>> {
+    pub async fn workspace_by_slug(&self, slug: &Slug) -> AppResult<Option<Workspace>> {
         match self.workspace_id(slug).await? {
             Some(id) => load(&*self.table, &keys::workspace(&id)).await,
             None => Ok(None),

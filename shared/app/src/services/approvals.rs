@@ -4,7 +4,7 @@
 use serde::Serialize;
 use vigilo_domain::approval::{ApprovalStep, Seats};
 use vigilo_domain::change::ChangeRequest;
-use vigilo_domain::ids::UserId;
+use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 
 use crate::actor::Actor;
 use crate::error::AppResult;
@@ -35,7 +35,7 @@ impl Vigilo {
     pub async fn my_approvals(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         limit: usize,
         cursor: Option<&str>,
     ) -> AppResult<Paged<QueueEntry>> {
@@ -78,7 +78,12 @@ impl Vigilo {
     }
 
     /// Every step of a change, across submit rounds, with its decisions.
-    pub async fn change_approvals(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<ApprovalStep>> {
+    pub async fn change_approvals(
+        &self,
+        actor: &Actor,
+        slug: &Slug,
+        number: ChangeNumber,
+    ) -> AppResult<Vec<ApprovalStep>> {
         let access = self.access(actor, slug).await?;
         let c = self.load_change(access.ws(), number).await?;
         let q = Query::table(keys::steps(access.ws(), c.number)).begins_with(keys::STEP_PREFIX).limit(500);

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use vigilo_domain::audit::{AuditRow, ChainVerifier, VerifyReport};
+use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::role::{allows, Permission};
 
 use crate::actor::Actor;
@@ -114,7 +115,7 @@ impl Vigilo {
     pub async fn list_audit(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         filter: &AuditFilter,
         limit: usize,
         cursor: Option<&str>,
@@ -131,7 +132,7 @@ impl Vigilo {
         Ok(Paged { items, next_cursor })
     }
 
-    pub async fn get_audit_row(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<Value> {
+    pub async fn get_audit_row(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<Value> {
         let access = self.access(actor, slug).await?;
         let q = Query::index(keys::AUDIT_ID, keys::audit_by_id(id).pk).limit(1);
         let item = self.table.query(&q).await?.items.into_iter().next().ok_or(AppError::NotFound)?;
@@ -145,8 +146,8 @@ impl Vigilo {
     pub async fn change_activity(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         limit: usize,
         cursor: Option<&str>,
     ) -> AppResult<Paged<Value>> {
@@ -162,7 +163,7 @@ impl Vigilo {
     }
 
     /// Verifies a workspace's chain (admin+).
-    pub async fn verify_audit(&self, actor: &Actor, slug: &str) -> AppResult<VerifyReport> {
+    pub async fn verify_audit(&self, actor: &Actor, slug: &Slug) -> AppResult<VerifyReport> {
         let access = self.access(actor, slug).await?;
         access.require(Permission::VerifyAudit)?;
         self.verify_chain(access.ws(), |_, _| {}).await

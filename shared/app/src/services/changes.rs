@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::{ChangeFields, ChangeRequest, ChangeType, Priority, RawChange, RiskLevel, Status};
-use vigilo_domain::ids::{ChangeNumber, UserId};
+use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 use vigilo_domain::role::{allows, Permission};
 use vigilo_domain::{DomainError, FieldErrors};
 
@@ -130,7 +130,7 @@ impl Vigilo {
     pub async fn create_change(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         raw: RawChange,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<ChangeRequest>> {
@@ -233,8 +233,7 @@ impl Vigilo {
         Ok(None)
     }
 
-    pub(crate) async fn load_change(&self, ws: &str, number: &str) -> AppResult<ChangeRequest> {
-        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
+    pub(crate) async fn load_change(&self, ws: &str, n: ChangeNumber) -> AppResult<ChangeRequest> {
         load(&*self.table, &keys::change(ws, n)).await?.ok_or(AppError::NotFound)
     }
 
@@ -244,10 +243,9 @@ impl Vigilo {
     pub(crate) async fn change_for_write<'a>(
         &'a self,
         actor: &'a Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        n: ChangeNumber,
     ) -> AppResult<(Access, Tx<'a>, ChangeRequest)> {
-        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
         let (access, mut read) =
             self.access_with(actor, slug, |ws| vec![keys::chain_head(ws), keys::change(ws, n)]).await?;
         let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
@@ -257,14 +255,18 @@ impl Vigilo {
     }
 
     /// One change with its derived `conflicts`.
-    pub async fn get_change(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<ChangeRequest> {
+    pub async fn get_change(&self, actor: &Actor, slug: &Slug, number: ChangeNumber) -> AppResult<ChangeRequest> {
         let c = self.get_stored_change(actor, slug, number).await?;
         self.with_conflicts(c).await
     }
 
     /// One change as stored, for a caller who may read it.
-    pub(crate) async fn get_stored_change(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<ChangeRequest> {
-        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
+    pub(crate) async fn get_stored_change(
+        &self,
+        actor: &Actor,
+        slug: &Slug,
+        n: ChangeNumber,
+    ) -> AppResult<ChangeRequest> {
         let (_, mut read) = self.access_with(actor, slug, |ws| vec![keys::change(ws, n)]).await?;
         read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)
     }
@@ -273,7 +275,7 @@ impl Vigilo {
     pub async fn list_changes(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         filter: &ChangeFilter,
         limit: usize,
         cursor: Option<&str>,
@@ -307,8 +309,8 @@ impl Vigilo {
     pub async fn patch_change(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         raw: RawChange,
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {

@@ -5,12 +5,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::instrument;
-use vigilo_domain::ids::{ChangeNumber, UserId};
+use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 use vigilo_domain::role::Permission;
 use vigilo_domain::{time, FieldErrors};
 
 use crate::actor::Actor;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
@@ -43,14 +43,13 @@ impl Vigilo {
     pub async fn add_comment(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        n: ChangeNumber,
         input: CommentInput,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Comment>> {
-        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
         retrying!({
-            let (access, mut tx, change) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, change) = self.change_for_write(actor, slug, n).await?;
             access.require(Permission::CreateChange)?;
             let scope = format!("comments:{}", access.ws());
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
@@ -86,8 +85,8 @@ impl Vigilo {
     pub async fn list_comments(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         limit: usize,
         cursor: Option<&str>,
     ) -> AppResult<Paged<Comment>> {

@@ -10,7 +10,7 @@ use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::conflict::{is_live, Acceptance, Conflict, Window};
-use vigilo_domain::ids::ChangeNumber;
+use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::role::Permission;
 use vigilo_domain::{time, DomainError, FieldErrors};
 
@@ -184,13 +184,13 @@ impl Vigilo {
         Ok(c)
     }
 
-    pub async fn change_conflicts(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<Conflict>> {
+    pub async fn change_conflicts(&self, actor: &Actor, slug: &Slug, number: ChangeNumber) -> AppResult<Vec<Conflict>> {
         let c = self.get_stored_change(actor, slug, number).await?;
         self.conflicts_of(&c).await
     }
 
     /// Conflicts a window would have if filed now.
-    pub async fn probe_conflicts(&self, actor: &Actor, slug: &str, p: &ProbeParams) -> AppResult<Vec<Conflict>> {
+    pub async fn probe_conflicts(&self, actor: &Actor, slug: &Slug, p: &ProbeParams) -> AppResult<Vec<Conflict>> {
         let access = self.access(actor, slug).await?;
         let bad = |m: &str| AppError::BadRequest(m.into());
         let assets: Vec<String> = p
@@ -223,15 +223,13 @@ impl Vigilo {
     pub async fn accept_conflict(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
-        other: &str,
+        slug: &Slug,
+        n: ChangeNumber,
+        o: ChangeNumber,
         comment: Option<String>,
     ) -> AppResult<Conflict> {
-        let n = ChangeNumber::parse(number).ok_or(AppError::NotFound)?;
-        let o = ChangeNumber::parse(other).ok_or(AppError::NotFound)?;
         retrying!({
-            let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c) = self.change_for_write(actor, slug, n).await?;
             access.require(Permission::CreateChange)?;
             if c.assignee.as_ref() != Some(access.user()) {
                 require_author_or(&access, &c, Permission::ExecuteAny)?;

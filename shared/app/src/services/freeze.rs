@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::freeze::{FreezeWindow, RawFreezeWindow};
+use vigilo_domain::ids::Slug;
 use vigilo_domain::role::{Permission, Role};
 use vigilo_domain::time;
 use vigilo_domain::{DomainError, FieldErrors};
@@ -50,7 +51,7 @@ impl Vigilo {
     pub async fn create_freeze_window(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         raw: RawFreezeWindow,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<FreezeWindow>> {
@@ -99,7 +100,7 @@ impl Vigilo {
     pub async fn list_freeze_windows(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         current: bool,
         limit: usize,
         cursor: Option<&str>,
@@ -117,13 +118,13 @@ impl Vigilo {
         Ok(Paged { items, next_cursor })
     }
 
-    pub async fn get_freeze_window(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<FreezeWindow> {
+    pub async fn get_freeze_window(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<FreezeWindow> {
         let access = self.access(actor, slug).await?;
         load(&*self.table, &keys::freeze_window(access.ws(), id)).await?.ok_or(AppError::NotFound)
     }
 
     #[instrument(skip(self, actor), fields(user = %actor.user_id))]
-    pub async fn delete_freeze_window(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<()> {
+    pub async fn delete_freeze_window(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
             let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;

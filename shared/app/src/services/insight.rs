@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
-use vigilo_domain::ids::ChangeNumber;
+use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::risk::{self, Assessment, RawAnswers, Track};
 use vigilo_domain::role::Permission;
 
@@ -88,13 +88,18 @@ impl Vigilo {
     }
 
     /// `GET /changes/{n}/similar`: overlapping assets or a similar title, with outcomes.
-    pub async fn similar_changes(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<risk::Similar>> {
+    pub async fn similar_changes(
+        &self,
+        actor: &Actor,
+        slug: &Slug,
+        number: ChangeNumber,
+    ) -> AppResult<Vec<risk::Similar>> {
         let c = self.get_stored_change(actor, slug, number).await?;
         let found = self.similar_to(&c).await?;
         Ok(found.into_iter().map(|x| risk::similar_view(&x.change, x.shared, x.similarity)).collect())
     }
 
-    pub async fn get_risk_assessment(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Assessment> {
+    pub async fn get_risk_assessment(&self, actor: &Actor, slug: &Slug, number: ChangeNumber) -> AppResult<Assessment> {
         let c = self.get_stored_change(actor, slug, number).await?;
         load(&*self.table, &keys::risk_assessment(&c.workspace_id, c.number)).await?.ok_or(AppError::NotFound)
     }
@@ -105,8 +110,8 @@ impl Vigilo {
     pub async fn assess_risk(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         input: RiskInput,
     ) -> AppResult<Assessment> {
         retrying!({

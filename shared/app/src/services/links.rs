@@ -154,8 +154,7 @@ impl Vigilo {
             request: RequestInfo { channel: Some(via.channel.clone()), ..via.request.clone() },
         };
         let input = ActionInput { comment, link: Some(open.grant.clone()), ..ActionInput::default() };
-        let number = open.change.number.to_string();
-        match self.act(&actor, open.workspace.slug.as_str(), &number, decision, input, None).await {
+        match self.act(&actor, &open.workspace.slug, open.change.number, decision, input, None).await {
             Ok(change) => Ok(LinkOutcome::Decided { change: Box::new(change), decision: decision.to_owned() }),
             // The comment is the one value a use sends that the move checks.
             Err(AppError::Domain(DomainError::Validation(_) | DomainError::ReasonRequired)) => {

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
-use vigilo_domain::ids::UserId;
+use vigilo_domain::ids::{Slug, UserId};
 use vigilo_domain::role::{may_assign, Permission, Role};
 use vigilo_domain::workspace::{
     check_email, check_group_name, check_slack_user_id, Delegation, Group, Member, NAME_MAX,
@@ -63,7 +63,7 @@ fn parse_user(field: &str, raw: &str) -> Result<UserId, DomainError> {
 }
 
 impl Vigilo {
-    pub async fn list_members(&self, actor: &Actor, slug: &str) -> AppResult<Vec<Member>> {
+    pub async fn list_members(&self, actor: &Actor, slug: &Slug) -> AppResult<Vec<Member>> {
         let access = self.access(actor, slug).await?;
         self.all_members(access.ws()).await
     }
@@ -71,7 +71,7 @@ impl Vigilo {
     /// Adds a member or changes one's role. Admins manage everyone below owner; only
     /// an owner grants or takes away `owner`; the last owner cannot be demoted.
     #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
-    pub async fn put_member(&self, actor: &Actor, slug: &str, user_id: &str, input: MemberInput) -> AppResult<Member> {
+    pub async fn put_member(&self, actor: &Actor, slug: &Slug, user_id: &str, input: MemberInput) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.
@@ -131,7 +131,7 @@ impl Vigilo {
     }
 
     #[instrument(skip(self, actor), fields(user = %actor.user_id))]
-    pub async fn remove_member(&self, actor: &Actor, slug: &str, user_id: &str) -> AppResult<()> {
+    pub async fn remove_member(&self, actor: &Actor, slug: &Slug, user_id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.
@@ -169,7 +169,7 @@ impl Vigilo {
     pub async fn put_delegate(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         user_id: &str,
         input: DelegateInput,
     ) -> AppResult<Member> {
@@ -193,7 +193,7 @@ impl Vigilo {
     pub async fn put_chat_link(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         user_id: &str,
         input: ChatLinkInput,
     ) -> AppResult<Member> {
@@ -271,7 +271,7 @@ impl Vigilo {
         }
     }
 
-    pub async fn list_groups(&self, actor: &Actor, slug: &str) -> AppResult<Vec<Group>> {
+    pub async fn list_groups(&self, actor: &Actor, slug: &Slug) -> AppResult<Vec<Group>> {
         let access = self.access(actor, slug).await?;
         self.all_groups(access.ws()).await
     }
@@ -283,7 +283,7 @@ impl Vigilo {
 
     /// Replaces a group's members; each must be a member of the workspace.
     #[instrument(skip(self, actor, input), fields(user = %actor.user_id))]
-    pub async fn put_group(&self, actor: &Actor, slug: &str, name: &str, input: GroupInput) -> AppResult<Group> {
+    pub async fn put_group(&self, actor: &Actor, slug: &Slug, name: &str, input: GroupInput) -> AppResult<Group> {
         retrying!({
             let access = self.access(actor, slug).await?;
             // The head is read first: any write committed after this read fails ours.

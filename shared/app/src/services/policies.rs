@@ -7,7 +7,7 @@ use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::approval::{self, ApprovalStep, StepStatus};
 use vigilo_domain::change::ChangeRequest;
-use vigilo_domain::ids::UserId;
+use vigilo_domain::ids::{Slug, UserId};
 use vigilo_domain::policy::{self, ApprovalPolicy, RawPolicy};
 use vigilo_domain::role::{Permission, Role};
 use vigilo_domain::workspace::Member;
@@ -41,7 +41,7 @@ impl Vigilo {
     pub async fn create_policy(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         raw: RawPolicy,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<ApprovalPolicy>> {
@@ -80,12 +80,12 @@ impl Vigilo {
     }
 
     /// Every policy of the workspace, in the order they are tried.
-    pub async fn list_policies(&self, actor: &Actor, slug: &str) -> AppResult<Vec<ApprovalPolicy>> {
+    pub async fn list_policies(&self, actor: &Actor, slug: &Slug) -> AppResult<Vec<ApprovalPolicy>> {
         let access = self.access(actor, slug).await?;
         self.all_policies(access.ws()).await
     }
 
-    pub async fn get_policy(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<ApprovalPolicy> {
+    pub async fn get_policy(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<ApprovalPolicy> {
         let access = self.access(actor, slug).await?;
         load(&*self.table, &keys::policy(access.ws(), id)).await?.ok_or(AppError::NotFound)
     }
@@ -103,7 +103,7 @@ impl Vigilo {
     pub async fn put_policy(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         id: &str,
         raw: RawPolicy,
         if_match: Option<u64>,
@@ -138,7 +138,7 @@ impl Vigilo {
     }
 
     #[instrument(skip(self, actor), fields(user = %actor.user_id))]
-    pub async fn delete_policy(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<()> {
+    pub async fn delete_policy(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
             let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;

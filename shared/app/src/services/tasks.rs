@@ -4,7 +4,7 @@
 use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
-use vigilo_domain::ids::{ChangeNumber, UserId};
+use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 use vigilo_domain::role::Permission;
 use vigilo_domain::task::{self, Gate, RawTask, Task, TaskAction, TaskOrigin, TaskStatus, TASKS_MAX};
 use vigilo_domain::{DomainError, FieldErrors};
@@ -88,7 +88,7 @@ impl Vigilo {
         paging::query_all(&*self.table, q).await
     }
 
-    pub async fn list_tasks(&self, actor: &Actor, slug: &str, number: &str) -> AppResult<Vec<Task>> {
+    pub async fn list_tasks(&self, actor: &Actor, slug: &Slug, number: ChangeNumber) -> AppResult<Vec<Task>> {
         let c = self.get_stored_change(actor, slug, number).await?;
         self.change_tasks(&c.workspace_id, c.number).await
     }
@@ -97,8 +97,8 @@ impl Vigilo {
     pub async fn add_task(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         raw: RawTask,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Task>> {
@@ -139,8 +139,8 @@ impl Vigilo {
     pub async fn generate_tasks(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Paged<Task>>> {
         retrying!({
@@ -194,8 +194,8 @@ impl Vigilo {
     pub async fn act_on_task(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         task_id: &str,
         action: &str,
         if_match: Option<u64>,

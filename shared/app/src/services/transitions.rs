@@ -9,7 +9,7 @@ use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, Seats, StepStatu
 use vigilo_domain::change::{ChangeRequest, ChangeType, Status};
 use vigilo_domain::freeze::guarded_span;
 use vigilo_domain::fsm::{self, Action};
-use vigilo_domain::ids::UserId;
+use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 use vigilo_domain::link::Grant;
 use vigilo_domain::notice::NoticeKind;
 use vigilo_domain::role::Permission;
@@ -114,8 +114,8 @@ impl Vigilo {
     pub async fn act(
         &self,
         actor: &Actor,
-        slug: &str,
-        number: &str,
+        slug: &Slug,
+        number: ChangeNumber,
         action: &str,
         input: ActionInput,
         if_match: Option<u64>,
@@ -390,7 +390,7 @@ impl Vigilo {
         if decided.is_empty() {
             // The change and its steps are two reads: if the change moved in between
             // (another approver closed the round), retry from a consistent state.
-            let current = self.load_change(ws, &old.number.to_string()).await?;
+            let current = self.load_change(ws, old.number).await?;
             if current.version != old.version {
                 return Err(AppError::Contended);
             }

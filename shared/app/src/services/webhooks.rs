@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::instrument;
+use vigilo_domain::ids::Slug;
 use vigilo_domain::role::Role;
 use vigilo_domain::webhook::{self, RawWebhook, Webhook};
 use vigilo_domain::DomainError;
@@ -75,7 +76,7 @@ impl Vigilo {
     }
 
     #[instrument(skip(self, actor, raw), fields(user = %actor.user_id))]
-    pub async fn create_webhook(&self, actor: &Actor, slug: &str, raw: RawWebhook) -> AppResult<Value> {
+    pub async fn create_webhook(&self, actor: &Actor, slug: &Slug, raw: RawWebhook) -> AppResult<Value> {
         retrying!({
             let access = self.access(actor, slug).await?;
             let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
@@ -105,7 +106,7 @@ impl Vigilo {
         })
     }
 
-    pub async fn list_webhooks(&self, actor: &Actor, slug: &str) -> AppResult<Vec<Value>> {
+    pub async fn list_webhooks(&self, actor: &Actor, slug: &Slug) -> AppResult<Vec<Value>> {
         let access = self.access(actor, slug).await?;
         require_owner(&access)?;
         Ok(self.all_webhooks(access.ws()).await?.iter().map(Webhook::redacted).collect())
@@ -117,7 +118,7 @@ impl Vigilo {
     }
 
     #[instrument(skip(self, actor), fields(user = %actor.user_id))]
-    pub async fn delete_webhook(&self, actor: &Actor, slug: &str, id: &str) -> AppResult<()> {
+    pub async fn delete_webhook(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
             let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
@@ -134,7 +135,7 @@ impl Vigilo {
     pub async fn webhook_deliveries(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         id: &str,
         limit: usize,
         cursor: Option<&str>,

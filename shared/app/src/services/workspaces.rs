@@ -132,7 +132,7 @@ impl Vigilo {
         Ok(out)
     }
 
-    pub async fn get_workspace(&self, actor: &Actor, slug: &str) -> AppResult<WorkspaceView> {
+    pub async fn get_workspace(&self, actor: &Actor, slug: &Slug) -> AppResult<WorkspaceView> {
         let access = self.access(actor, slug).await?;
         Ok(WorkspaceView { role: access.role(), workspace: access.workspace })
     }
@@ -141,7 +141,7 @@ impl Vigilo {
     pub async fn update_workspace(
         &self,
         actor: &Actor,
-        slug: &str,
+        slug: &Slug,
         patch: WorkspacePatch,
         if_match: Option<u64>,
     ) -> AppResult<WorkspaceView> {

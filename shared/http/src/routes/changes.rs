@@ -74,7 +74,7 @@ pub async fn show(
     Caller(actor): Caller,
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
-    let c = s.app.get_change(&actor, &slug, &number).await?;
+    let c = s.app.get_change(&actor, &slug, number).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }
@@ -95,7 +95,7 @@ pub async fn update(
     IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<RawChange>,
 ) -> Result {
-    let c = s.app.patch_change(&actor, &slug, &number, patch, if_match).await?;
+    let c = s.app.patch_change(&actor, &slug, number, patch, if_match).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }
@@ -118,7 +118,7 @@ pub async fn act(
     IfMatch(if_match): IfMatch,
     JsonBody(input, _): JsonBody<ActionInput>,
 ) -> Result {
-    let c = s.app.act(&actor, &slug, &number, &action, input, if_match).await?;
+    let c = s.app.act(&actor, &slug, number, &action, input, if_match).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }
@@ -171,7 +171,7 @@ async fn decide(
     IfMatch(if_match): IfMatch,
     JsonBody(input, _): JsonBody<ActionInput>,
 ) -> Result {
-    let c = s.app.act(&actor, &slug, &number, action, input, if_match).await?;
+    let c = s.app.act(&actor, &slug, number, action, input, if_match).await?;
     let v = c.version;
     Ok(versioned(c, v))
 }
@@ -184,7 +184,7 @@ pub async fn change_approvals(
     Caller(actor): Caller,
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
-    Ok(all(s.app.change_approvals(&actor, &slug, &number).await?))
+    Ok(all(s.app.change_approvals(&actor, &slug, number).await?))
 }
 
 /// The change's audit rows, oldest first.
@@ -196,7 +196,7 @@ pub async fn activity(
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     QueryParams(p): QueryParams<PageParams>,
 ) -> Result {
-    Ok(ok(s.app.change_activity(&actor, &slug, &number, p.limit()?, p.cursor()).await?))
+    Ok(ok(s.app.change_activity(&actor, &slug, number, p.limit()?, p.cursor()).await?))
 }
 
 /// The caller's pending steps, delegated ones included.

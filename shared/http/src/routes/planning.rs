@@ -32,7 +32,7 @@ pub async fn tasks(
     Caller(actor): Caller,
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
-    Ok(all(s.app.list_tasks(&actor, &slug, &number).await?))
+    Ok(all(s.app.list_tasks(&actor, &slug, number).await?))
 }
 
 /// Adds a runbook task (member+).
@@ -51,7 +51,7 @@ pub async fn add_task(
     JsonBody(input, raw): JsonBody<RawTask>,
 ) -> Result {
     let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/tasks"), &raw)?;
-    Ok(created(s.app.add_task(&actor, &slug, &number, input, idem.as_ref()).await?))
+    Ok(created(s.app.add_task(&actor, &slug, number, input, idem.as_ref()).await?))
 }
 
 /// The `Idempotency-Key` of a creating POST, bound to its target and body.
@@ -74,7 +74,7 @@ pub async fn generate(
     IdempotencyHeader(key): IdempotencyHeader,
 ) -> Result {
     let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/tasks/generate"), &serde_json::json!({}))?;
-    Ok(created(s.app.generate_tasks(&actor, &slug, &number, idem.as_ref()).await?))
+    Ok(created(s.app.generate_tasks(&actor, &slug, number, idem.as_ref()).await?))
 }
 
 /// Starts, finishes or skips a task.
@@ -91,7 +91,7 @@ pub async fn task_action(
     PathParams(TaskPath { slug, number, task_id, action }): PathParams<TaskPath>,
     IfMatch(if_match): IfMatch,
 ) -> Result {
-    let t = s.app.act_on_task(&actor, &slug, &number, &task_id, &action, if_match).await?;
+    let t = s.app.act_on_task(&actor, &slug, number, &task_id, &action, if_match).await?;
     let v = t.version;
     Ok(versioned(t, v))
 }
@@ -105,7 +105,7 @@ pub async fn comments(
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     QueryParams(p): QueryParams<PageParams>,
 ) -> Result {
-    Ok(ok(s.app.list_comments(&actor, &slug, &number, p.limit()?, p.cursor()).await?))
+    Ok(ok(s.app.list_comments(&actor, &slug, number, p.limit()?, p.cursor()).await?))
 }
 
 /// Comments on a change (member+).
@@ -123,7 +123,7 @@ pub async fn add_comment(
     JsonBody(input, raw): JsonBody<CommentInput>,
 ) -> Result {
     let idem = idempotency(key, &format!("POST /ws/{slug}/changes/{number}/comments"), &raw)?;
-    Ok(created(s.app.add_comment(&actor, &slug, &number, input, idem.as_ref()).await?))
+    Ok(created(s.app.add_comment(&actor, &slug, number, input, idem.as_ref()).await?))
 }
 
 /// Live changes sharing an asset in an overlapping window.
@@ -134,7 +134,7 @@ pub async fn conflicts(
     Caller(actor): Caller,
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
-    Ok(all(s.app.change_conflicts(&actor, &slug, &number).await?))
+    Ok(all(s.app.change_conflicts(&actor, &slug, number).await?))
 }
 
 /// `{comment}`: why the overlap is acceptable.
@@ -158,7 +158,7 @@ pub async fn accept(
     PathParams(OtherPath { slug, number, other }): PathParams<OtherPath>,
     JsonBody(input, _): JsonBody<AcceptInput>,
 ) -> Result {
-    Ok(ok(s.app.accept_conflict(&actor, &slug, &number, &other, input.comment).await?))
+    Ok(ok(s.app.accept_conflict(&actor, &slug, number, other, input.comment).await?))
 }
 
 /// Conflicts of a window not yet filed.
@@ -185,7 +185,7 @@ pub async fn similar(
     Caller(actor): Caller,
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
-    Ok(all(s.app.similar_changes(&actor, &slug, &number).await?))
+    Ok(all(s.app.similar_changes(&actor, &slug, number).await?))
 }
 
 /// The change's risk score from its facts and the last answers given.
@@ -196,7 +196,7 @@ pub async fn risk(
     Caller(actor): Caller,
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
 ) -> Result {
-    Ok(ok(s.app.get_risk_assessment(&actor, &slug, &number).await?))
+    Ok(ok(s.app.get_risk_assessment(&actor, &slug, number).await?))
 }
 
 /// Answers the risk questionnaire and scores the change.
@@ -213,5 +213,5 @@ pub async fn assess(
     PathParams(ChangePath { slug, number }): PathParams<ChangePath>,
     JsonBody(input, _): JsonBody<RiskInput>,
 ) -> Result {
-    Ok(ok(s.app.assess_risk(&actor, &slug, &number, input).await?))
+    Ok(ok(s.app.assess_risk(&actor, &slug, number, input).await?))
 }
