@@ -289,3 +289,28 @@ async fn a_notice_that_fails_waits_and_goes_out_later_once() {
     });
     assert_eq!((mails, chats), (3, 3), "each email and chat message exactly once");
 }
+
+/// Who is asked is who may decide: a delegate whose delegation holds is emailed even
+/// with a role that could not approve alone, decides in the delegator's seat from that
+/// link, and a delegation to the author hands the author nothing.
+#[tokio::test]
+async fn a_delegate_is_asked_exactly_when_they_may_decide() {
+    let s = TestServer::start().await;
+    s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member"), ("erin", "member")]).await;
+    let hours = |h: i64| vigilo_e2e::in_hours(h);
+    let window = json!({"delegate": "erin", "from": hours(-1), "until": hours(8)});
+    s.put("bob", "/ws/acme/members/bob/delegate", window).await.expect(200);
+    let to_author = json!({"delegate": "mia", "from": hours(-1), "until": hours(8)});
+    s.put("alice", "/ws/acme/members/alice/delegate", to_author).await.expect(200);
+    let n = s.change("mia", "acme", normal_change("Rotate the cert")).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    assert_eq!(mail_to(&s, "erin").len(), 1, "erin holds bob's seat, so she is asked");
+    assert!(mail_to(&s, "mia").is_empty(), "the author is asked for nothing, delegated to or not");
+    let (status, _) = post_form(&s, &format!("/a/{}", token_in(&mail_to(&s, "erin")[0])), "decision=approve").await;
+    assert_eq!(status, 200);
+    let step = &s.get("alice", &format!("/ws/acme/changes/{n}/approvals")).await.expect(200)["items"][0];
+    assert_eq!(
+        (step["decisions"][0]["user"].as_str(), step["decisions"][0]["on_behalf_of"].as_str()),
+        (Some("erin"), Some("bob"))
+    );
+}

@@ -1,14 +1,12 @@
 //! Approval steps: the built-in matrix that decides who must approve, and the rules
 //! for recording each decision on its step.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::change::{ChangeRequest, ChangeType, RiskLevel};
+pub use crate::eligibility::Seats;
 use crate::ids::{ChangeNumber, UserId};
-use crate::role::Role;
+
 use crate::DomainError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,38 +112,6 @@ pub const STEP_APPROVAL: &str = "approval";
 pub const STEP_HIGH_RISK: &str = "high-risk approval";
 pub const STEP_EMERGENCY: &str = "emergency approval (ECAB)";
 
-/// The built-in matrix, used when no approval policy matches.
-///
-/// standard → no step; normal low/medium → any one; normal high → two distinct;
-/// emergency → two distinct from `ecab` if that group exists, else from eligible roles.
-/// Eligible means approver, admin or owner, never the author.
-pub fn builtin_steps(
-    change: &ChangeRequest,
-    members: &[(UserId, Role)],
-    groups: &BTreeMap<String, Vec<UserId>>,
-) -> Result<Vec<StepPlan>, DomainError> {
-    let eligible_role = |u: &UserId| u != &change.author && members.iter().any(|(m, r)| m == u && r.can_approve());
-    let (name, mode, quorum, group) = match (change.change_type, change.risk_level) {
-        (ChangeType::Standard, _) => return Ok(vec![]),
-        (ChangeType::Normal, RiskLevel::Low | RiskLevel::Medium) => (STEP_APPROVAL, StepMode::Any, 1, None),
-        (ChangeType::Normal, RiskLevel::High) => (STEP_HIGH_RISK, StepMode::Quorum, 2, None),
-        (ChangeType::Emergency, _) => {
-            let group = groups.contains_key(ECAB_GROUP).then(|| ECAB_GROUP.to_owned());
-            (STEP_EMERGENCY, StepMode::Quorum, 2, group)
-        }
-    };
-    let mut eligible: Vec<UserId> = match &group {
-        Some(g) => groups[g].iter().filter(|u| eligible_role(u)).cloned().collect(),
-        None => members.iter().map(|(u, _)| u).filter(|u| eligible_role(u)).cloned().collect(),
-    };
-    eligible.sort();
-    eligible.dedup();
-    if eligible.len() < quorum as usize {
-        return Err(DomainError::NoEligibleApprovers { needed: quorum as usize, available: eligible.len() });
-    }
-    Ok(vec![StepPlan { stage: 0, name: name.into(), mode, quorum, group, eligible }])
-}
-
 impl ApprovalStep {
     /// Approvals needed to pass this step.
     pub fn needed(&self) -> usize {
@@ -156,28 +122,13 @@ impl ApprovalStep {
         }
     }
 
-    /// The eligible users this caller may speak for on this step: themselves if eligible,
-    /// and every eligible user who delegated to them.
-    fn principals(&self, seats: &Seats<'_>) -> Vec<Option<UserId>> {
-        let mut out = Vec::new();
-        if seats.as_self && self.eligible.contains(seats.caller) {
-            out.push(None);
-        }
-        for d in seats.delegators {
-            if d != seats.caller && self.eligible.contains(d) {
-                out.push(Some(d.clone()));
-            }
-        }
-        out
-    }
-
     fn has_spoken(&self, who: &UserId) -> bool {
         self.decisions.iter().any(|d| &d.user == who || d.on_behalf_of.as_ref() == Some(who))
     }
 
     /// Whether `caller` could decide this pending step now.
-    pub fn offered_to(&self, seats: &Seats<'_>) -> bool {
-        self.status == StepStatus::Pending && !self.principals(seats).is_empty()
+    pub fn offered_to(&self, seats: &Seats) -> bool {
+        self.status == StepStatus::Pending && !seats.on(self).is_empty()
     }
 
     /// Whether `who` has already decided on this step, for themselves or for someone.
@@ -189,7 +140,7 @@ impl ApprovalStep {
     /// step, `AlreadyDecided` when every seat they hold has already spoken.
     pub fn decide(
         &mut self,
-        seats: &Seats<'_>,
+        seats: &Seats,
         verdict: Verdict,
         comment: Option<String>,
         at: Timestamp,
@@ -197,8 +148,8 @@ impl ApprovalStep {
         if self.status != StepStatus::Pending {
             return Err(DomainError::NotAnApprover);
         }
-        let caller = seats.caller;
-        let open = self.principals(seats);
+        let caller = &seats.caller;
+        let open = seats.on(self);
         if open.is_empty() {
             return Err(DomainError::NotAnApprover);
         }
@@ -226,21 +177,6 @@ impl ApprovalStep {
             self.decided_at = Some(at);
         }
         Ok(())
-    }
-}
-
-/// Who is deciding: the caller, whether they may speak for themselves (their current
-/// role can approve), and the eligible users who delegated to them right now.
-#[derive(Debug, Clone, Copy)]
-pub struct Seats<'a> {
-    pub caller: &'a UserId,
-    pub as_self: bool,
-    pub delegators: &'a [UserId],
-}
-
-impl<'a> Seats<'a> {
-    pub fn own(caller: &'a UserId) -> Seats<'a> {
-        Seats { caller, as_self: true, delegators: &[] }
     }
 }
 
@@ -281,6 +217,10 @@ pub fn advance(steps: &mut [ApprovalStep]) -> (RoundOutcome, Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    use crate::change::{ChangeRequest, ChangeType, RiskLevel};
+    use crate::role::Role;
     use crate::test_support::{draft, user};
 
     fn members() -> Vec<(UserId, Role)> {
@@ -315,6 +255,15 @@ mod tests {
             escalated_at: None,
             version: 1,
         }
+    }
+
+    /// The built-in matrix, through the one planner.
+    fn builtin_steps(
+        c: &ChangeRequest,
+        members: &[(UserId, Role)],
+        groups: &BTreeMap<String, Vec<UserId>>,
+    ) -> Result<Vec<StepPlan>, DomainError> {
+        crate::policy::plan(&crate::policy::builtin(c, groups), c, members, groups)
     }
 
     #[test]
@@ -372,7 +321,7 @@ mod tests {
         };
         let mut s = step(&plan);
         let bob = user("bob");
-        let seats = Seats { caller: &bob, as_self: false, delegators: &[] };
+        let seats = Seats { caller: bob, as_self: false, delegators: vec![] };
         let at = s.created_at;
         assert_eq!(s.decide(&seats, Verdict::Approve, None, at), Err(DomainError::NotAnApprover));
     }
@@ -406,8 +355,7 @@ mod tests {
         let mut s = step(&plan);
         let at = s.created_at;
         let erin = user("erin");
-        let delegators = [user("bob")];
-        let seats = Seats { caller: &erin, as_self: true, delegators: &delegators };
+        let seats = Seats { caller: erin.clone(), as_self: true, delegators: vec![user("bob")] };
         assert!(s.offered_to(&seats));
         assert!(!s.offered_to(&Seats::own(&erin)));
         s.decide(&seats, Verdict::Approve, None, at).unwrap();

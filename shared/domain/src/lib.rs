@@ -8,6 +8,7 @@ pub mod canonical;
 pub mod change;
 pub mod conflict;
 pub mod decision_page;
+pub mod eligibility;
 pub mod error;
 pub mod freeze;
 pub mod fsm;

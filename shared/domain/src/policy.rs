@@ -1,6 +1,7 @@
 //! Approval policies: a workspace's own rules for who approves what. The policy with
 //! the lowest `priority` number among those that match a change decides its stages;
-//! when none matches, the built-in matrix applies.
+//! when none matches, the built-in matrix applies, itself a policy ([`builtin`]), so
+//! one planner ([`plan`]) serves both.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::approval::{StepMode, StepPlan};
+use crate::approval::{StepMode, StepPlan, ECAB_GROUP, STEP_APPROVAL, STEP_EMERGENCY, STEP_HIGH_RISK};
 use crate::change::{check_assets, ChangeRequest, ChangeType, Priority, RiskLevel, TITLE_MAX};
+use crate::eligibility;
 use crate::ids::UserId;
 use crate::role::Role;
 use crate::workspace::check_group_name;
@@ -83,8 +85,50 @@ pub fn select<'a>(policies: &'a [ApprovalPolicy], c: &ChangeRequest) -> Option<&
         .min_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)))
 }
 
-/// The steps a policy asks of `c`: one per stage, in order. Eligible users are those the
-/// stage names who hold an approving role now, never the author.
+/// The id of [`builtin`]: steps it plans record no policy.
+pub const BUILTIN_ID: &str = "builtin";
+
+/// The built-in matrix as a policy, for changes no workspace policy matches:
+/// standard → no stage; normal low/medium → any one approver; normal high → two
+/// distinct; emergency → two distinct from the `ecab` group if it exists, else from the
+/// approving roles. The same planner and eligibility rule apply as to any policy.
+pub fn builtin(c: &ChangeRequest, groups: &BTreeMap<String, Vec<UserId>>) -> ApprovalPolicy {
+    let roles = Approvers { roles: vec![Role::Approver, Role::Admin, Role::Owner], ..Approvers::default() };
+    let stage = |name: &str, mode: StepMode, quorum: u32, approvers: Approvers| Stage {
+        name: name.to_owned(),
+        mode,
+        quorum: Some(quorum),
+        approvers,
+    };
+    let stages = match (c.change_type, c.risk_level) {
+        (ChangeType::Standard, _) => vec![],
+        (ChangeType::Normal, RiskLevel::Low | RiskLevel::Medium) => vec![stage(STEP_APPROVAL, StepMode::Any, 1, roles)],
+        (ChangeType::Normal, RiskLevel::High) => vec![stage(STEP_HIGH_RISK, StepMode::Quorum, 2, roles)],
+        (ChangeType::Emergency, _) => {
+            let from = if groups.contains_key(ECAB_GROUP) {
+                Approvers { groups: vec![ECAB_GROUP.to_owned()], ..Approvers::default() }
+            } else {
+                roles
+            };
+            vec![stage(STEP_EMERGENCY, StepMode::Quorum, 2, from)]
+        }
+    };
+    ApprovalPolicy {
+        id: BUILTIN_ID.to_owned(),
+        workspace_id: c.workspace_id.clone(),
+        name: "built-in matrix".to_owned(),
+        priority: i64::MAX,
+        matcher: PolicyMatch::default(),
+        stages,
+        created_by: c.author.clone(),
+        version: 0,
+        created_at: c.created_at,
+        updated_at: c.created_at,
+    }
+}
+
+/// The one planner: the steps a policy (a workspace's, or [`builtin`]) asks of `c`, one
+/// per stage, in order. Whom each asks is [`eligibility::eligible`].
 pub fn plan(
     policy: &ApprovalPolicy,
     c: &ChangeRequest,
@@ -94,19 +138,7 @@ pub fn plan(
     let mut plans = Vec::with_capacity(policy.stages.len());
     for (i, stage) in policy.stages.iter().enumerate() {
         let a = &stage.approvers;
-        let mut eligible: Vec<UserId> = members
-            .iter()
-            .filter(|(u, r)| {
-                r.can_approve()
-                    && u != &c.author
-                    && (a.users.contains(u)
-                        || a.roles.contains(r)
-                        || a.groups.iter().any(|g| groups.get(g).is_some_and(|m| m.contains(u))))
-            })
-            .map(|(u, _)| u.clone())
-            .collect();
-        eligible.sort();
-        eligible.dedup();
+        let eligible = eligibility::eligible(a, members, groups, &c.author);
         let needed = match stage.mode {
             StepMode::Any => 1,
             StepMode::All => 1,

@@ -2,8 +2,9 @@
 //! every step of one change with its decisions.
 
 use serde::Serialize;
-use vigilo_domain::approval::{ApprovalStep, Seats};
+use vigilo_domain::approval::ApprovalStep;
 use vigilo_domain::change::ChangeRequest;
+use vigilo_domain::eligibility;
 use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
 
 use crate::actor::Actor;
@@ -42,13 +43,16 @@ impl Vigilo {
         let access = self.access(actor, slug).await?;
         let ws = access.ws().to_owned();
         let me = access.user().clone();
-        let delegators: Vec<UserId> =
-            self.delegators(&ws, &me).await?.into_iter().filter(|m| m.role.can_approve()).map(|m| m.user_id).collect();
-        let seats = Seats { caller: &me, as_self: access.role().can_approve(), delegators: &delegators };
+        let delegating = self.delegators(&ws, &me).await?;
         let q = Query::index(keys::PENDING, keys::pending_partition(&ws));
         let (steps, next_cursor) = paging::collect(&*self.table, q, limit, cursor, |item| {
-            let step = decode_ref::<ApprovalStep>(item)
-                .map(|step| (step.offered_to(&seats) && !step.decided_by(&me)).then_some(step));
+            // Never the author, whose own steps are never offered: the step records
+            // who may decide, the eligibility rule below who of them the caller is.
+            let step = decode_ref::<ApprovalStep>(item).map(|step| {
+                (step.eligible.iter().any(|u| u == &me || delegating.iter().any(|m| &m.user_id == u))
+                    && !step.decided_by(&me))
+                .then_some(step)
+            });
             std::future::ready(step)
         })
         .await?;
@@ -57,13 +61,15 @@ impl Vigilo {
             let Some(c) = load::<ChangeRequest>(&*self.table, &keys::change(&ws, step.change_number)).await? else {
                 continue;
             };
-            if c.author == me {
+            let Ok(seats) = eligibility::seats(&me, access.role(), &delegating, &c.author, self.now()) else {
+                continue;
+            };
+            if !step.offered_to(&seats) {
                 continue;
             }
-            let on_behalf_of = if step.eligible.contains(&me) && seats.as_self {
-                vec![]
-            } else {
-                delegators.iter().filter(|d| step.eligible.contains(d)).cloned().collect()
+            let on_behalf_of = match seats.on(&step).first() {
+                Some(None) => vec![],
+                _ => seats.delegators.iter().filter(|d| step.eligible.contains(d)).cloned().collect(),
             };
             out.push(QueueEntry {
                 change_title: c.title,

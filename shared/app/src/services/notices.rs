@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vigilo_domain::approval::ApprovalStep;
 use vigilo_domain::change::{ChangeRequest, ChangeType};
+use vigilo_domain::eligibility;
 use vigilo_domain::ids::UserId;
 use vigilo_domain::link::{self, Grant};
 use vigilo_domain::notice::{DecisionLinks, Notice, NoticeKind};
@@ -181,16 +182,7 @@ impl Vigilo {
         let Some(d) = self.delivery.as_ref() else { return vec![] };
         let mut ops = Vec::new();
         for step in steps {
-            let mut audience: Vec<&Member> = Vec::new();
-            for m in members.iter().filter(|m| step.eligible.contains(&m.user_id)) {
-                audience.push(m);
-                if let Some(del) = m.delegation.as_ref().filter(|del| del.holds_at(now) && del.delegate != c.author) {
-                    audience.extend(members.iter().filter(|x| x.user_id == del.delegate && x.role.can_approve()));
-                }
-            }
-            audience.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-            audience.dedup_by(|a, b| a.user_id == b.user_id);
-            for to in audience.into_iter().filter(|m| m.user_id != c.author) {
+            for to in eligibility::asked(step, members, &c.author, now) {
                 let (grant, links) = self.grant_for(d, c, step, &to.user_id, kind, now);
                 ops.push(WriteOp::Put { item: grant_item(&grant), condition: Some(Condition::NotExists) });
                 let mut n = self.notice(ws, c, kind, to, now);

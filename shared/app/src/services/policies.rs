@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use tracing::instrument;
-use vigilo_domain::approval::{self, ApprovalStep, StepStatus};
+use vigilo_domain::approval::{ApprovalStep, StepStatus};
 use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::ids::{Slug, UserId};
 use vigilo_domain::policy::{self, ApprovalPolicy, RawPolicy};
@@ -164,10 +164,15 @@ impl Vigilo {
             self.all_groups(ws).await?.into_iter().map(|g| (g.name, g.members)).collect();
         let policies = self.all_policies(ws).await?;
         let chosen = policy::select(&policies, c);
-        let plans = match chosen {
-            Some(p) => policy::plan(p, c, &members, &groups)?,
-            None => approval::builtin_steps(c, &members, &groups)?,
+        let builtin;
+        let governing = match chosen {
+            Some(p) => p,
+            None => {
+                builtin = policy::builtin(c, &groups);
+                &builtin
+            }
         };
+        let plans = policy::plan(governing, c, &members, &groups)?;
         let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
         let mut steps = Vec::with_capacity(plans.len());
         for (i, p) in plans.into_iter().enumerate() {

@@ -5,11 +5,12 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tracing::instrument;
-use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, Seats, StepStatus, Verdict};
+use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, StepStatus, Verdict};
 use vigilo_domain::change::{ChangeRequest, ChangeType, Status};
+use vigilo_domain::eligibility;
 use vigilo_domain::freeze::guarded_span;
 use vigilo_domain::fsm::{self, Action};
-use vigilo_domain::ids::{ChangeNumber, Slug, UserId};
+use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::link::Grant;
 use vigilo_domain::notice::NoticeKind;
 use vigilo_domain::role::Permission;
@@ -361,19 +362,11 @@ impl Vigilo {
         if verdict != Verdict::Approve && comment.is_none() {
             return Err(FieldErrors::single("comment", "required to reject or request changes").into());
         }
-        if &old.author == access.user() {
-            return Err(DomainError::SelfApprovalForbidden.into());
-        }
         let ws = access.ws();
-        let delegating: Vec<_> = self
-            .delegators(ws, access.user())
-            .await?
-            .into_iter()
-            .filter(|m| m.role.can_approve() && m.user_id != old.author)
-            .collect();
-        let delegators: Vec<UserId> = delegating.iter().map(|m| m.user_id.clone()).collect();
-        let seats = Seats { caller: access.user(), as_self: access.role().can_approve(), delegators: &delegators };
         let now = self.now();
+        let delegating = self.delegators(ws, access.user()).await?;
+        let seats = eligibility::seats(access.user(), access.role(), &delegating, &old.author, now)?;
+        let delegating: Vec<_> = delegating.into_iter().filter(|m| seats.delegators.contains(&m.user_id)).collect();
         let mut steps = self.round_steps(&old).await?;
         let before_steps = steps.clone();
         let mut decided = Vec::new();
@@ -382,7 +375,7 @@ impl Vigilo {
             if only.is_some_and(|id| id != s.id) {
                 continue;
             }
-            if s.offered_to(&seats) && !s.decided_by(seats.caller) {
+            if s.offered_to(&seats) && !s.decided_by(&seats.caller) {
                 s.decide(&seats, verdict, comment.clone(), now)?;
                 decided.push(i);
             }
@@ -394,13 +387,13 @@ impl Vigilo {
             if current.version != old.version {
                 return Err(AppError::Contended);
             }
-            let spoke = steps.iter().any(|s| s.status == StepStatus::Pending && s.decided_by(seats.caller));
+            let spoke = steps.iter().any(|s| s.status == StepStatus::Pending && s.decided_by(&seats.caller));
             return Err(if spoke { DomainError::AlreadyDecided } else { DomainError::NotAnApprover }.into());
         }
         // Delegations are found through an index, which may lag the table: each one a
         // decision uses must still be, at commit, the member record that was read.
         for m in &delegating {
-            let alone = Seats { caller: access.user(), as_self: false, delegators: std::slice::from_ref(&m.user_id) };
+            let alone = seats.only_for(&m.user_id);
             if decided.iter().any(|&i| before_steps[i].offered_to(&alone)) {
                 tx.check(keys::member(ws, &m.user_id), Condition::version(m.version));
             }
