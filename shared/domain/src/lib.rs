@@ -23,6 +23,7 @@ pub mod sla;
 pub mod task;
 pub mod text;
 pub mod time;
+pub mod transition;
 pub mod webhook;
 pub mod workspace;
 

@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::approval::{StepMode, StepPlan, ECAB_GROUP, STEP_APPROVAL, STEP_EMERGENCY, STEP_HIGH_RISK};
+use crate::approval::{
+    ApprovalStep, StepMode, StepPlan, StepStatus, ECAB_GROUP, STEP_APPROVAL, STEP_EMERGENCY, STEP_HIGH_RISK,
+};
 use crate::change::{check_assets, ChangeRequest, ChangeType, Priority, RiskLevel, TITLE_MAX};
 use crate::eligibility;
 use crate::ids::UserId;
@@ -161,6 +163,69 @@ pub fn plan(
         });
     }
     Ok(plans)
+}
+
+/// What planning reads: the workspace's members with their roles, its groups and its
+/// policies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Planning {
+    pub members: Vec<(UserId, Role)>,
+    pub groups: BTreeMap<String, Vec<UserId>>,
+    pub policies: Vec<ApprovalPolicy>,
+}
+
+/// The steps of a new approval round of `c` (already submitted: its round and
+/// `submitted_at` set): from the policy that governs it, else the built-in matrix. The
+/// first stage opens now; the others wait. Ids are left empty for the service to
+/// assign when it writes them.
+pub fn round(c: &ChangeRequest, planning: &Planning) -> Result<Round, DomainError> {
+    let chosen = select(&planning.policies, c);
+    let builtin;
+    let governing = match chosen {
+        Some(p) => p,
+        None => {
+            builtin = self::builtin(c, &planning.groups);
+            &builtin
+        }
+    };
+    let plans = plan(governing, c, &planning.members, &planning.groups)?;
+    let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
+    let opened = c.submitted_at.unwrap_or(c.updated_at);
+    let steps = plans
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| ApprovalStep {
+            id: String::new(),
+            workspace_id: c.workspace_id.clone(),
+            change_id: c.id.clone(),
+            change_number: c.number,
+            round: c.approval_round,
+            stage: p.stage,
+            index: i as u32,
+            name: p.name,
+            mode: p.mode,
+            quorum: p.quorum,
+            group: p.group,
+            eligible: p.eligible,
+            status: if p.stage == first_stage { StepStatus::Pending } else { StepStatus::Waiting },
+            decisions: vec![],
+            created_at: c.updated_at.max(opened),
+            decided_at: None,
+            policy_id: chosen.map(|p| p.id.clone()),
+            opened_at: (p.stage == first_stage).then_some(opened),
+            escalated_at: None,
+            version: 1,
+        })
+        .collect();
+    Ok(Round { steps, policy: chosen.map(|p| (p.id.clone(), p.name.clone())) })
+}
+
+/// A new round's steps, and the policy that asked for them (its id and name; `None`
+/// for the built-in matrix).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Round {
+    pub steps: Vec<ApprovalStep>,
+    pub policy: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]

@@ -12,7 +12,7 @@ use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::conflict::{is_live, Acceptance, Conflict, Window};
 use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::role::Permission;
-use vigilo_domain::{time, DomainError, FieldErrors};
+use vigilo_domain::{time, FieldErrors};
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
@@ -275,17 +275,5 @@ impl Vigilo {
                 ..found
             })
         })
-    }
-
-    /// The schedule gate: every conflict accepted (for the current windows) or gone.
-    /// Returns the (accepted) conflicts for the response.
-    pub(crate) async fn check_conflicts(&self, c: &ChangeRequest) -> AppResult<Vec<Conflict>> {
-        let all = self.conflicts_of(c).await?;
-        let open: Vec<serde_json::Value> = all.iter().filter(|x| !x.accepted).map(Conflict::summary).collect();
-        if open.is_empty() {
-            Ok(all)
-        } else {
-            Err(DomainError::ConflictDetected { conflicts: open }.into())
-        }
     }
 }

@@ -2,21 +2,19 @@
 //! start. An override is the owner's call (an admin's too where the window allows it),
 //! needs a reason, and leaves its own `change.freeze_override` audit row.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::freeze::{FreezeWindow, RawFreezeWindow};
 use vigilo_domain::ids::Slug;
-use vigilo_domain::role::{Permission, Role};
+use vigilo_domain::role::Permission;
 use vigilo_domain::time;
-use vigilo_domain::{DomainError, FieldErrors};
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
-use crate::services::access::Access;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{decode_ref, load, to_data};
 use crate::store::{Condition, Item, Query};
@@ -29,21 +27,6 @@ fn window_items(f: &FreezeWindow) -> [Item; 2] {
         Item::new(keys::freeze_window(w, &f.id), to_data(f)),
         Item::new(keys::freeze_by_end(w, &time::format(f.end), &f.id), to_data(f)),
     ]
-}
-
-/// What a freeze check decided for one action.
-pub(crate) enum FreezeVerdict {
-    Clear,
-    /// Blocked, but overridden: the audit row to add.
-    Overridden(AuditEntry),
-}
-
-fn brief(f: &FreezeWindow) -> Value {
-    json!({
-        "id": f.id, "name": f.name, "start": f.start, "end": f.end,
-        "timezone": f.timezone, "local_start": f.local_start, "local_end": f.local_end,
-        "allow_override": f.allow_override,
-    })
 }
 
 impl Vigilo {
@@ -156,46 +139,5 @@ impl Vigilo {
         let q = Query::table(keys::freeze_partition(ws)).between(lo, hi).limit(500);
         let windows: Vec<FreezeWindow> = paging::query_all(&*self.table, q).await?;
         Ok(windows.into_iter().filter(|f| f.blocks(c, from, to)).collect())
-    }
-
-    /// Enforces freeze windows on `action` over `span`: clear, overridden (with the
-    /// audit row to write), or refused.
-    pub(crate) async fn check_freeze(
-        &self,
-        access: &Access,
-        c: &ChangeRequest,
-        action: &str,
-        span: Option<(jiff::Timestamp, jiff::Timestamp)>,
-        override_freeze: bool,
-        reason: Option<&str>,
-    ) -> AppResult<FreezeVerdict> {
-        let Some((from, to)) = span else {
-            return Ok(FreezeVerdict::Clear);
-        };
-        let blocking = self.blocking_windows(access.ws(), c, from, to).await?;
-        if blocking.is_empty() {
-            return Ok(FreezeVerdict::Clear);
-        }
-        if !override_freeze {
-            return Err(DomainError::FreezeWindowBlocked { windows: blocking.iter().map(brief).collect() }.into());
-        }
-        let may = match access.role() {
-            Role::Owner => true,
-            Role::Admin => blocking.iter().all(|f| f.allow_override),
-            _ => false,
-        };
-        if !may {
-            return Err(DomainError::Forbidden.into());
-        }
-        let Some(reason) = reason else {
-            return Err(FieldErrors::single("reason", "required to override a freeze window").into());
-        };
-        let meta = json!({
-            "action": action,
-            "reason": reason,
-            "windows": blocking.iter().map(brief).collect::<Vec<_>>(),
-        });
-        let entry = AuditEntry::new("change.freeze_override", "ChangeRequest", &c.id).subject(&c.id).meta(meta);
-        Ok(FreezeVerdict::Overridden(entry))
     }
 }

@@ -1,14 +1,12 @@
-//! Approval policies: admins file, replace and withdraw them; submit asks
-//! [`Vigilo::plan_steps`] which one governs a change (or the built-in matrix).
+//! Approval policies: admins file, replace and withdraw them; submit reads them with
+//! [`Vigilo::planning`] for the domain's planner.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 use tracing::instrument;
-use vigilo_domain::approval::{ApprovalStep, StepStatus};
-use vigilo_domain::change::ChangeRequest;
 use vigilo_domain::ids::{Slug, UserId};
-use vigilo_domain::policy::{self, ApprovalPolicy, RawPolicy};
+use vigilo_domain::policy::{ApprovalPolicy, Planning, RawPolicy};
 use vigilo_domain::role::{Permission, Role};
 use vigilo_domain::workspace::Member;
 
@@ -26,14 +24,6 @@ use crate::Vigilo;
 
 fn policy_item(p: &ApprovalPolicy) -> Item {
     Item::new(keys::policy(&p.workspace_id, &p.id), to_data(p))
-}
-
-/// The policy that asked for a round of steps, for the submit row.
-pub(crate) struct Plan {
-    pub steps: Vec<ApprovalStep>,
-    pub policy: Option<(String, String)>,
-    /// The members read to plan, for the notices of the same submit.
-    pub members: Vec<Member>,
 }
 
 impl Vigilo {
@@ -154,51 +144,14 @@ impl Vigilo {
         })
     }
 
-    /// The approval steps of a new round: from the policy that governs the change, or
-    /// from the built-in matrix when none matches.
-    pub(crate) async fn plan_steps(&self, c: &ChangeRequest) -> AppResult<Plan> {
-        let ws = &c.workspace_id;
+    /// What planning a new round of a change reads: members with their roles, groups
+    /// and policies (the members whole too, for the notices of the same submit).
+    pub(crate) async fn planning(&self, ws: &str) -> AppResult<(Planning, Vec<Member>)> {
         let all = self.all_members(ws).await?;
         let members: Vec<(UserId, Role)> = all.iter().map(|m| (m.user_id.clone(), m.role)).collect();
         let groups: BTreeMap<String, Vec<UserId>> =
             self.all_groups(ws).await?.into_iter().map(|g| (g.name, g.members)).collect();
         let policies = self.all_policies(ws).await?;
-        let chosen = policy::select(&policies, c);
-        let builtin;
-        let governing = match chosen {
-            Some(p) => p,
-            None => {
-                builtin = policy::builtin(c, &groups);
-                &builtin
-            }
-        };
-        let plans = policy::plan(governing, c, &members, &groups)?;
-        let first_stage = plans.iter().map(|p| p.stage).min().unwrap_or(0);
-        let mut steps = Vec::with_capacity(plans.len());
-        for (i, p) in plans.into_iter().enumerate() {
-            steps.push(ApprovalStep {
-                id: uuid::Uuid::new_v4().to_string(),
-                workspace_id: c.workspace_id.clone(),
-                change_id: c.id.clone(),
-                change_number: c.number,
-                round: c.approval_round,
-                stage: p.stage,
-                index: i as u32,
-                name: p.name,
-                mode: p.mode,
-                quorum: p.quorum,
-                group: p.group,
-                eligible: p.eligible,
-                status: if p.stage == first_stage { StepStatus::Pending } else { StepStatus::Waiting },
-                decisions: vec![],
-                created_at: c.updated_at.max(c.submitted_at.unwrap_or(c.updated_at)),
-                decided_at: None,
-                policy_id: chosen.map(|p| p.id.clone()),
-                opened_at: (p.stage == first_stage).then_some(c.submitted_at.unwrap_or(c.updated_at)),
-                escalated_at: None,
-                version: 1,
-            });
-        }
-        Ok(Plan { steps, policy: chosen.map(|p| (p.id.clone(), p.name.clone())), members: all })
+        Ok((Planning { members, groups, policies }, all))
     }
 }

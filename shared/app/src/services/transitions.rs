@@ -3,18 +3,19 @@
 //! with its audit rows; a lost race re-runs the attempt from a fresh read.
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tracing::instrument;
-use vigilo_domain::approval::{self, ApprovalStep, RoundOutcome, StepStatus, Verdict};
-use vigilo_domain::change::{ChangeRequest, ChangeType, Status};
+use vigilo_domain::approval::ApprovalStep;
+use vigilo_domain::change::{ChangeRequest, Status};
 use vigilo_domain::eligibility;
-use vigilo_domain::freeze::guarded_span;
 use vigilo_domain::fsm::{self, Action};
 use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::link::Grant;
 use vigilo_domain::notice::NoticeKind;
 use vigilo_domain::role::Permission;
-use vigilo_domain::task;
+use vigilo_domain::task::Task;
+use vigilo_domain::transition::{self, Gates, Move, MoveInput, Mover, Needs, StepWrite};
+use vigilo_domain::workspace::Member;
 use vigilo_domain::{text, DomainError, FieldErrors};
 
 use crate::actor::Actor;
@@ -24,7 +25,6 @@ use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
 use crate::services::conflicts::{occupancy, window_entries};
-use crate::services::freeze::FreezeVerdict;
 use crate::services::notices::grant_item;
 use crate::services::records::{change_item, load, step_item, to_data};
 use crate::services::tasks::{review_task, task_created, task_item};
@@ -95,19 +95,14 @@ fn write_change(
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
 
-/// Closes the steps of `steps` that are still open (the change left review), each with
-/// its `approval_step.cancel` row.
-fn close_open_steps(tx: &mut Tx<'_>, change_id: &str, steps: Vec<ApprovalStep>, now: jiff::Timestamp) {
-    for mut s in steps.into_iter().filter(|s| matches!(s.status, StepStatus::Pending | StepStatus::Waiting)) {
-        let old = s.clone();
-        s.status = StepStatus::Cancelled;
-        s.decided_at = Some(now);
-        s.version += 1;
-        let (before, after) = diff(&old, &s);
-        tx.put(step_item(&s), Some(Condition::version(old.version)));
-        let entry = AuditEntry::new("approval_step.cancel", "ApprovalStep", &s.id);
-        tx.audit(entry.values(before, after).subject(change_id));
-    }
+/// What the service read beyond the gates, for writing the move: the members (for the
+/// notices), the tasks (for the review task) and the delegations a decision may ride on.
+#[derive(Default)]
+struct Read {
+    members: Option<Vec<Member>>,
+    tasks: Vec<Task>,
+    delegating: Vec<Member>,
+    seats: Option<eligibility::Seats>,
 }
 
 impl Vigilo {
@@ -133,152 +128,27 @@ impl Vigilo {
             if !action.is_decision() {
                 require_executor(&access, &old, action)?;
             }
-            fsm::check_transition(old.status, action)?;
             let now = self.now();
-            let mut new = old.clone();
-            let mut meta = Map::new();
-            let mut opened = Vec::new();
-            let mut closing = Vec::new();
-            let mut extra_rows = Vec::new();
-            let mut new_tasks = Vec::new();
-            let mut conflicts = None;
-            let mut tasks_read = None;
-            let mut planned_with = None;
-            let override_freeze = input.override_freeze.unwrap_or(false);
-            let reason = fsm::reason(input.reason.as_deref());
-            // Words given with any move are kept with its audit row.
-            for (k, v) in [("reason", &input.reason), ("comment", &input.comment)] {
-                if let Some(text) = fsm::reason(v.as_deref()) {
-                    meta.insert(k.into(), json!(text));
-                }
-            }
-            match action {
-                Action::Submit => {
-                    fsm::check_submittable(&new)?;
-                    fsm::check_lead_time(&new, now)?;
-                    let span = guarded_span(&new, None);
-                    extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
-                    new.status = fsm::status_after_submit(new.change_type);
-                    new.submitted_at = Some(now);
-                    new.approval_round += 1;
-                    if new.status == Status::Approved {
-                        meta.insert("pre_approved".into(), json!(true));
-                    } else {
-                        let plan = self.plan_steps(&new).await?;
-                        let policy = plan.policy.map(|(id, name)| json!({"id": id, "name": name}));
-                        meta.insert("approval_policy".into(), policy.unwrap_or(json!("builtin")));
-                        opened = plan.steps;
-                        planned_with = Some(plan.members);
+            let needs = transition::needs(&old, action, now)?;
+            let (gates, mut read) = self.gather(&access, &old, &needs, now).await?;
+            let by = Mover { user: access.user(), role: access.role(), now };
+            let mv = match transition::transition(&old, action, &move_input(&input), by, gates) {
+                Err(e @ (DomainError::NotAnApprover | DomainError::AlreadyDecided)) => {
+                    // The change and its steps are two reads: if the change moved in
+                    // between (another approver closed the round), retry from a
+                    // consistent state.
+                    if self.load_change(access.ws(), old.number).await?.version != old.version {
+                        return Err(AppError::Contended);
                     }
+                    return Err(e.into());
                 }
-                Action::Schedule => {
-                    fsm::check_schedulable(&new)?;
-                    fsm::check_lead_time(&new, new.submitted_at.unwrap_or(now))?;
-                    let span = guarded_span(&new, None);
-                    extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
-                    conflicts = Some(self.check_conflicts(&new).await?);
-                    new.status = Status::Scheduled;
-                }
-                Action::Start => {
-                    self.check_dependencies(access.ws(), &new).await?;
-                    task::check_start_gate(&self.change_tasks(access.ws(), new.number).await?)?;
-                    let span = guarded_span(&new, Some(now));
-                    extra_rows.extend(self.freeze_gate(&access, &new, action, span, override_freeze, &reason).await?);
-                    new.status = Status::InProgress;
-                    new.started_at = Some(now);
-                }
-                Action::Complete => {
-                    let tasks = self.change_tasks(access.ws(), new.number).await?;
-                    task::check_complete_gate(&tasks)?;
-                    tasks_read = Some(tasks);
-                    let (code, notes) =
-                        fsm::check_closure(input.closure_code.as_deref(), input.closure_notes.as_deref())?;
-                    new.status = Status::Completed;
-                    new.closure_code = Some(code);
-                    new.closure_notes = Some(notes);
-                    new.ended_at = Some(now);
-                }
-                Action::Fail => {
-                    let reason = fsm::reason(input.reason.as_deref()).ok_or(DomainError::ReasonRequired)?;
-                    new.status = Status::Failed;
-                    new.failure_reason = Some(reason);
-                    new.ended_at = Some(now);
-                }
-                Action::Rollback => {
-                    let reason = fsm::reason(input.reason.as_deref()).ok_or(DomainError::RollbackReasonRequired)?;
-                    new.status = Status::RolledBack;
-                    new.rollback_reason = Some(reason);
-                    new.rolled_back_at = Some(now);
-                    new.rolled_back_by = Some(actor.user_id.clone());
-                    new.ended_at = Some(now);
-                }
-                Action::Reopen => {
-                    fsm::reason(input.reason.as_deref()).ok_or(DomainError::ReasonRequired)?;
-                    new.status = Status::InProgress;
-                    new.closure_code = None;
-                    new.closure_notes = None;
-                    new.ended_at = None;
-                }
-                Action::Cancel => {
-                    new.status = Status::Cancelled;
-                    new.cancel_reason = fsm::reason(input.reason.as_deref());
-                    if old.status == Status::Review {
-                        closing = self.round_steps(&old).await?;
-                    }
-                }
-                Action::Approve | Action::Reject | Action::RequestChanges => {
-                    return self.decide(&access, tx, old, action, &input).await;
-                }
+                other => other?,
+            };
+            if self.delivery.is_some() && (!mv.ask.is_empty() || mv.tell.is_some()) && read.members.is_none() {
+                read.members = Some(self.all_members(access.ws()).await?);
             }
-            let ended = matches!(action, Action::Complete | Action::Fail | Action::Rollback);
-            if ended && new.change_type == ChangeType::Emergency {
-                let tasks = match tasks_read {
-                    Some(t) => t,
-                    None => self.change_tasks(access.ws(), new.number).await?,
-                };
-                new_tasks.extend(review_task(&new, &tasks, now));
-            }
-            for row in extra_rows {
-                tx.audit(row);
-            }
-            write_change(&mut tx, &old, &mut new, action, Value::Object(meta), now);
-            for t in &new_tasks {
-                tx.put(task_item(t), Some(Condition::NotExists));
-                tx.audit(task_created(t));
-            }
-            close_open_steps(&mut tx, &new.id, closing, now);
-            for step in &opened {
-                tx.put(step_item(step), Some(Condition::NotExists));
-                let entry = AuditEntry::new("approval_step.create", "ApprovalStep", &step.id);
-                tx.audit(entry.values(json!(null), to_data(step)).subject(&new.id));
-            }
-            if self.delivery.is_some() && (!opened.is_empty() || action == Action::Rollback) {
-                let members = match planned_with {
-                    Some(m) => m,
-                    None => self.all_members(access.ws()).await?,
-                };
-                let pending: Vec<&ApprovalStep> = opened.iter().filter(|s| s.status == StepStatus::Pending).collect();
-                let ws = &access.workspace;
-                let mut notes =
-                    self.approval_requests(ws, &new, &pending, &members, NoticeKind::ApprovalRequested, now);
-                if action == Action::Rollback {
-                    notes.extend(self.change_notices(
-                        ws,
-                        &new,
-                        NoticeKind::ChangeRolledBack,
-                        reason.clone(),
-                        &members,
-                        now,
-                    ));
-                }
-                for op in notes {
-                    tx.derived(op);
-                }
-            }
+            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, now);
             tx.commit(now).await?;
-            // Derived, so never stored: schedule returns what its gate found; the other
-            // moves look them up below, after the commit.
-            new.conflicts = conflicts;
             Ok(new)
         });
         // Every answer about one change carries its conflicts (a list, empty when the
@@ -309,32 +179,134 @@ impl Vigilo {
         moved
     }
 
-    /// The freeze gate of one action: the override row to write, if any.
-    async fn freeze_gate(
+    /// Loads exactly what the move's gates read.
+    async fn gather(
         &self,
         access: &Access,
         c: &ChangeRequest,
-        action: Action,
-        span: Option<(jiff::Timestamp, jiff::Timestamp)>,
-        override_freeze: bool,
-        reason: &Option<String>,
-    ) -> AppResult<Option<AuditEntry>> {
-        match self.check_freeze(access, c, action.as_str(), span, override_freeze, reason.as_deref()).await? {
-            FreezeVerdict::Clear => Ok(None),
-            FreezeVerdict::Overridden(row) => Ok(Some(row)),
+        needs: &Needs,
+        now: jiff::Timestamp,
+    ) -> AppResult<(Gates, Read)> {
+        let ws = access.ws();
+        let mut g = Gates::default();
+        let mut read = Read::default();
+        if let Some((from, to)) = needs.freeze_span {
+            g.freezes = self.blocking_windows(ws, c, from, to).await?;
         }
+        if needs.tasks {
+            g.tasks = self.change_tasks(ws, c.number).await?;
+            read.tasks = g.tasks.clone();
+        }
+        if needs.dependencies {
+            for n in &c.dependencies {
+                let status = load::<ChangeRequest>(&*self.table, &keys::change(ws, *n)).await?.map(|d| d.status);
+                g.dependencies.push((n.to_string(), status.unwrap_or(Status::Cancelled)));
+            }
+        }
+        if needs.conflicts {
+            g.conflicts = self.conflicts_of(c).await?;
+        }
+        if needs.planning {
+            let (planning, members) = self.planning(ws).await?;
+            g.planning = Some(planning);
+            read.members = Some(members);
+        }
+        if needs.round {
+            g.round = self.round_steps(c).await?;
+        }
+        if needs.seats {
+            read.delegating = self.delegators(ws, access.user()).await?;
+            let seats = eligibility::seats(access.user(), access.role(), &read.delegating, &c.author, now);
+            read.seats = seats.as_ref().ok().cloned();
+            g.seats = Some(seats);
+        }
+        Ok((g, read))
     }
 
-    async fn check_dependencies(&self, ws: &str, c: &ChangeRequest) -> AppResult<()> {
-        let mut deps = Vec::with_capacity(c.dependencies.len());
-        for n in &c.dependencies {
-            let status = match load::<ChangeRequest>(&*self.table, &keys::change(ws, *n)).await? {
-                Some(d) => d.status,
-                None => Status::Cancelled,
-            };
-            deps.push((n.to_string(), status));
+    /// Writes a decided move into the transaction: the change (or a check that it did not
+    /// move), its steps with their rows, the review task, a spent link, the checks on
+    /// the delegations a decision rode on, and the notices. Returns the change as it
+    /// now stands.
+    #[allow(clippy::too_many_arguments)]
+    fn write_move(
+        &self,
+        access: &Access,
+        tx: &mut Tx<'_>,
+        old: &ChangeRequest,
+        action: Action,
+        input: &ActionInput,
+        mv: Move,
+        read: Read,
+        now: jiff::Timestamp,
+    ) -> ChangeRequest {
+        let ws = access.ws();
+        let mut new = mv.change;
+        let (mut steps, closing): (Vec<StepWrite>, Vec<StepWrite>) =
+            mv.steps.into_iter().partition(|w| w.verb != "cancel");
+        for w in steps.iter_mut().filter(|w| w.before.is_none()) {
+            w.after.id = uuid::Uuid::new_v4().to_string();
         }
-        fsm::check_dependencies(&deps).map_err(Into::into)
+        if let Some(meta) = mv.freeze_override {
+            tx.audit(AuditEntry::new("change.freeze_override", "ChangeRequest", &old.id).subject(&old.id).meta(meta));
+        }
+        // A decision's rows come first (the steps decided, then the change they moved);
+        // any other move's row comes before the steps it opens or closes.
+        if action.is_decision() {
+            write_steps(tx, &old.id, &steps);
+        }
+        if mv.moved {
+            write_change(tx, old, &mut new, action, Value::Object(mv.meta), now);
+        } else {
+            // Still in review: the change itself is untouched, but it must not have
+            // moved under us (a concurrent cancel, say).
+            tx.check(keys::change(ws, old.number), Condition::version(old.version));
+        }
+        if mv.review_due {
+            if let Some(t) = review_task(&new, &read.tasks, now) {
+                tx.put(task_item(&t), Some(Condition::NotExists));
+                tx.audit(task_created(&t));
+            }
+        }
+        write_steps(tx, &new.id, &closing);
+        if !action.is_decision() {
+            write_steps(tx, &new.id, &steps);
+        }
+        if let Some(g) = &input.link {
+            // Spent with the decision: a second use finds the grant changed and fails.
+            let spent = Grant { used_at: Some(now), version: g.version + 1, ..g.clone() };
+            tx.put(grant_item(&spent), Some(Condition::version(g.version)));
+        }
+        // Delegations are found through an index, which may lag the table: each one a
+        // decision rode on must still be, at commit, the member record that was read.
+        if let Some(seats) = &read.seats {
+            for m in read.delegating.iter().filter(|m| seats.delegators.contains(&m.user_id)) {
+                let alone = seats.only_for(&m.user_id);
+                if steps.iter().any(|w| w.before.as_ref().is_some_and(|b| w.verb != "open" && b.offered_to(&alone))) {
+                    tx.check(keys::member(ws, &m.user_id), Condition::version(m.version));
+                }
+            }
+        }
+        if self.delivery.is_some() && (!mv.ask.is_empty() || mv.tell.is_some()) {
+            let members = read.members.unwrap_or_default();
+            let about = if action.is_decision() { old } else { &new };
+            let ask: Vec<&ApprovalStep> = mv.ask.iter().filter_map(|&i| steps.get(i)).map(|w| &w.after).collect();
+            let w = &access.workspace;
+            let mut notes = self.approval_requests(w, about, &ask, &members, NoticeKind::ApprovalRequested, now);
+            if let Some(kind) = mv.tell {
+                let words = if action == Action::Rollback { &input.reason } else { &input.comment };
+                notes.extend(self.change_notices(w, about, kind, fsm::reason(words.as_deref()), &members, now));
+            }
+            for op in notes {
+                tx.derived(op);
+            }
+        }
+        if mv.moved {
+            // Derived, so never stored: schedule answers with what its gate found.
+            new.conflicts = mv.conflicts;
+            new
+        } else {
+            old.clone()
+        }
     }
 
     /// The steps of a change's current round, in stage order.
@@ -342,123 +314,37 @@ impl Vigilo {
         let q = Query::table(keys::steps(&c.workspace_id, c.number)).begins_with(keys::round_prefix(c.approval_round));
         crate::paging::query_all(&*self.table, q.limit(500)).await
     }
+}
 
-    /// Approve, reject or request changes: recorded on every pending step the caller
-    /// holds a seat on; the change moves when the round is decided.
-    async fn decide(
-        &self,
-        access: &Access,
-        mut tx: Tx<'_>,
-        old: ChangeRequest,
-        action: Action,
-        input: &ActionInput,
-    ) -> AppResult<ChangeRequest> {
-        let verdict = match action {
-            Action::Approve => Verdict::Approve,
-            Action::Reject => Verdict::Reject,
-            _ => Verdict::RequestChanges,
-        };
-        let comment = fsm::reason(input.comment.as_deref());
-        if verdict != Verdict::Approve && comment.is_none() {
-            return Err(FieldErrors::single("comment", "required to reject or request changes").into());
-        }
-        let ws = access.ws();
-        let now = self.now();
-        let delegating = self.delegators(ws, access.user()).await?;
-        let seats = eligibility::seats(access.user(), access.role(), &delegating, &old.author, now)?;
-        let delegating: Vec<_> = delegating.into_iter().filter(|m| seats.delegators.contains(&m.user_id)).collect();
-        let mut steps = self.round_steps(&old).await?;
-        let before_steps = steps.clone();
-        let mut decided = Vec::new();
-        let only = input.link.as_ref().map(|g| g.step_id.as_str());
-        for (i, s) in steps.iter_mut().enumerate() {
-            if only.is_some_and(|id| id != s.id) {
-                continue;
+/// The move's input in the domain's terms.
+fn move_input(input: &ActionInput) -> MoveInput {
+    MoveInput {
+        comment: input.comment.clone(),
+        reason: input.reason.clone(),
+        closure_code: input.closure_code.clone(),
+        closure_notes: input.closure_notes.clone(),
+        override_freeze: input.override_freeze.unwrap_or(false),
+        only_step: input.link.as_ref().map(|g| g.step_id.clone()),
+    }
+}
+
+/// Writes steps, each guarded by the version read (a new one by its absence), with its
+/// `approval_step.<verb>` row.
+fn write_steps(tx: &mut Tx<'_>, change_id: &str, steps: &[StepWrite]) {
+    for w in steps {
+        match &w.before {
+            None => {
+                tx.put(step_item(&w.after), Some(Condition::NotExists));
+                let entry = AuditEntry::new("approval_step.create", "ApprovalStep", &w.after.id);
+                tx.audit(entry.values(json!(null), to_data(&w.after)).subject(change_id));
             }
-            if s.offered_to(&seats) && !s.decided_by(&seats.caller) {
-                s.decide(&seats, verdict, comment.clone(), now)?;
-                decided.push(i);
+            Some(before) => {
+                let after = ApprovalStep { version: before.version + 1, ..w.after.clone() };
+                tx.put(step_item(&after), Some(Condition::version(before.version)));
+                let (b, a) = diff(before, &after);
+                let entry = AuditEntry::new(format!("approval_step.{}", w.verb), "ApprovalStep", &after.id);
+                tx.audit(entry.values(b, a).subject(change_id));
             }
         }
-        if decided.is_empty() {
-            // The change and its steps are two reads: if the change moved in between
-            // (another approver closed the round), retry from a consistent state.
-            let current = self.load_change(ws, old.number).await?;
-            if current.version != old.version {
-                return Err(AppError::Contended);
-            }
-            let spoke = steps.iter().any(|s| s.status == StepStatus::Pending && s.decided_by(&seats.caller));
-            return Err(if spoke { DomainError::AlreadyDecided } else { DomainError::NotAnApprover }.into());
-        }
-        // Delegations are found through an index, which may lag the table: each one a
-        // decision uses must still be, at commit, the member record that was read.
-        for m in &delegating {
-            let alone = seats.only_for(&m.user_id);
-            if decided.iter().any(|&i| before_steps[i].offered_to(&alone)) {
-                tx.check(keys::member(ws, &m.user_id), Condition::version(m.version));
-            }
-        }
-        if let Some(g) = &input.link {
-            // Spent with the decision: a second use finds the grant changed and fails.
-            let spent = Grant { used_at: Some(now), version: g.version + 1, ..g.clone() };
-            tx.put(grant_item(&spent), Some(Condition::version(g.version)));
-        }
-        let (outcome, opened) = approval::advance(&mut steps);
-        for &i in &opened {
-            steps[i].opened_at = Some(now);
-        }
-        if self.delivery.is_some()
-            && (!opened.is_empty() || matches!(outcome, RoundOutcome::Approved | RoundOutcome::Rejected))
-        {
-            let members = self.all_members(ws).await?;
-            let fresh: Vec<&ApprovalStep> = opened.iter().map(|&i| &steps[i]).collect();
-            let w = &access.workspace;
-            let mut notes = self.approval_requests(w, &old, &fresh, &members, NoticeKind::ApprovalRequested, now);
-            let kind = match outcome {
-                RoundOutcome::Approved => Some(NoticeKind::ChangeApproved),
-                RoundOutcome::Rejected => Some(NoticeKind::ChangeRejected),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                notes.extend(self.change_notices(w, &old, kind, comment.clone(), &members, now));
-            }
-            for op in notes {
-                tx.derived(op);
-            }
-        }
-        for &i in decided.iter().chain(opened.iter()) {
-            let s = &mut steps[i];
-            s.version = before_steps[i].version + 1;
-            tx.put(step_item(s), Some(Condition::version(before_steps[i].version)));
-            let (b, a) = diff(&before_steps[i], s);
-            let verb = if decided.contains(&i) { verdict.as_str() } else { "open" };
-            tx.audit(
-                AuditEntry::new(format!("approval_step.{verb}"), "ApprovalStep", &s.id).values(b, a).subject(&old.id),
-            );
-        }
-        let mut new = old.clone();
-        new.status = match outcome {
-            RoundOutcome::Pending => old.status,
-            RoundOutcome::Approved => Status::Approved,
-            RoundOutcome::Rejected => Status::Rejected,
-            RoundOutcome::ChangesRequested => Status::Draft,
-        };
-        if new.status == old.status {
-            // Still in review: the change itself is untouched, but it must not have
-            // moved under us (a concurrent cancel, say).
-            tx.check(keys::change(ws, old.number), Condition::version(old.version));
-            tx.commit(now).await?;
-            return Ok(old);
-        }
-        let meta = comment.map_or(json!({}), |c| json!({"comment": c}));
-        write_change(&mut tx, &old, &mut new, action, meta, now);
-        if outcome != RoundOutcome::Approved {
-            // The round is over: steps nobody decided are closed. Decided ones were
-            // written above with their decision.
-            let rest = steps.into_iter().enumerate().filter(|(i, _)| !decided.contains(i)).map(|(_, s)| s);
-            close_open_steps(&mut tx, &new.id, rest.collect(), now);
-        }
-        tx.commit(now).await?;
-        Ok(new)
     }
 }
