@@ -168,3 +168,29 @@ async fn slack_answers_speak_the_workspace_language() {
     assert!(text.contains(&format!("(Freigabe) zu {n} ist aufgezeichnet")), "{r}");
     assert!(!text.contains("recorded"), "no English in a German answer: {text}");
 }
+
+/// A press a guard refuses is answered in the workspace's language, the reason too: in
+/// a German workspace no English error message reaches Slack (the renderer's own tests
+/// cover every error code's sentence).
+#[tokio::test]
+async fn a_refused_press_answers_in_the_workspace_language() {
+    let s = TestServer::start().await;
+    s.workspace("alice", "acme", &[("bob", "approver"), ("carol", "approver"), ("mia", "member")]).await;
+    s.patch("alice", "/ws/acme", json!({"locale": "de"})).await.expect(200);
+    s.put("bob", "/ws/acme/members/bob/chat", json!({"slack_user_id": "U0BOB"})).await.expect(200);
+    let mut body = normal_change("Zertifikat");
+    body["risk_level"] = json!("high");
+    body["rollback_plan"] = json!("Altes Zertifikat zurückspielen");
+    let n = s.change("mia", "acme", body).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let token = chat_token(&s, "bob");
+    // bob decides in the API first: two are needed, so his step stays open.
+    s.act("bob", "acme", &n, "approve", json!({})).await.expect(200);
+    let now = jiff::Timestamp::now().as_second();
+    let press_body = form("U0BOB", "approve", &token);
+    let (status, r) = press(&s, &press_body, now, &sign(now, &press_body, SLACK_SECRET)).await;
+    let text = r["text"].as_str().unwrap();
+    assert_eq!(status, 200, "{r}");
+    assert!(text.starts_with("Nicht aufgezeichnet: Dieser Freigabeschritt ist nicht mehr offen"), "{text}");
+    assert!(!text.contains("step") && !text.contains("recorded"), "no English: {text}");
+}

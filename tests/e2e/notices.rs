@@ -94,18 +94,30 @@ async fn german_workspaces_get_german_mail() {
     s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
     let m = &mail_to(&s, "bob")[0];
     assert!(m.contains("Freigabe angefordert"), "{m}");
-    assert!(m.contains("Geplanter Beginn: 15.01.2030, 10:00 CET"), "the workspace's wall clock: {m}");
+    let text = mail_parser::MessageParser::default().parse(m.as_bytes()).unwrap().body_text(0).unwrap().into_owned();
+    assert!(
+        text.contains("Geplant: 15.01.2030, 10:00 CET \u{2013} 15.01.2030, 11:00 CET"),
+        "the workspace's wall clock: {text}"
+    );
+    assert!(text.contains("Angefordert von: mia") && text.contains("Bisherige Entscheidungen:"), "{text}");
     // The page speaks the browser's language, else the workspace's.
     let path = format!("{}/a/{}", s.base, token_in(m));
     let client = reqwest::Client::new();
     let de = client.get(&path).send().await.unwrap();
     assert_eq!(de.headers()["content-language"], "de");
     let html = de.text().await.unwrap();
-    assert!(html.contains("lang=\"de\"") && html.contains("<dd>15.01.2030, 10:00 CET</dd>"), "{html}");
+    assert!(
+        html.contains("lang=\"de\"") && html.contains("<dd>15.01.2030, 10:00 CET \u{2013} 15.01.2030, 11:00 CET</dd>"),
+        "{html}"
+    );
     assert!(html.contains(">Freigeben</button>") && html.contains("Entscheidung zu"), "{html}");
     let en = client.get(&path).header("accept-language", "en-GB,en;q=0.9").send().await.unwrap();
     let html = en.text().await.unwrap();
-    assert!(html.contains("lang=\"en\"") && html.contains("<dd>Tue 15 Jan 2030, 10:00 CET</dd>"), "{html}");
+    assert!(
+        html.contains("lang=\"en\"")
+            && html.contains("<dd>Tue 15 Jan 2030, 10:00 CET \u{2013} Tue 15 Jan 2030, 11:00 CET</dd>"),
+        "{html}"
+    );
     let (status, html) = post_form(&s, &format!("/a/{}-0", token_in(m)), "decision=approve").await;
     assert!(status == 403 && html.contains("This link is not valid"), "no workspace known: English");
     // The form's answer reads in the language the page was shown in.
@@ -313,4 +325,33 @@ async fn a_delegate_is_asked_exactly_when_they_may_decide() {
         (step["decisions"][0]["user"].as_str(), step["decisions"][0]["on_behalf_of"].as_str()),
         (Some("erin"), Some("bob"))
     );
+}
+
+/// The email's buttons open the page with the decision chosen and record nothing; the
+/// email and the page show the whole change (author, window, assets, plans as rendered
+/// Markdown, conflicts, what others decided).
+#[tokio::test]
+async fn the_email_buttons_choose_on_the_page_and_record_nothing() {
+    let s = TestServer::start().await;
+    team(&s).await;
+    let mut body = normal_change("Rotate cert");
+    body["description"] = json!("Swap the **leaf** certificate.\n\n<script>alert(1)</script>");
+    body["test_plan"] = json!("`curl -v` against each node");
+    let n = s.change("mia", "acme", body).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let mail = &mail_to(&s, "bob")[0];
+    let parsed = mail_parser::MessageParser::default().parse(mail.as_bytes()).unwrap();
+    let html = parsed.body_html(0).unwrap().into_owned();
+    assert!(html.contains("<strong>leaf</strong>") && !html.contains("<script"), "{html}");
+    assert!(html.contains("?decision=approve") && html.contains("?decision=reject"), "{html}");
+    let before = s.get("alice", "/ws/acme/audit").await.expect(200)["items"].as_array().unwrap().len();
+    let (status, _, page) = get_page(&s, &format!("/a/{}?decision=reject", token_in(mail))).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("You chose to reject") && page.contains("class=\"reject chosen\""), "{page}");
+    assert!(page.contains("<code>curl -v</code>") && page.contains("Requested by"), "{page}");
+    let after = s.get("alice", "/ws/acme/audit").await.expect(200)["items"].as_array().unwrap().len();
+    assert_eq!(before, after, "opening the page records nothing");
+    assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
+    let (status, _, page) = get_page(&s, &format!("/a/{}?decision=<script>", token_in(mail))).await;
+    assert!(status == 200 && !page.contains("<script>") && !page.contains("You chose"), "{page}");
 }

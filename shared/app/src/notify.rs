@@ -66,7 +66,7 @@ pub struct Delivery {
 /// encodes; nothing is pasted into a header line. The edge already refuses line breaks
 /// in names and titles; they are flattened here as well, for anything stored before.
 pub fn email(notice: &Notice, from: &str) -> Result<OutgoingEmail, String> {
-    let rendered = notice.email();
+    let rendered = vigilo_render::email(notice);
     let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("the address {:?}: {e}", text::one_line(a)));
     let mut to = parse(&notice.recipient_email)?;
     to.name = notice.recipient_name.as_deref().map(text::one_line);
@@ -102,7 +102,7 @@ mod tests {
             kind: NoticeKind::ApprovalRequested,
             workspace_id: "w".into(),
             workspace_name: "Acme".into(),
-            locale: "en".into(),
+            locale: vigilo_domain::locale::Locale::En,
             timezone: "UTC".into(),
             change_number: ChangeNumber::new(1).unwrap(),
             change_title: title.into(),
@@ -115,6 +115,7 @@ mod tests {
             step_name: None,
             detail: None,
             links: None,
+            details: None,
             created_at: "2026-12-01T00:00:00Z".parse().unwrap(),
         }
     }

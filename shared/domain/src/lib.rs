@@ -7,7 +7,6 @@ pub mod audit;
 pub mod canonical;
 pub mod change;
 pub mod conflict;
-pub mod decision_page;
 pub mod eligibility;
 pub mod error;
 pub mod freeze;

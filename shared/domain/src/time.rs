@@ -30,8 +30,11 @@ pub fn zone(name: &str) -> TimeZone {
 /// the minute, with the zone's abbreviation and the date written the locale's way
 /// (`Tue 15 Jan 2030, 10:00 CET`, `15.01.2030, 10:00 CET`). For notices and pages,
 /// never for storage: stored and hashed times stay in `format`'s form.
-pub fn readable(ts: Timestamp, tz: &TimeZone, locale: &str) -> String {
-    let pattern = if locale == "de" { "%d.%m.%Y, %H:%M %Z" } else { "%a %-d %b %Y, %H:%M %Z" };
+pub fn readable(ts: Timestamp, tz: &TimeZone, locale: crate::locale::Locale) -> String {
+    let pattern = match locale {
+        crate::locale::Locale::De => "%d.%m.%Y, %H:%M %Z",
+        crate::locale::Locale::En => "%a %-d %b %Y, %H:%M %Z",
+    };
     ts.to_zoned(tz.clone()).strftime(pattern).to_string()
 }
 
@@ -43,6 +46,7 @@ pub fn hours_between(from: Timestamp, to: Timestamp) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::locale::Locale;
 
     #[test]
     fn text_order_is_time_order() {
@@ -58,12 +62,12 @@ mod tests {
     fn readable_times_are_wall_clock_times_in_the_zone_and_locale() {
         let t: Timestamp = "2030-01-15T09:00:00Z".parse().unwrap();
         let berlin = zone("Europe/Berlin");
-        assert_eq!(readable(t, &berlin, "en"), "Tue 15 Jan 2030, 10:00 CET");
-        assert_eq!(readable(t, &berlin, "de"), "15.01.2030, 10:00 CET");
+        assert_eq!(readable(t, &berlin, Locale::En), "Tue 15 Jan 2030, 10:00 CET");
+        assert_eq!(readable(t, &berlin, Locale::De), "15.01.2030, 10:00 CET");
         let summer: Timestamp = "2030-07-01T09:00:00Z".parse().unwrap();
-        assert_eq!(readable(summer, &berlin, "en"), "Mon 1 Jul 2030, 11:00 CEST");
-        assert_eq!(readable(t, &zone("UTC"), "en"), "Tue 15 Jan 2030, 09:00 UTC");
-        assert_eq!(readable(t, &zone("Not/AZone"), "en"), "Tue 15 Jan 2030, 09:00 UTC");
+        assert_eq!(readable(summer, &berlin, Locale::En), "Mon 1 Jul 2030, 11:00 CEST");
+        assert_eq!(readable(t, &zone("UTC"), Locale::En), "Tue 15 Jan 2030, 09:00 UTC");
+        assert_eq!(readable(t, &zone("Not/AZone"), Locale::En), "Tue 15 Jan 2030, 09:00 UTC");
     }
 
     #[test]

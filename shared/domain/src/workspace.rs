@@ -12,8 +12,7 @@ pub struct Workspace {
     pub id: String,
     pub slug: Slug,
     pub name: String,
-    #[schema(value_type = crate::locale::Locale)]
-    pub locale: String,
+    pub locale: crate::locale::Locale,
     #[schema(example = "Europe/Berlin")]
     pub timezone: String,
     /// Days audit rows stay in the live table before archival; `None` keeps them forever.
@@ -25,8 +24,6 @@ pub struct Workspace {
 
 /// Most characters of a member's display name.
 pub const NAME_MAX: usize = 200;
-
-pub const LOCALES: &[&str] = &["en", "de"];
 
 /// Checks the editable workspace fields, recording a reason per bad field.
 pub fn check_settings(
@@ -42,8 +39,8 @@ pub fn check_settings(
         }
     }
     if let Some(locale) = locale {
-        if !LOCALES.contains(&locale) {
-            errors.add("locale", "must be one of: en, de");
+        if crate::locale::Locale::parse(locale).is_none() {
+            errors.add("locale", format!("must be one of: {}", crate::locale::Locale::choices()));
         }
     }
     if let Some(tz) = timezone {

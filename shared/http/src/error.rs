@@ -45,7 +45,7 @@ pub enum ApiError {
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     /// A decision link, reply or button that may not decide.
-    #[error("{}", vigilo_domain::decision_page::explain(*.0, "en"))]
+    #[error("{}", vigilo_render::explain(*.0, vigilo_domain::locale::Locale::En))]
     LinkRefused(Refusal),
 }
 

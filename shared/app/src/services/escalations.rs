@@ -15,6 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging;
 use crate::retrying;
+use crate::services::notices::Event;
 use crate::services::records::{load, step_item};
 use crate::services::sweeps::tally;
 use crate::services::views::diff;
@@ -106,8 +107,11 @@ impl Vigilo {
                     .meta(meta),
             );
             let members = self.all_members(&ws.id).await?;
-            let mut notes = self.approval_requests(ws, change, &[&new], &members, NoticeKind::ApprovalEscalated, now);
-            notes.extend(self.admin_notices(ws, change, &new, &members, now));
+            let round = self.round_steps(change).await?;
+            let details = self.change_details(change, &round, &members).await?;
+            let event = Event { ws, change, members: &members, details: Some(&details), now };
+            let mut notes = self.approval_requests(&event, &[&new], NoticeKind::ApprovalEscalated);
+            notes.extend(self.admin_notices(&event, &new));
             for op in notes {
                 tx.derived(op);
             }

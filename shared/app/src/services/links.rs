@@ -27,6 +27,8 @@ pub struct OpenLink {
     pub change: ChangeRequest,
     pub step: ApprovalStep,
     pub approver: Member,
+    /// Every step of the change's current round (the link's among them).
+    pub round: Vec<ApprovalStep>,
 }
 
 /// What using a link did.
@@ -101,13 +103,19 @@ impl Vigilo {
         };
         let (workspace, approver, change): (Workspace, Member, ChangeRequest) =
             (decode(ws)?, decode(member)?, decode(change)?);
-        let step = self.round_steps(&change).await?.into_iter().find(|s| s.id == grant.step_id);
+        let round = self.round_steps(&change).await?;
+        let step = round.iter().find(|s| s.id == grant.step_id).cloned();
         match step {
             Some(step) if step.status == StepStatus::Pending => {
-                Ok(Ok(OpenLink { grant, workspace, change, step, approver }))
+                Ok(Ok(OpenLink { grant, workspace, change, step, approver, round }))
             }
             _ => Ok(Err(Refusal::StepClosed)),
         }
+    }
+
+    /// What the decision page shows of an opened link's change beyond the change itself.
+    pub async fn link_details(&self, open: &OpenLink) -> AppResult<vigilo_domain::notice::ChangeDetails> {
+        self.change_details(&open.change, &open.round, &[]).await
     }
 
     /// Uses a token: `decision` is `approve` or `reject` (which needs a comment).

@@ -10,7 +10,7 @@ use vigilo_domain::change::{ChangeRequest, ChangeType};
 use vigilo_domain::eligibility;
 use vigilo_domain::ids::UserId;
 use vigilo_domain::link::{self, Grant};
-use vigilo_domain::notice::{DecisionLinks, Notice, NoticeKind};
+use vigilo_domain::notice::{ChangeDetails, DecisionLinks, Notice, NoticeKind};
 use vigilo_domain::role::Role;
 use vigilo_domain::time;
 use vigilo_domain::workspace::{Member, Workspace};
@@ -22,6 +22,17 @@ use crate::services::records::{decode_ref, to_data};
 use crate::services::sweeps::tally;
 use crate::store::{Condition, Item, Query, WriteOp};
 use crate::Vigilo;
+
+/// What a notice is about: the event's workspace, change, the members read for it,
+/// the details approvers see, and when.
+#[derive(Clone, Copy)]
+pub(crate) struct Event<'a> {
+    pub ws: &'a Workspace,
+    pub change: &'a ChangeRequest,
+    pub members: &'a [Member],
+    pub details: Option<&'a ChangeDetails>,
+    pub now: Timestamp,
+}
 
 /// How long a decision link works: a day for emergencies, a week otherwise.
 pub fn link_lifetime(t: ChangeType) -> SignedDuration {
@@ -100,7 +111,7 @@ impl Vigilo {
             kind,
             workspace_id: ws.id.clone(),
             workspace_name: ws.name.clone(),
-            locale: ws.locale.clone(),
+            locale: ws.locale,
             timezone: ws.timezone.clone(),
             change_number: c.number,
             change_title: c.title.clone(),
@@ -113,6 +124,7 @@ impl Vigilo {
             step_name: None,
             detail: None,
             links: None,
+            details: None,
             created_at: now,
         }
     }
@@ -170,15 +182,8 @@ impl Vigilo {
     /// Approval requests for steps that just opened: each eligible approver, and each
     /// member a delegation currently hands their seat to, gets a notice with a link of
     /// their own. Nothing when notices are not configured.
-    pub(crate) fn approval_requests(
-        &self,
-        ws: &Workspace,
-        c: &ChangeRequest,
-        steps: &[&ApprovalStep],
-        members: &[Member],
-        kind: NoticeKind,
-        now: Timestamp,
-    ) -> Vec<WriteOp> {
+    pub(crate) fn approval_requests(&self, e: &Event<'_>, steps: &[&ApprovalStep], kind: NoticeKind) -> Vec<WriteOp> {
+        let Event { ws, change: c, members, details, now } = *e;
         let Some(d) = self.delivery.as_ref() else { return vec![] };
         let mut ops = Vec::new();
         for step in steps {
@@ -188,6 +193,7 @@ impl Vigilo {
                 let mut n = self.notice(ws, c, kind, to, now);
                 n.step_name = Some(step.name.clone());
                 n.links = Some(links);
+                n.details = details.cloned();
                 self.queue(n, &mut ops);
             }
         }
@@ -217,37 +223,52 @@ impl Vigilo {
     }
 
     /// Notices of an outcome (approved, rejected, rolled back) to the people concerned.
-    pub(crate) fn change_notices(
-        &self,
-        ws: &Workspace,
-        c: &ChangeRequest,
-        kind: NoticeKind,
-        detail: Option<String>,
-        members: &[Member],
-        now: Timestamp,
-    ) -> Vec<WriteOp> {
+    pub(crate) fn change_notices(&self, e: &Event<'_>, kind: NoticeKind, detail: Option<String>) -> Vec<WriteOp> {
+        let Event { ws, change: c, members, details, now } = *e;
         let audience = change_audience(c, kind, members).into_iter();
-        self.notices_to(ws, c, kind, audience, |n| n.detail = detail.clone(), now)
+        let fill = |n: &mut Notice| {
+            n.detail = detail.clone();
+            n.details = details.cloned();
+        };
+        self.notices_to(ws, c, kind, audience, fill, now)
     }
 
     /// An overdue step, told to the workspace's admins and owners who are not asked on
     /// it themselves (those get the reminder with their link).
-    pub(crate) fn admin_notices(
-        &self,
-        ws: &Workspace,
-        c: &ChangeRequest,
-        step: &ApprovalStep,
-        members: &[Member],
-        now: Timestamp,
-    ) -> Vec<WriteOp> {
+    pub(crate) fn admin_notices(&self, e: &Event<'_>, step: &ApprovalStep) -> Vec<WriteOp> {
+        let Event { ws, change: c, members, details, now } = *e;
         let admins = members.iter().filter(|m| m.role >= Role::Admin && !step.eligible.contains(&m.user_id));
         let waiting: Vec<&str> = step.eligible.iter().map(|u| u.as_str()).collect();
-        let detail = Some(vigilo_domain::notice::waiting_on(&ws.locale, &waiting));
+        let detail = Some(vigilo_render::waiting_on(ws.locale, &waiting));
         let fill = |n: &mut Notice| {
             n.step_name = Some(step.name.clone());
             n.detail = detail.clone();
+            n.details = details.cloned();
         };
         self.notices_to(ws, c, NoticeKind::ApprovalEscalated, admins, fill, now)
+    }
+
+    /// What an approver reads about `c` beside the notice: the author's name, its live
+    /// conflicts, the freeze windows over its planned window, and the decisions of
+    /// `round` so far. Read once per event, and kept with each notice it goes with.
+    pub(crate) async fn change_details(
+        &self,
+        c: &ChangeRequest,
+        round: &[ApprovalStep],
+        members: &[Member],
+    ) -> AppResult<ChangeDetails> {
+        let author_name = match members.iter().find(|m| m.user_id == c.author) {
+            Some(m) => m.name.clone(),
+            None => crate::services::records::load::<Member>(&*self.table, &keys::member(&c.workspace_id, &c.author))
+                .await?
+                .and_then(|m| m.name),
+        };
+        let conflicts = self.conflicts_of(c).await?;
+        let freezes = match (c.planned_start, c.planned_end) {
+            (Some(start), Some(end)) => self.blocking_windows(&c.workspace_id, c, start, end).await?,
+            _ => vec![],
+        };
+        Ok(ChangeDetails::of(c, author_name, &conflicts, &freezes, round))
     }
 
     /// Sends what waits in a workspace's outbox. Each notice is claimed first (so two
@@ -293,7 +314,7 @@ impl Vigilo {
                 }
             }
             if !p.chat_sent {
-                match d.chat.publish(&p.notice.id, &p.notice.chat()).await {
+                match d.chat.publish(&p.notice.id, &vigilo_render::chat(&p.notice)).await {
                     Ok(_) => p.chat_sent = true,
                     Err(e) => error = Some(format!("chat: {e}")),
                 }

@@ -6,6 +6,7 @@
 use mail_parser::{Address, MessageParser};
 use serde::Serialize;
 use vigilo_domain::link::Refusal;
+use vigilo_domain::locale::Locale;
 
 use crate::actor::RequestInfo;
 use crate::error::AppResult;
@@ -142,13 +143,13 @@ fn starts_quote(line: &str) -> bool {
 /// `reject`, `rejected` in any case, and in German workspaces also `genehmigt` and
 /// `abgelehnt`. Nothing else: not a prefix (`approvedly`), not a question
 /// (`approved?`).
-fn decision_word(word: &str, locale: &str) -> Option<&'static str> {
+fn decision_word(word: &str, locale: Locale) -> Option<&'static str> {
     let w = word.to_lowercase();
     match w.as_str() {
         "approve" | "approved" => Some("approve"),
         "reject" | "rejected" => Some("reject"),
-        "genehmigt" if locale == "de" => Some("approve"),
-        "abgelehnt" if locale == "de" => Some("reject"),
+        "genehmigt" if locale == Locale::De => Some("approve"),
+        "abgelehnt" if locale == Locale::De => Some("reject"),
         _ => None,
     }
 }
@@ -157,7 +158,7 @@ fn decision_word(word: &str, locale: &str) -> Option<&'static str> {
 /// follows it, up to the quoted message. The first word must be a whole decision word
 /// (see [`decision_word`]), alone or followed by `.`, `!`, `:`, `,` or `;`; a comment
 /// may follow on the same line (after a space, optionally a dash) or the next ones.
-pub fn read_reply(body: &str, locale: &str) -> ReplyText {
+pub fn read_reply(body: &str, locale: Locale) -> ReplyText {
     let mut lines =
         body.lines().map(str::trim_end).take_while(|l| !starts_quote(l)).skip_while(|l| l.trim().is_empty());
     let Some(first) = lines.next() else { return ReplyText { decision: None, comment: None } };
@@ -186,11 +187,11 @@ fn token_of(addresses: &[Option<&Address<'_>>]) -> Option<String> {
 impl Vigilo {
     /// The language of the workspace a token's grant belongs to (`en` when it names
     /// none: its use is refused anyway).
-    pub async fn locale_of(&self, token: &str) -> AppResult<String> {
-        let Some((grant, _)) = self.grant_of(token).await? else { return Ok("en".into()) };
+    pub async fn locale_of(&self, token: &str) -> AppResult<Locale> {
+        let Some((grant, _)) = self.grant_of(token).await? else { return Ok(Locale::En) };
         let ws: Option<vigilo_domain::workspace::Workspace> =
             crate::services::records::load(&*self.table, &crate::keys::workspace(&grant.workspace_id)).await?;
-        Ok(ws.map_or_else(|| "en".into(), |w| w.locale))
+        Ok(ws.map_or(Locale::En, |w| w.locale))
     }
 
     /// Handles one inbound reply. `verdicts` are the receiving service's (from SES's
@@ -246,7 +247,7 @@ impl Vigilo {
         }
         let body = message.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
         let locale = self.locale_of(&token).await?;
-        let reply = read_reply(&body, &locale);
+        let reply = read_reply(&body, locale);
         let decision = reply.decision.unwrap_or("");
         self.decide_by_link(&token, decision, reply.comment, &via).await
     }
@@ -260,41 +261,41 @@ mod tests {
     fn the_first_line_decides_and_quoted_text_is_ignored() {
         let r = read_reply(
             "\n\nApproved - go ahead after 18:00\nthanks\n\nOn Mon, 1 Dec 2026, Vigilo wrote:\n> reject\n",
-            "en",
+            Locale::En,
         );
         assert_eq!(r.decision, Some("approve"));
         assert_eq!(r.comment.as_deref(), Some("go ahead after 18:00\nthanks"));
-        let r = read_reply("reject\nnot before the freeze ends\n-- \nBob", "en");
+        let r = read_reply("reject\nnot before the freeze ends\n-- \nBob", Locale::En);
         assert_eq!((r.decision, r.comment.as_deref()), (Some("reject"), Some("not before the freeze ends")));
-        let r = read_reply("REJECTED: clashes with the freeze", "en");
+        let r = read_reply("REJECTED: clashes with the freeze", Locale::En);
         assert_eq!((r.decision, r.comment.as_deref()), (Some("reject"), Some("clashes with the freeze")));
-        assert_eq!(read_reply("> approve\n", "en").decision, None);
-        assert_eq!(read_reply("maybe later", "en").decision, None);
-        assert_eq!(read_reply("Genehmigt.", "de").decision, Some("approve"));
-        assert_eq!(read_reply("abgelehnt, zu riskant", "de").decision, Some("reject"));
+        assert_eq!(read_reply("> approve\n", Locale::En).decision, None);
+        assert_eq!(read_reply("maybe later", Locale::En).decision, None);
+        assert_eq!(read_reply("Genehmigt.", Locale::De).decision, Some("approve"));
+        assert_eq!(read_reply("abgelehnt, zu riskant", Locale::De).decision, Some("reject"));
     }
 
     #[test]
     fn only_whole_decision_words_decide() {
         for (text, locale) in [
-            ("approved?", "en"),
-            ("approve?", "en"),
-            ("approvedly", "en"),
-            ("approver", "en"),
-            ("rejection", "en"),
-            ("disapprove", "en"),
-            ("approve,but-not-now", "en"),
-            ("Genehmigt", "en"),
-            ("abgelehnt", "en"),
-            ("freigeben", "de"),
-            ("ablehnen", "de"),
-            ("genehmigt?", "de"),
-            ("yes", "en"),
+            ("approved?", Locale::En),
+            ("approve?", Locale::En),
+            ("approvedly", Locale::En),
+            ("approver", Locale::En),
+            ("rejection", Locale::En),
+            ("disapprove", Locale::En),
+            ("approve,but-not-now", Locale::En),
+            ("Genehmigt", Locale::En),
+            ("abgelehnt", Locale::En),
+            ("freigeben", Locale::De),
+            ("ablehnen", Locale::De),
+            ("genehmigt?", Locale::De),
+            ("yes", Locale::En),
         ] {
-            assert_eq!(read_reply(text, locale).decision, None, "{text:?} in {locale}");
+            assert_eq!(read_reply(text, locale).decision, None, "{text:?} in {locale:?}");
         }
-        assert_eq!(read_reply("Approve!", "en").decision, Some("approve"));
-        assert_eq!(read_reply("approve\tok", "de").decision, Some("approve"), "English words work everywhere");
+        assert_eq!(read_reply("Approve!", Locale::En).decision, Some("approve"));
+        assert_eq!(read_reply("approve\tok", Locale::De).decision, Some("approve"), "English words work everywhere");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::services::access::Access;
 use crate::services::changes::require_author_or;
 use crate::services::conflicts::{occupancy, window_entries};
 use crate::services::notices::grant_item;
+use crate::services::notices::Event;
 use crate::services::records::{change_item, load, step_item, to_data};
 use crate::services::tasks::{review_task, task_created, task_item};
 use crate::services::views::diff;
@@ -103,6 +104,10 @@ struct Read {
     tasks: Vec<Task>,
     delegating: Vec<Member>,
     seats: Option<eligibility::Seats>,
+    /// What the notices of the move show the approvers.
+    details: Option<vigilo_domain::notice::ChangeDetails>,
+    /// The round's steps as read.
+    round: Vec<ApprovalStep>,
 }
 
 impl Vigilo {
@@ -144,8 +149,20 @@ impl Vigilo {
                 }
                 other => other?,
             };
-            if self.delivery.is_some() && (!mv.ask.is_empty() || mv.tell.is_some()) && read.members.is_none() {
-                read.members = Some(self.all_members(access.ws()).await?);
+            if self.delivery.is_some() && (!mv.ask.is_empty() || mv.tell.is_some()) {
+                if read.members.is_none() {
+                    read.members = Some(self.all_members(access.ws()).await?);
+                }
+                // The round as the move leaves it: what the others decided so far.
+                let mut round = std::mem::take(&mut read.round);
+                for w in &mv.steps {
+                    match round.iter_mut().find(|s| s.id == w.after.id) {
+                        Some(s) => *s = w.after.clone(),
+                        None => round.push(w.after.clone()),
+                    }
+                }
+                let members = read.members.as_deref().unwrap_or_default();
+                read.details = Some(self.change_details(&mv.change, &round, members).await?);
             }
             let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, now);
             tx.commit(now).await?;
@@ -213,6 +230,7 @@ impl Vigilo {
         }
         if needs.round {
             g.round = self.round_steps(c).await?;
+            read.round = g.round.clone();
         }
         if needs.seats {
             read.delegating = self.delegators(ws, access.user()).await?;
@@ -291,10 +309,12 @@ impl Vigilo {
             let about = if action.is_decision() { old } else { &new };
             let ask: Vec<&ApprovalStep> = mv.ask.iter().filter_map(|&i| steps.get(i)).map(|w| &w.after).collect();
             let w = &access.workspace;
-            let mut notes = self.approval_requests(w, about, &ask, &members, NoticeKind::ApprovalRequested, now);
+            let event = Event { ws: w, change: about, members: &members, details: read.details.as_ref(), now };
+            let mut notes = self.approval_requests(&event, &ask, NoticeKind::ApprovalRequested);
             if let Some(kind) = mv.tell {
-                let words = if action == Action::Rollback { &input.reason } else { &input.comment };
-                notes.extend(self.change_notices(w, about, kind, fsm::reason(words.as_deref()), &members, now));
+                let words =
+                    fsm::reason(if action == Action::Rollback { &input.reason } else { &input.comment }.as_deref());
+                notes.extend(self.change_notices(&event, kind, words));
             }
             for op in notes {
                 tx.derived(op);

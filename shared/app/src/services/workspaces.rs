@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::ids::Slug;
+use vigilo_domain::locale::Locale;
 use vigilo_domain::role::{Permission, Role};
 use vigilo_domain::workspace::{check_settings, Member, Workspace};
 use vigilo_domain::FieldErrors;
@@ -79,7 +80,7 @@ impl Vigilo {
                 id: uuid::Uuid::new_v4().to_string(),
                 slug: slug.clone(),
                 name: input.name.trim().to_owned(),
-                locale: locale.clone(),
+                locale: Locale::of(&locale),
                 timezone: timezone.clone(),
                 audit_retention_days: None,
                 version: 1,
@@ -170,7 +171,7 @@ impl Vigilo {
                 new.name = n.trim().to_owned();
             }
             if let Some(l) = &patch.locale {
-                new.locale = l.clone();
+                new.locale = Locale::of(l);
             }
             if let Some(t) = &patch.timezone {
                 new.timezone = t.clone();

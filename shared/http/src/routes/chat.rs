@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use vigilo_app::services::links::{LinkOutcome, Via};
 use vigilo_app::RequestInfo;
-use vigilo_domain::decision_page::{not_recorded_text, recorded_text, refused_text};
-use vigilo_domain::notice::{escape_slack, CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
+use vigilo_domain::locale::Locale;
+use vigilo_domain::notice::{CHAT_COMMENT_ACTION, CHAT_COMMENT_BLOCK};
+use vigilo_render::{chat_line, error_text, not_recorded_text, recorded_text, refused_text};
 
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::AppState;
@@ -64,9 +65,9 @@ pub struct SlackAnswer {
 }
 
 /// Slack's answer shape: a message only the presser sees. Its text is Slack markup,
-/// so whatever it quotes is escaped.
+/// rendered with whatever it quotes already escaped.
 fn say(text: &str) -> Response {
-    let text = escape_slack(text);
+    let text = text.trim_end();
     Json(json!({"response_type": "ephemeral", "replace_original": false, "text": text})).into_response()
 }
 
@@ -95,12 +96,13 @@ pub async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
         serde_json::from_str(&form.payload).map_err(|e| ApiError::BadRequest(format!("unreadable payload: {e}")))?;
     let user = payload["user"]["id"].as_str().unwrap_or_default().to_owned();
     let Some(action) = payload["actions"].as_array().and_then(|a| a.first()) else {
-        return Ok(say("Nothing to do."));
+        return Ok(say(&chat_line("nothing", Locale::En)));
     };
     let (decision, token) =
         (action["action_id"].as_str().unwrap_or_default(), action["value"].as_str().unwrap_or_default());
     if decision == "open" {
-        return Ok(say("Opening the decision page."));
+        let locale = s.app.locale_of(token).await.unwrap_or_default();
+        return Ok(say(&chat_line("opening", locale)));
     }
     let comment = payload["state"]["values"][CHAT_COMMENT_BLOCK][CHAT_COMMENT_ACTION]["value"]
         .as_str()
@@ -116,19 +118,20 @@ pub async fn actions(State(s): State<AppState>, headers: HeaderMap, body: Bytes)
     let via = Via { channel: "slack".into(), request, slack_user: Some(user), ..Via::default() };
     let outcome = s.app.decide_by_link(token, decision, comment, &via).await;
     // Answers read in the workspace's language, like its notices.
-    let locale = s.app.locale_of(token).await.unwrap_or_else(|_| "en".into());
+    let locale = s.app.locale_of(token).await.unwrap_or_default();
     Ok(match outcome {
         Ok(LinkOutcome::Decided { change, decision }) => {
-            say(&recorded_text(&decision, change.number, change.status.as_str(), &locale))
+            say(&recorded_text(&decision, change.number, change.status.as_str(), locale))
         }
-        Ok(LinkOutcome::Refused(r)) => say(&refused_text(r, &locale)),
+        Ok(LinkOutcome::Refused(r)) => say(&refused_text(r, locale)),
         Err(e) => {
             let e = ApiError::from(e);
-            let (status, _, _) = e.parts();
+            let (status, code, _) = e.parts();
             if !status.is_client_error() {
                 return Err(e);
             }
-            say(&not_recorded_text(&format!("{e}."), &locale))
+            // In the workspace's language: the error's own message is English.
+            say(&not_recorded_text(&error_text(code, locale), locale))
         }
     })
 }

@@ -12,13 +12,14 @@ use serde::Deserialize;
 use serde_json::json;
 use vigilo_app::services::links::{LinkOutcome, OpenLink, Via};
 use vigilo_app::RequestInfo;
-use vigilo_domain::decision_page::{self, Confirmation, Page};
 use vigilo_domain::link::Refusal;
-use vigilo_domain::notice::escape_html;
+use vigilo_domain::locale::Locale;
+use vigilo_domain::notice::ChangeDetails;
+use vigilo_render::{self as render, Confirmation, Page};
 
 use crate::error::ApiError;
 use crate::error::ErrorEnvelope;
-use crate::extract::PathParams;
+use crate::extract::{PathParams, QueryParams};
 use crate::paths::TokenPath;
 use crate::AppState;
 
@@ -34,20 +35,10 @@ pub struct DecisionInput {
 }
 
 fn page(status: StatusCode, p: Page) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t} - Vigilo</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
-         button{{font-size:1rem;padding:.5rem 1rem;margin-right:.5rem}}textarea{{width:100%}}</style></head>\
-         <body><main><h1>{t}</h1>{body}</main></body></html>",
-        lang = p.lang,
-        t = escape_html(&p.title),
-        body = p.body,
-    );
-    let mut r = (status, html).into_response();
+    let mut r = (status, p.html).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(p.lang));
+    h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(p.lang.as_str()));
     // `no-store` and `no-referrer` come with every response (`security_headers`); the
     // page's own policy lets its inline style load and its form post.
     h.insert(
@@ -60,39 +51,48 @@ fn page(status: StatusCode, p: Page) -> Response {
 }
 
 /// The reader's language from their browser, else `fallback`.
-fn language<'a>(headers: &HeaderMap, fallback: &'a str) -> &'a str {
-    decision_page::language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()), fallback)
+fn language(headers: &HeaderMap, fallback: Locale) -> Locale {
+    Locale::from_accept_language(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()), fallback)
 }
 
-fn refusal_page(r: Refusal, locale: &str) -> Response {
-    page(crate::error::refusal_status(r), decision_page::refused(r, locale))
+fn refusal_page(r: Refusal, locale: Locale) -> Response {
+    page(crate::error::refusal_status(r), render::page::refused(r, locale))
 }
 
-fn confirm_page(open: &OpenLink, headers: &HeaderMap) -> Response {
+fn confirm_page(open: &OpenLink, details: &ChangeDetails, chosen: Option<&str>, headers: &HeaderMap) -> Response {
     let c = &open.change;
     let who = open.approver.name.clone().unwrap_or_else(|| open.approver.user_id.to_string());
     let (ty, risk) = (c.change_type.to_string(), c.risk_level.to_string());
-    let tz = vigilo_domain::time::zone(&open.workspace.timezone);
     let confirmation = Confirmation {
         approver: &who,
         number: c.number,
         title: &c.title,
         workspace: &open.workspace.name,
+        timezone: &open.workspace.timezone,
         step: &open.step.name,
         change_type: &ty,
         risk_level: &risk,
         planned_start: c.planned_start,
         expires_at: open.grant.expires_at,
-        description: &c.description,
-        timezone: &tz,
+        details,
+        chosen,
     };
-    page(StatusCode::OK, confirmation.render(language(headers, &open.workspace.locale)))
+    page(StatusCode::OK, confirmation.render(language(headers, open.workspace.locale)))
 }
 
 /// How a link request arrived, for the audit row and the refusal brake.
 fn via(parts: &axum::http::request::Parts) -> Via {
     let request = RequestInfo { channel: Some("link".into()), ..crate::auth::request_info(parts) };
     Via { channel: "link".into(), request, ..Via::default() }
+}
+
+/// `?decision=approve|reject`: the choice an email button made, shown as chosen on the
+/// page (nothing is recorded until it is pressed).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChosenParams {
+    /// `approve` or `reject`; anything else chooses nothing.
+    decision: Option<String>,
 }
 
 /// A decision recorded from a link, answered in JSON.
@@ -106,7 +106,7 @@ pub struct Decided {
 
 /// The confirmation page: shows the change and the decision's form, records nothing
 /// (mail scanners open links).
-#[utoipa::path(get, path = "/a/{token}", operation_id = "OpenLink", security(()), params(TokenPath),
+#[utoipa::path(get, path = "/a/{token}", operation_id = "OpenLink", security(()), params(TokenPath, ChosenParams),
     responses(
         (status = 200, description = "The confirmation page", content_type = "text/html", body = String),
         (status = 403, description = "A forged or unusable token (a page saying why)", content_type = "text/html", body = String),
@@ -117,6 +117,7 @@ pub struct Decided {
 pub async fn show(
     State(s): State<AppState>,
     PathParams(TokenPath { token }): PathParams<TokenPath>,
+    QueryParams(query): QueryParams<ChosenParams>,
     req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
@@ -125,13 +126,16 @@ pub async fn show(
         return Err(ApiError::LinkRefused(Refusal::RateLimited));
     }
     Ok(match s.app.open_link(&token).await? {
-        Ok(open) => confirm_page(&open, &parts.headers),
+        Ok(open) => {
+            let details = s.app.link_details(&open).await?;
+            confirm_page(&open, &details, query.decision.as_deref(), &parts.headers)
+        }
         Err(r) => {
             // Opening changes nothing, so nothing is audited; a bad token is still
             // logged and counted against its source.
             tracing::warn!(reason = r.as_str(), ip = ?via.request.ip, request_id = ?via.request.request_id, "a decision page opened with an unusable token");
             s.app.count_refusal(&via);
-            refusal_page(r, language(&parts.headers, "en"))
+            refusal_page(r, language(&parts.headers, Locale::En))
         }
     })
 }
@@ -186,24 +190,24 @@ pub async fn decide(
     let comment = input.comment.filter(|c| !c.trim().is_empty());
     let decision = input.decision.unwrap_or_default();
     let outcome = s.app.decide_by_link(&token, &decision, comment, &via).await;
-    let shown_in = vigilo_domain::workspace::LOCALES.iter().copied().find(|l| input.lang.as_deref() == Some(*l));
-    let locale = shown_in.unwrap_or_else(|| language(&parts.headers, "en"));
+    let shown_in = input.lang.as_deref().and_then(Locale::parse);
+    let locale = shown_in.unwrap_or_else(|| language(&parts.headers, Locale::En));
     Ok(match (outcome, form) {
         (Ok(LinkOutcome::Decided { change, decision }), true) => {
-            page(StatusCode::OK, decision_page::recorded(&decision, change.number, change.status.as_str(), locale))
+            page(StatusCode::OK, render::page::recorded(&decision, change.number, change.status.as_str(), locale))
         }
         (Ok(LinkOutcome::Decided { change, decision }), false) => {
             Json(json!({"decision": decision, "change": change})).into_response()
         }
         (Ok(LinkOutcome::Refused(Refusal::RateLimited)), _) => return Err(ApiError::LinkRefused(Refusal::RateLimited)),
         (Ok(LinkOutcome::Refused(Refusal::CommentRequired)), true) => {
-            page(StatusCode::UNPROCESSABLE_ENTITY, decision_page::not_recorded(true, locale))
+            page(StatusCode::UNPROCESSABLE_ENTITY, render::page::not_recorded(true, locale))
         }
         (Ok(LinkOutcome::Refused(r)), true) => refusal_page(r, locale),
         (Ok(LinkOutcome::Refused(r)), false) => return Err(ApiError::LinkRefused(r)),
         (Err(e), true) => {
             let (status, _, _) = ApiError::from(e).parts();
-            page(status, decision_page::not_recorded(status == StatusCode::UNPROCESSABLE_ENTITY, locale))
+            page(status, render::page::not_recorded(status == StatusCode::UNPROCESSABLE_ENTITY, locale))
         }
         (Err(e), false) => return Err(e.into()),
     })

@@ -1,0 +1,70 @@
+//! How Vigilo speaks to people. Every notice (email in text and HTML, chat message),
+//! the decision page and the chat answers come from a template per kind and language
+//! under `templates/{en,de}/`, with the words outside sentences (terms, button labels,
+//! refusals) in that language's `terms.txt`. Adding a language is adding a folder.
+//!
+//! The domain holds what is said (a `Notice`, a refusal); this crate says it. Values
+//! are escaped by the template engine for HTML and by [`escape::slack`] for chat;
+//! Markdown from authors is rendered and sanitised by [`markdown::to_html`].
+
+mod context;
+mod engine;
+pub mod escape;
+pub mod markdown;
+pub mod notice;
+pub mod page;
+mod terms;
+
+pub use notice::{chat, email, subject, EmailText};
+pub use page::{Confirmation, Page};
+pub use terms::term;
+use vigilo_domain::link::Refusal;
+use vigilo_domain::locale::Locale;
+
+/// Why a link may not decide, in words for the person holding it.
+pub fn explain(r: Refusal, locale: Locale) -> String {
+    term(locale, &format!("refusal.{}", r.as_str())).into_owned()
+}
+
+/// What a decision recorded from chat answers, as Slack text in the locale.
+pub fn recorded_text(decision: &str, number: vigilo_domain::ids::ChangeNumber, status: &str, locale: Locale) -> String {
+    let ctx = serde_json::json!({
+        "decision": term(locale, decision),
+        "number": number.to_string(),
+        "status": term(locale, status),
+    });
+    engine::render(locale, "chat/recorded.txt", ctx)
+}
+
+/// What a refused use from chat answers, as Slack text in the locale.
+pub fn refused_text(r: Refusal, locale: Locale) -> String {
+    not_recorded_text(&explain(r, locale), locale)
+}
+
+/// "Not recorded", and why (a sentence in the locale), as Slack text.
+pub fn not_recorded_text(why: &str, locale: Locale) -> String {
+    engine::render(locale, "chat/not_recorded.txt", serde_json::json!({ "why": escape::slack(why) }))
+}
+
+/// Why a decision from chat was refused, for an error `code` of the API: a sentence in
+/// the locale (never the English message of the error itself).
+pub fn error_text(code: &str, locale: Locale) -> String {
+    let key = format!("error.{code}");
+    match term(locale, &key) {
+        t if t == key => term(locale, "error.other").into_owned(),
+        t => t.into_owned(),
+    }
+}
+
+/// A chat answer with nothing to decide (`nothing`) or one opening the page (`opening`).
+pub fn chat_line(name: &str, locale: Locale) -> String {
+    engine::render(locale, &format!("chat/{name}.txt"), serde_json::json!({}))
+}
+
+/// Who an overdue step still waits on, in the locale's words.
+pub fn waiting_on(locale: Locale, users: &[&str]) -> String {
+    format!("{}: {}", term(locale, "label.waiting_on"), users.join(", "))
+}
+
+#[cfg(test)]
+mod tests;
