@@ -51,6 +51,41 @@ macro_rules! route_table {
             pub fn routes(self) -> OpenApiRouter<AppState> {
                 match self { $(Group::$group => { OpenApiRouter::new()$(.routes(routes!($module::$handler)))+ }),+ }
             }
+
+            /// Its OpenAPI paths and schemas alone, from the handlers' attributes
+            /// without the handlers: the function that serves the document does not
+            /// link every other function's code.
+            pub fn document(self) -> OpenApi {
+                use utoipa::__dev::{SchemaReferences, Tags};
+                use utoipa::Path;
+                let mut doc = OpenApiBuilder::new().build();
+                match self {
+                    $(Group::$group => {
+                        $(utoipa_axum::paste! {{
+                            type P = $module::[<__path_ $handler>];
+                            let mut schemas = Vec::new();
+                            <P as SchemaReferences>::schemas(&mut schemas);
+                            let mut operation = <P as Path>::operation();
+                            let tags = <P as Tags>::tags();
+                            if !tags.is_empty() {
+                                operation.tags.get_or_insert_with(Vec::new).extend(tags.iter().map(ToString::to_string));
+                            }
+                            let mut paths = utoipa::openapi::path::Paths::new();
+                            paths.add_path_operation(&<P as Path>::path(), <P as Path>::methods(), operation);
+                            for (path, item) in paths.paths {
+                                match doc.paths.paths.get_mut(&path) {
+                                    Some(it) => it.merge_operations(item),
+                                    None => {
+                                        doc.paths.paths.insert(path, item);
+                                    }
+                                }
+                            }
+                            doc.components.get_or_insert_with(Default::default).schemas.extend(schemas);
+                        }})+
+                    }),+
+                }
+                doc
+            }
         }
 
         $(
@@ -166,7 +201,7 @@ pub fn openapi() -> &'static Value {
             )
             .build();
         for g in Group::ALL {
-            let mut part = g.routes().into_openapi();
+            let mut part = g.document();
             for item in part.paths.paths.values_mut() {
                 for op in operations(item) {
                     op.tags = Some(vec![g.name().to_owned()]);
@@ -259,4 +294,35 @@ fn error_response(codes: &str) -> Value {
         "description": codes,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document a function serves is the one its routers are built with: the
+    /// handler-free paths and schemas equal the routers' own, group by group.
+    #[test]
+    fn each_groups_document_is_its_routers_document() {
+        for g in Group::ALL {
+            let served = serde_json::to_value(g.document()).unwrap();
+            let routed = serde_json::to_value(g.routes().into_openapi()).unwrap();
+            assert_eq!(served["paths"], routed["paths"], "{g:?}");
+            assert_eq!(served["components"], routed["components"], "{g:?}");
+        }
+    }
+
+    #[test]
+    fn the_document_covers_every_route_and_declares_its_errors() {
+        let doc = openapi();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let ops: usize = doc["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
+        assert_eq!(ops, 54);
+        let act = &doc["paths"]["/ws/{slug}/changes/{number}/{action}"]["post"];
+        for status in ["200", "400", "401", "403", "404", "409", "412", "413", "422", "503"] {
+            assert!(act["responses"][status].is_object(), "Act answers {status}");
+        }
+        assert!(act["responses"]["409"]["description"].as_str().unwrap().contains("freeze_window_blocked"));
+        assert!(is_public(&doc["paths"]["/health"]["get"]) && !is_public(act));
+    }
 }
