@@ -86,6 +86,14 @@ pub struct StepWrite {
     pub verb: &'static str,
 }
 
+impl StepWrite {
+    /// Whether the step just became pending, so its approvers are asked: opened by a
+    /// passing stage, or created pending by a new round.
+    pub fn asks(&self) -> bool {
+        self.verb == "open" || (self.verb == "create" && self.after.status == StepStatus::Pending)
+    }
+}
+
 /// The outcome of a move: what to write, audit and tell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Move {
@@ -100,14 +108,32 @@ pub struct Move {
     /// Steps to write, each with its audit verb; a created one has no id yet (the
     /// service assigns one as it writes it).
     pub steps: Vec<StepWrite>,
-    /// Indexes into `steps` of the steps that just became pending: their approvers are asked.
-    pub ask: Vec<usize>,
     /// Notices about the change to its people (rolled back, approved, rejected).
     pub tell: Option<NoticeKind>,
     /// An emergency that ended: its post-implementation review task is due.
     pub review_due: bool,
     /// Schedule answers with the conflicts its gate found.
     pub conflicts: Option<Vec<Conflict>>,
+}
+
+impl Move {
+    /// Whether the move tells anyone: approvers of steps that just opened, or the
+    /// change's people of an outcome.
+    pub fn notifies(&self) -> bool {
+        self.tell.is_some() || self.steps.iter().any(StepWrite::asks)
+    }
+
+    /// `round` (the steps as read) as the move leaves it: each step it writes in its
+    /// new state, the ones it creates added.
+    pub fn round_after(&self, mut round: Vec<ApprovalStep>) -> Vec<ApprovalStep> {
+        for w in &self.steps {
+            match round.iter_mut().find(|s| w.before.as_ref().is_some_and(|b| b.id == s.id)) {
+                Some(s) => *s = w.after.clone(),
+                None => round.push(w.after.clone()),
+            }
+        }
+        round
+    }
 }
 
 /// The gates `action` reads for `change` at `now`, after refusing an action that does
@@ -158,7 +184,6 @@ pub fn transition(
         meta: Map::new(),
         freeze_override: None,
         steps: vec![],
-        ask: vec![],
         tell: None,
         review_due: false,
         conflicts: None,
@@ -184,12 +209,7 @@ pub fn transition(
                 let policy::Round { steps, policy } = policy::round(&new, &gates.planning.unwrap_or_default())?;
                 let policy = policy.map_or(json!("builtin"), |(id, name)| json!({"id": id, "name": name}));
                 m.meta.insert("approval_policy".into(), policy);
-                for s in steps {
-                    if s.status == StepStatus::Pending {
-                        m.ask.push(m.steps.len());
-                    }
-                    m.steps.push(StepWrite { before: None, after: s, verb: "create" });
-                }
+                m.steps.extend(steps.into_iter().map(|s| StepWrite { before: None, after: s, verb: "create" }));
             }
         }
         Action::Schedule => {
@@ -304,7 +324,6 @@ fn decide(
         if decided.contains(&i) {
             m.steps.push(StepWrite { before: Some(b), after: a, verb: verdict.as_str() });
         } else if opened.contains(&i) {
-            m.ask.push(m.steps.len());
             m.steps.push(StepWrite { before: Some(b), after: a, verb: "open" });
         } else {
             rest.push(a);
@@ -439,7 +458,7 @@ mod tests {
 
         let m = run(&change(Status::Draft), Action::Submit, &MoveInput::default(), planned).unwrap();
         assert_eq!((m.change.status, m.change.submitted_at, m.change.approval_round), (Status::Review, Some(now()), 1));
-        assert_eq!((m.steps.len(), m.steps[0].verb, m.ask.clone()), (1, "create", vec![0]));
+        assert_eq!((m.steps.len(), m.steps[0].verb, m.steps[0].asks()), (1, "create", true));
         assert_eq!(m.steps[0].after.eligible, vec![user("bob")], "never the author");
         assert_eq!(m.meta["approval_policy"], "builtin");
 

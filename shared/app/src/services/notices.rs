@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vigilo_domain::approval::ApprovalStep;
 use vigilo_domain::change::{ChangeRequest, ChangeType};
+use vigilo_domain::conflict::Conflict;
 use vigilo_domain::eligibility;
+use vigilo_domain::freeze::FreezeWindow;
 use vigilo_domain::ids::UserId;
 use vigilo_domain::link::{self, Grant};
 use vigilo_domain::notice::{ChangeDetails, DecisionLinks, Notice, NoticeKind};
@@ -251,12 +253,16 @@ impl Vigilo {
     /// What an approver reads about `c` beside the notice: the author's name, its live
     /// conflicts, the freeze windows over its planned window, and the decisions of
     /// `round` so far. Read once per event, and kept with each notice it goes with.
+    /// `freezes` are the windows over the planned window when the caller has read them
+    /// already (a submit's freeze gate); the conflicts read are returned too, so the
+    /// answer to the same request need not read them again.
     pub(crate) async fn change_details(
         &self,
         c: &ChangeRequest,
         round: &[ApprovalStep],
         members: &[Member],
-    ) -> AppResult<ChangeDetails> {
+        freezes: Option<Vec<FreezeWindow>>,
+    ) -> AppResult<(ChangeDetails, Vec<Conflict>)> {
         let author_name = match members.iter().find(|m| m.user_id == c.author) {
             Some(m) => m.name.clone(),
             None => crate::services::records::load::<Member>(&*self.table, &keys::member(&c.workspace_id, &c.author))
@@ -264,11 +270,13 @@ impl Vigilo {
                 .and_then(|m| m.name),
         };
         let conflicts = self.conflicts_of(c).await?;
-        let freezes = match (c.planned_start, c.planned_end) {
-            (Some(start), Some(end)) => self.blocking_windows(&c.workspace_id, c, start, end).await?,
+        let freezes = match (freezes, c.planned_start, c.planned_end) {
+            (Some(known), _, _) => known,
+            (None, Some(start), Some(end)) => self.blocking_windows(&c.workspace_id, c, start, end).await?,
             _ => vec![],
         };
-        Ok(ChangeDetails::of(c, author_name, &conflicts, &freezes, round))
+        let details = ChangeDetails::of(c, author_name, &conflicts, &freezes, round);
+        Ok((details, conflicts))
     }
 
     /// Sends what waits in a workspace's outbox. Each notice is claimed first (so two

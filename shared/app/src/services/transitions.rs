@@ -8,6 +8,7 @@ use tracing::instrument;
 use vigilo_domain::approval::ApprovalStep;
 use vigilo_domain::change::{ChangeRequest, Status};
 use vigilo_domain::eligibility;
+use vigilo_domain::freeze::{guarded_span, FreezeWindow};
 use vigilo_domain::fsm::{self, Action};
 use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::link::Grant;
@@ -108,6 +109,8 @@ struct Read {
     details: Option<vigilo_domain::notice::ChangeDetails>,
     /// The round's steps as read.
     round: Vec<ApprovalStep>,
+    /// The freeze windows over the planned window, when the freeze gate read them.
+    freezes: Option<Vec<FreezeWindow>>,
 }
 
 impl Vigilo {
@@ -137,7 +140,7 @@ impl Vigilo {
             let needs = transition::needs(&old, action, now)?;
             let (gates, mut read) = self.gather(&access, &old, &needs, now).await?;
             let by = Mover { user: access.user(), role: access.role(), now };
-            let mv = match transition::transition(&old, action, &move_input(&input), by, gates) {
+            let mut mv = match transition::transition(&old, action, &move_input(&input), by, gates) {
                 Err(e @ (DomainError::NotAnApprover | DomainError::AlreadyDecided)) => {
                     // The change and its steps are two reads: if the change moved in
                     // between (another approver closed the round), retry from a
@@ -149,20 +152,18 @@ impl Vigilo {
                 }
                 other => other?,
             };
-            if self.delivery.is_some() && (!mv.ask.is_empty() || mv.tell.is_some()) {
+            if self.delivery.is_some() && mv.notifies() {
                 if read.members.is_none() {
                     read.members = Some(self.all_members(access.ws()).await?);
                 }
-                // The round as the move leaves it: what the others decided so far.
-                let mut round = std::mem::take(&mut read.round);
-                for w in &mv.steps {
-                    match round.iter_mut().find(|s| s.id == w.after.id) {
-                        Some(s) => *s = w.after.clone(),
-                        None => round.push(w.after.clone()),
-                    }
-                }
+                // What the others decided so far is the round as the move leaves it.
+                let round = mv.round_after(std::mem::take(&mut read.round));
                 let members = read.members.as_deref().unwrap_or_default();
-                read.details = Some(self.change_details(&mv.change, &round, members).await?);
+                let (details, conflicts) =
+                    self.change_details(&mv.change, &round, members, read.freezes.take()).await?;
+                read.details = Some(details);
+                // The answer carries the same conflicts: read once.
+                mv.conflicts.get_or_insert(conflicts);
             }
             let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, now);
             tx.commit(now).await?;
@@ -209,6 +210,9 @@ impl Vigilo {
         let mut read = Read::default();
         if let Some((from, to)) = needs.freeze_span {
             g.freezes = self.blocking_windows(ws, c, from, to).await?;
+            if needs.freeze_span == guarded_span(c, None) {
+                read.freezes = Some(g.freezes.clone());
+            }
         }
         if needs.tasks {
             g.tasks = self.change_tasks(ws, c.number).await?;
@@ -258,6 +262,7 @@ impl Vigilo {
         now: jiff::Timestamp,
     ) -> ChangeRequest {
         let ws = access.ws();
+        let notifies = mv.notifies();
         let mut new = mv.change;
         let (mut steps, closing): (Vec<StepWrite>, Vec<StepWrite>) =
             mv.steps.into_iter().partition(|w| w.verb != "cancel");
@@ -304,10 +309,10 @@ impl Vigilo {
                 }
             }
         }
-        if self.delivery.is_some() && (!mv.ask.is_empty() || mv.tell.is_some()) {
+        if self.delivery.is_some() && notifies {
             let members = read.members.unwrap_or_default();
             let about = if action.is_decision() { old } else { &new };
-            let ask: Vec<&ApprovalStep> = mv.ask.iter().filter_map(|&i| steps.get(i)).map(|w| &w.after).collect();
+            let ask: Vec<&ApprovalStep> = steps.iter().filter(|w| w.asks()).map(|w| &w.after).collect();
             let w = &access.workspace;
             let event = Event { ws: w, change: about, members: &members, details: read.details.as_ref(), now };
             let mut notes = self.approval_requests(&event, &ask, NoticeKind::ApprovalRequested);
@@ -320,13 +325,11 @@ impl Vigilo {
                 tx.derived(op);
             }
         }
-        if mv.moved {
-            // Derived, so never stored: schedule answers with what its gate found.
-            new.conflicts = mv.conflicts;
-            new
-        } else {
-            old.clone()
-        }
+        // Derived, so never stored: schedule answers with what its gate found, a move
+        // that notified with what its notices show.
+        let mut answer = if mv.moved { new } else { old.clone() };
+        answer.conflicts = mv.conflicts;
+        answer
     }
 
     /// The steps of a change's current round, in stage order.
