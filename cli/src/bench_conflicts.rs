@@ -69,7 +69,7 @@ impl Seeder {
         c.planned_start = Some(w.start);
         c.planned_end = Some(w.end);
         let mut ops = vec![WriteOp::Put { item: change_item(&c), condition: None }];
-        ops.extend(window_entries(&self.ws, n, None, occupancy(&c)));
+        ops.extend(window_entries(&self.ws, n, None, occupancy(&c)).into_iter().map(|(_, op)| op));
         ops
     }
 

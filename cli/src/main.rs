@@ -6,7 +6,9 @@ mod backend;
 mod bench;
 mod bench_aws;
 mod bench_conflicts;
+mod bench_contention;
 mod bench_limits;
+mod bench_verify;
 mod mail;
 mod serve;
 mod token;
@@ -69,6 +71,12 @@ enum Command {
         /// Conflicts suite: how many assets the changes are spread over.
         #[arg(long, default_value_t = 5000)]
         assets: usize,
+        /// Contention suite: the numbers of racing writers to run, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        writers: Vec<usize>,
+        /// Verify suite: how many audit rows the chain holds.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
         /// Data folder to run in (default: a fresh temporary folder, removed after).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -143,6 +151,13 @@ fn main() -> ExitCode {
         Command::Bench { suite: Suite::Conflicts, backend: Backend::Aws, .. } => {
             Err("the conflicts suite runs on local storage".into())
         }
+        Command::Bench { suite: Suite::Contention, backend, writers, changes, .. } => {
+            bench_contention::run(backend, &writers, changes)
+        }
+        Command::Bench { suite: Suite::Verify, backend: Backend::Local, rows, .. } => bench_verify::run(rows),
+        Command::Bench { suite: Suite::Verify, backend: Backend::Aws, .. } => {
+            Err("the verify suite runs on local storage".into())
+        }
         Command::Bench { suite: Suite::Limits, backend: Backend::Local, .. } => bench_limits::run(),
         Command::Bench { suite: Suite::Limits, backend: Backend::Aws, .. } => {
             Err("the limits suite runs on local storage".into())
@@ -177,4 +192,10 @@ enum Suite {
     Conflicts,
     /// How fast oversized requests are refused, beside the time to parse their JSON.
     Limits,
+    /// Writers racing in one workspace: throughput, latency, refusals and (on AWS)
+    /// DynamoDB calls per write, beside the machine's own limit.
+    Contention,
+    /// Verification of an N-row chain: rows per second and peak memory, beside the
+    /// machine's SHA-256 rate.
+    Verify,
 }

@@ -15,6 +15,11 @@
 //! | asset entry | `WS#{w}#ASSET#{asset}` | `{n:012}` | |
 //! | approval step | `WS#{w}#CHG#{n:012}` | `STEP#{round:04}#{stage:03}#{i:03}` | `pending` (while pending) |
 //! | audit row | `WS#{w}#AUDIT` | `{seq:020}` | `audit_id`, `audit_target`, `audit_actor`, `audit_action`, `audit_subject` |
+//! | audit entry waiting to be sealed | `AUDITQ#{w}` | `{created_at}#{tx}#{i:03}` | |
+//! | owners' epoch (moved by every change of an owner) | `WS#{w}` | `#EPOCH#OWNERS` | |
+//! | tasks' epoch of a change (moved by every task write) | `WS#{w}#CHG#{n:012}` | `#EPOCH#TASKS` | |
+//! | freeze windows' epoch | `WS#{w}` | `#EPOCH#FREEZES` | |
+//! | asset's epoch (moved by its window entries) | `WS#{w}#WINDOW#{asset}` | `~` | |
 //! | idempotency record | `IDEM#{user}` | `{scope}#{key}` | |
 //! | freeze window | `WS#{w}` | `FREEZE#{id}` | |
 //! | freeze window by end | `WS#{w}#FREEZE` | `{end}#{id}` | |
@@ -242,6 +247,46 @@ pub fn audit_rows(w: &str) -> String {
 
 pub fn audit_row(w: &str, seq: u64) -> Key {
     Key::new(audit_rows(w), seq_sk(seq))
+}
+
+/// The queue of audit entries waiting to be sealed. Its own partition, whose name
+/// starts with `AUDITQ#`, so a stream consumer can select its inserts by prefix.
+pub fn audit_queue(w: &str) -> String {
+    format!("AUDITQ#{w}")
+}
+
+pub fn audit_queued(w: &str, created_at: &str, tx: &str, index: usize) -> Key {
+    Key::new(audit_queue(w), format!("{created_at}#{tx}#{index:03}"))
+}
+
+/// The workspace of a queue partition, for consumers of the table's stream.
+pub fn workspace_of_queue(pk: &str) -> Option<&str> {
+    pk.strip_prefix("AUDITQ#").filter(|w| !w.is_empty())
+}
+
+/// Moved by every write that makes, unmakes, promotes or demotes an owner, and checked
+/// by each of them: two owners demoting each other cannot both commit.
+pub fn owners_epoch(w: &str) -> Key {
+    Key::new(ws(w), "#EPOCH#OWNERS")
+}
+
+/// Moved by every write of a change's window entries on `asset` and held by a schedule
+/// that read them. It sorts after every entry (`~`, the upper bound of the range a
+/// conflict check reads), so the check's own query reads it.
+pub fn asset_epoch(w: &str, asset: &str) -> Key {
+    Key::new(window_partition(w, asset), "~")
+}
+
+/// Moved by every freeze window filed, edited or removed, and held by the moves whose
+/// gates read the windows (submit, schedule, start).
+pub fn freezes_epoch(w: &str) -> Key {
+    Key::new(ws(w), "#EPOCH#FREEZES")
+}
+
+/// Moved by every write of one of a change's tasks, and checked by the moves whose gates
+/// read them (start, complete): a task added or reopened meanwhile fails the move.
+pub fn tasks_epoch(w: &str, n: ChangeNumber) -> Key {
+    Key::new(steps(w, n), "#EPOCH#TASKS")
 }
 
 pub fn audit_by_id(id: &str) -> Key {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod keys;
 pub mod notify;
 pub mod paging;
+pub mod seal;
 pub mod services;
 pub mod settings;
 pub mod store;
@@ -39,11 +40,49 @@ pub struct Vigilo {
     slugs: Arc<services::access::SlugCache>,
     /// Refused decision attempts per source, to brake floods and guessing.
     pub(crate) brake: Arc<services::attempts::RefusalBrake>,
+    /// Seals the audit queue right after each write, in this process; `None` where a
+    /// sequencer of its own does it (the stream function on AWS).
+    pub(crate) sealer: Option<Arc<seal::Sealer>>,
 }
 
 impl Vigilo {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>) -> Vigilo {
-        Vigilo { table, clock, delivery: None, webhooks: None, slugs: Arc::default(), brake: Arc::default() }
+        Vigilo {
+            table,
+            clock,
+            delivery: None,
+            webhooks: None,
+            slugs: Arc::default(),
+            brake: Arc::default(),
+            sealer: Some(Arc::default()),
+        }
+    }
+
+    /// Leaves sealing to a sequencer elsewhere: writes queue their audit entries and
+    /// answer without waiting for their `seq`.
+    pub fn sealing_elsewhere(mut self) -> Vigilo {
+        self.sealer = None;
+        self
+    }
+
+    /// Seals whatever waits in a workspace's audit queue (the sequencer's pass).
+    pub async fn seal(&self, workspace_id: &str) -> AppResult<seal::Sealed> {
+        match &self.sealer {
+            Some(s) => s.seal(&*self.table, workspace_id).await,
+            None => seal::seal(&*self.table, workspace_id).await,
+        }
+    }
+
+    /// A transaction of a workspace with no member's permission to hold (the system's,
+    /// or a new workspace's).
+    pub(crate) fn tx<'a>(&'a self, workspace_id: &str, actor: Option<&'a Actor>) -> txn::Tx<'a> {
+        txn::Tx::new(&*self.table, workspace_id, actor).sealed_by(self.sealer.as_deref())
+    }
+
+    /// A transaction on behalf of the member `access` describes, committed only while
+    /// their membership is as read.
+    pub(crate) fn tx_as<'a>(&'a self, access: &services::access::Access, actor: &'a Actor) -> txn::Tx<'a> {
+        txn::Tx::as_member(&*self.table, access, actor).sealed_by(self.sealer.as_deref())
     }
 
     /// Turns notices on: approvers are emailed and messaged, with decision links.

@@ -1,17 +1,20 @@
-//! The audited transaction: every state change commits its business items, its audit
-//! rows and the new chain head together, conditioned so that two racing writers can
-//! never fork the chain. The loser's condition fails and its service retries from a
-//! fresh read.
+//! The audited transaction: every state change commits its business items and its
+//! audit entries together, conditioned on exactly what its rules read (the versions of
+//! the items it changes, the caller's membership, an epoch where a rule reads a set).
+//! The entries wait in the workspace's queue until sealed into the chain (`seal`), so
+//! writers of one workspace race only where they touch the same thing. A lost race
+//! fails a condition; the service retries from a fresh read.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vigilo_domain::audit::{AuditRow, ChainHead, HashInput};
+use vigilo_domain::audit::{AuditRow, ChainHead};
 use vigilo_domain::time;
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
+use crate::seal::{Queued, Sealer};
 use crate::services::access::Access;
 use crate::store::{Condition, Item, Key, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
 
@@ -59,58 +62,55 @@ impl AuditEntry {
     }
 }
 
-/// Builds one workspace transaction. Created by [`Tx::begin`], which reads the head.
+/// Builds one workspace transaction: business items, their audit entries (queued for
+/// sealing, in the same transaction) and the conditions the decision rests on.
 pub struct Tx<'a> {
     table: &'a dyn Table,
+    /// Seals the queue right after the commit, in this process; `None` where sealing
+    /// runs elsewhere (off the table's stream) or is the caller's to run.
+    sealer: Option<&'a Sealer>,
     /// The caller's membership as read when their permission was checked: the
     /// transaction only commits if it is unchanged, so a role revoked mid-request
     /// cannot still authorise the write.
     guard: Option<(Key, u64)>,
     workspace_id: String,
-    head: Option<ChainHead>,
     actor: Option<&'a Actor>,
     ops: Vec<WriteOp>,
     derived: Vec<WriteOp>,
     audit: Vec<AuditEntry>,
+    /// Epochs to move, each with the stamp it must still have when held (`Some`), so
+    /// one transaction writes each epoch once however many rules touch it.
+    epochs: std::collections::BTreeMap<Key, Option<Option<String>>>,
 }
 
 impl<'a> Tx<'a> {
-    pub async fn begin(table: &'a dyn Table, workspace_id: &str, actor: Option<&'a Actor>) -> AppResult<Tx<'a>> {
-        let head = load_head(table, workspace_id).await?;
-        Ok(Tx {
+    /// A transaction of `workspace_id`; its entries wait in the queue until sealed.
+    pub fn new(table: &'a dyn Table, workspace_id: &str, actor: Option<&'a Actor>) -> Tx<'a> {
+        Tx {
             table,
+            sealer: None,
             guard: None,
             workspace_id: workspace_id.to_owned(),
-            head,
             actor,
             ops: vec![],
             derived: vec![],
             audit: vec![],
-        })
-    }
-
-    /// Begins a transaction on behalf of a member whose permission was checked from
-    /// `access`; it commits only while that membership is unchanged.
-    pub async fn begin_as(table: &'a dyn Table, access: &Access, actor: &'a Actor) -> AppResult<Tx<'a>> {
-        let head = load_head(table, access.ws()).await?;
-        Ok(Tx::begin_from(table, access, actor, head))
-    }
-
-    /// As [`Tx::begin_as`], with the head already read in the same snapshot as the
-    /// access and everything else the decision rests on (see `Vigilo::access_with`).
-    /// No separate membership check is needed: changing a membership is an audited
-    /// write of the workspace, so it moves the head this commit is conditioned on.
-    pub fn begin_from(table: &'a dyn Table, access: &Access, actor: &'a Actor, head: Option<ChainHead>) -> Tx<'a> {
-        Tx {
-            table,
-            guard: None,
-            workspace_id: access.ws().to_owned(),
-            head,
-            actor: Some(actor),
-            ops: vec![],
-            derived: vec![],
-            audit: vec![],
+            epochs: Default::default(),
         }
+    }
+
+    /// A transaction on behalf of a member whose permission was checked from `access`;
+    /// it commits only while that membership is unchanged.
+    pub fn as_member(table: &'a dyn Table, access: &Access, actor: &'a Actor) -> Tx<'a> {
+        let mut tx = Tx::new(table, access.ws(), Some(actor));
+        tx.guard = Some((keys::member(access.ws(), access.user()), access.member.version));
+        tx
+    }
+
+    /// Seals the workspace's queue with `sealer` once committed.
+    pub fn sealed_by(mut self, sealer: Option<&'a Sealer>) -> Tx<'a> {
+        self.sealer = sealer;
+        self
     }
 
     pub fn put(&mut self, item: Item, condition: Option<Condition>) {
@@ -123,6 +123,17 @@ impl<'a> Tx<'a> {
 
     pub fn check(&mut self, key: Key, condition: Condition) {
         self.ops.push(WriteOp::Check { key, condition });
+    }
+
+    /// Holds an epoch as read (`stamp`, `None` when it did not exist) and moves it: the
+    /// commit fails if another write moved it since.
+    pub fn hold_epoch(&mut self, key: Key, stamp: Option<String>) {
+        self.epochs.insert(key, Some(stamp));
+    }
+
+    /// Moves an epoch without holding it: every reader that holds it fails.
+    pub fn move_epoch(&mut self, key: Key) {
+        self.epochs.entry(key).or_insert(None);
     }
 
     /// A write of derived data (an index entry rebuilt from the business item). It
@@ -140,42 +151,16 @@ impl<'a> Tx<'a> {
         self.audit.push(entry);
     }
 
-    /// The time the next rows will carry: never earlier than the chain's last row, so
-    /// `created_at` never goes backwards along a chain.
-    fn row_time(&self, now: jiff::Timestamp) -> String {
-        let now = time::format(now);
-        match self.head.as_ref().and_then(|h| h.created_at.clone()) {
-            Some(last) if last > now => last,
-            _ => now,
-        }
-    }
-
-    /// Commits everything at once. Returns the audit rows written.
-    pub async fn commit(mut self, now: jiff::Timestamp) -> AppResult<Vec<AuditRow>> {
-        let created_at = self.row_time(now);
-        let (mut seq, mut prev) = match &self.head {
-            Some(h) => (h.seq, h.hash.clone()),
-            None => (0, vigilo_domain::audit::genesis_hash(&self.workspace_id)),
-        };
+    /// Commits everything at once, then seals when this transaction has a sealer.
+    /// Returns the ids of the audit rows written.
+    pub async fn commit(mut self, now: jiff::Timestamp) -> AppResult<Vec<String>> {
+        let created_at = time::format(now);
         let actor_id = self.actor.map(|a| a.user_id.as_str().to_owned());
-        let mut rows = Vec::with_capacity(self.audit.len());
-        for e in std::mem::take(&mut self.audit) {
-            seq += 1;
-            let hash = HashInput {
-                prev_hash: &prev,
-                action: &e.action,
-                target_type: e.target_type,
-                target_id: &e.target_id,
-                actor_id: actor_id.as_deref(),
-                old_value: &e.old_value,
-                new_value: &e.new_value,
-                metadata: &e.metadata,
-                created_at: &created_at,
-            }
-            .hash();
-            let row = AuditRow {
+        let tx_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut ids = Vec::with_capacity(self.audit.len());
+        for (i, e) in std::mem::take(&mut self.audit).into_iter().enumerate() {
+            let entry = Queued {
                 id: uuid::Uuid::new_v4().to_string(),
-                seq,
                 workspace_id: self.workspace_id.clone(),
                 action: e.action,
                 target_type: e.target_type.to_owned(),
@@ -185,26 +170,32 @@ impl<'a> Tx<'a> {
                 new_value: e.new_value,
                 metadata: e.metadata,
                 created_at: created_at.clone(),
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
+                subject: e.subject,
             };
+            ids.push(entry.id.clone());
             self.ops.push(WriteOp::Put {
-                item: audit_item(&row, e.subject.as_deref()),
+                item: entry.item(&tx_id, i, now.as_second()),
                 condition: Some(Condition::NotExists),
             });
-            rows.push(row);
         }
-        if !rows.is_empty() {
-            let expected = match &self.head {
-                Some(h) => Condition::Equals(vec![("seq".into(), json!(h.seq)), ("hash".into(), json!(h.hash))]),
-                None => Condition::NotExists,
-            };
-            let head = json!({"seq": seq, "hash": prev, "created_at": created_at, "workspace_id": self.workspace_id});
-            self.ops.push(WriteOp::Put {
-                item: Item::new(keys::chain_head(&self.workspace_id), head),
-                condition: Some(expected),
-            });
+        // A held epoch is a guard and rides in the main transaction; one only moved
+        // goes first among the derived writes (in the main transaction while there is
+        // room), like the entries it stands for.
+        let mut moved = Vec::new();
+        for (key, held) in std::mem::take(&mut self.epochs) {
+            match held {
+                Some(stamp) => {
+                    let condition = match stamp {
+                        Some(s) => Condition::Equals(vec![("stamp".into(), json!(s))]),
+                        None => Condition::NotExists,
+                    };
+                    self.ops.push(WriteOp::Put { item: epoch_item(key), condition: Some(condition) });
+                }
+                None => moved.push(WriteOp::Put { item: epoch_item(key), condition: None }),
+            }
         }
+        moved.append(&mut self.derived);
+        self.derived = moved;
         if let Some((key, version)) = self.guard.take() {
             // An operation on the member itself already carries its own condition.
             if !self.ops.iter().any(|op| op.key() == &key) {
@@ -233,8 +224,25 @@ impl<'a> Tx<'a> {
         for later in batches {
             derived_write(self.table, later).await?;
         }
-        Ok(rows)
+        if let (Some(sealer), false) = (self.sealer, ids.is_empty()) {
+            // Committed: a sealing pass that fails leaves the entries queued for the
+            // next write's pass or the sweep, never lost.
+            if let Err(e) = sealer.seal(self.table, &self.workspace_id).await {
+                tracing::warn!(error = %e, workspace = %self.workspace_id, "audit entries left for the next sealing pass");
+            }
+        }
+        Ok(ids)
     }
+}
+
+/// An epoch's item: a fresh stamp each time it moves.
+fn epoch_item(key: Key) -> Item {
+    Item::new(key, json!({"stamp": uuid::Uuid::new_v4().simple().to_string()}))
+}
+
+/// The stamp of an epoch as read, `None` when it was never moved.
+pub fn epoch_stamp(item: Option<&Item>) -> Option<String> {
+    item.and_then(|i| i.data.get("stamp")).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// Writes derived data after the main transaction: a refusal there is a bug.
@@ -250,32 +258,20 @@ pub async fn load_head(table: &dyn Table, workspace_id: &str) -> AppResult<Optio
     decode_head(table.get(&keys::chain_head(workspace_id)).await?)
 }
 
+/// The sealed row `seq` of a workspace's chain, as stored.
+pub async fn load_row(table: &dyn Table, workspace_id: &str, seq: u64) -> AppResult<Option<AuditRow>> {
+    match table.get(&keys::audit_row(workspace_id, seq)).await? {
+        None => Ok(None),
+        Some(item) => serde_json::from_value(item.data).map(Some).map_err(|e| AppError::Corrupt(e.to_string())),
+    }
+}
+
 /// The chain head from its item, as read in a snapshot.
 pub fn decode_head(item: Option<Item>) -> AppResult<Option<ChainHead>> {
     match item {
         None => Ok(None),
         Some(item) => serde_json::from_value(item.data).map(Some).map_err(|e| AppError::Corrupt(e.to_string())),
     }
-}
-
-/// The stored form of an audit row, with an entry in each audit index it belongs to.
-fn audit_item(row: &AuditRow, subject: Option<&str>) -> Item {
-    let w = &row.workspace_id;
-    let mut data = serde_json::to_value(row).unwrap_or(Value::Null);
-    if let (Some(s), Value::Object(m)) = (subject, &mut data) {
-        m.insert("subject".into(), json!(s));
-    }
-    let mut item = Item::new(keys::audit_row(w, row.seq), data)
-        .index(keys::AUDIT_ID, keys::audit_by_id(&row.id))
-        .index(keys::AUDIT_TARGET, keys::audit_by_target(w, &row.target_type, &row.target_id, row.seq))
-        .index(keys::AUDIT_ACTION, keys::audit_by_action(w, &row.action, row.seq));
-    if let Some(actor) = &row.actor {
-        item = item.index(keys::AUDIT_ACTOR, keys::audit_by_actor(w, actor, row.seq));
-    }
-    if let Some(s) = subject {
-        item = item.index(keys::AUDIT_SUBJECT, keys::audit_by_subject(w, s, row.seq));
-    }
-    item
 }
 
 /// Retries a transaction that lost a race, with a short jittered back-off.

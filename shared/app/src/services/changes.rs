@@ -14,12 +14,12 @@ use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
-use crate::services::conflicts::{occupancy, window_entries};
+use crate::services::conflicts::{occupancy, write_occupancy};
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{change_item, decode, decode_ref, load, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query, WriteOp};
-use crate::txn::{decode_head, AuditEntry, Tx};
+use crate::txn::{epoch_stamp, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// How many changes a dependency-cycle search reads at most.
@@ -125,6 +125,13 @@ pub(crate) fn asset_entries(w: &str, n: ChangeNumber, old: &[String], new: &[Str
     removed.chain(added).collect()
 }
 
+/// Epoch stamps read with a change, for the moves whose gates read those sets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Epochs {
+    pub tasks: Option<String>,
+    pub freezes: Option<String>,
+}
+
 impl Vigilo {
     #[instrument(skip(self, actor, raw, idem), fields(user = %actor.user_id))]
     pub async fn create_change(
@@ -136,8 +143,7 @@ impl Vigilo {
     ) -> AppResult<Created<ChangeRequest>> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::CreateChange)?;
             let fields = raw.clone().parse()?;
             if fields.title.is_none() {
@@ -167,9 +173,7 @@ impl Vigilo {
             for op in asset_entries(&ws, number, &[], &change.affected_assets) {
                 tx.derived(op);
             }
-            for op in window_entries(&ws, number, None, occupancy(&change)) {
-                tx.derived(op);
-            }
+            write_occupancy(&mut tx, &ws, number, None, occupancy(&change));
             tx.audit(
                 AuditEntry::new("change.create", "ChangeRequest", &change.id)
                     .values(json!(null), to_data(&change))
@@ -237,21 +241,24 @@ impl Vigilo {
         load(&*self.table, &keys::change(ws, n)).await?.ok_or(AppError::NotFound)
     }
 
-    /// The first step of any write about one change: access, chain head and the change
-    /// in one consistent snapshot. Every write committed after it moves the head, so a
-    /// transaction begun here fails if anything it decided on has changed.
+    /// The first step of any write about one change: access, the change and the epochs
+    /// of what its gates may read (its tasks, the freeze windows), in one consistent
+    /// snapshot. The transaction holds the caller's membership; a move holds the
+    /// epochs of what its gates read.
     pub(crate) async fn change_for_write<'a>(
         &'a self,
         actor: &'a Actor,
         slug: &Slug,
         n: ChangeNumber,
-    ) -> AppResult<(Access, Tx<'a>, ChangeRequest)> {
-        let (access, mut read) =
-            self.access_with(actor, slug, |ws| vec![keys::chain_head(ws), keys::change(ws, n)]).await?;
+    ) -> AppResult<(Access, Tx<'a>, ChangeRequest, Epochs)> {
+        let (access, mut read) = self
+            .access_with(actor, slug, |ws| vec![keys::change(ws, n), keys::tasks_epoch(ws, n), keys::freezes_epoch(ws)])
+            .await?;
+        let freezes = epoch_stamp(read.pop().flatten().as_ref());
+        let tasks = epoch_stamp(read.pop().flatten().as_ref());
         let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
-        let head = decode_head(read.pop().flatten())?;
-        let tx = Tx::begin_from(&*self.table, &access, actor, head);
-        Ok((access, tx, change))
+        let tx = self.tx_as(&access, actor);
+        Ok((access, tx, change, Epochs { tasks, freezes }))
     }
 
     /// One change with its derived `conflicts`.
@@ -316,8 +323,7 @@ impl Vigilo {
     ) -> AppResult<ChangeRequest> {
         let changed = retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::CreateChange)?;
             let fields: ChangeFields = raw.clone().parse()?;
             let ws = access.ws().to_owned();
@@ -343,9 +349,7 @@ impl Vigilo {
             for op in asset_entries(&ws, new.number, &old.affected_assets, &new.affected_assets) {
                 tx.derived(op);
             }
-            for op in window_entries(&ws, new.number, occupancy(&old), occupancy(&new)) {
-                tx.derived(op);
-            }
+            write_occupancy(&mut tx, &ws, new.number, occupancy(&old), occupancy(&new));
             tx.audit(AuditEntry::new("change.update", "ChangeRequest", &new.id).values(before, after).subject(&new.id));
             tx.commit(now).await?;
             Ok(new)

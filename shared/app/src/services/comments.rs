@@ -49,7 +49,7 @@ impl Vigilo {
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Comment>> {
         retrying!({
-            let (access, mut tx, change) = self.change_for_write(actor, slug, n).await?;
+            let (access, mut tx, change, _) = self.change_for_write(actor, slug, n).await?;
             access.require(Permission::CreateChange)?;
             let scope = format!("comments:{}", access.ws());
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;

@@ -22,7 +22,7 @@ use crate::retrying;
 use crate::services::changes::require_author_or;
 use crate::services::records::{decode, decode_ref, to_data};
 use crate::store::{Condition, Item, Key, Query, Table, WriteOp};
-use crate::txn::AuditEntry;
+use crate::txn::{epoch_stamp, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// What a change occupies: its window on each of its assets, while it is live.
@@ -37,13 +37,13 @@ pub fn window_entries(
     n: ChangeNumber,
     old: Option<(Window, &[String])>,
     new: Option<(Window, &[String])>,
-) -> Vec<WriteOp> {
+) -> Vec<(String, WriteOp)> {
     let key = |win: &Window, a: &str| keys::window_entry(w, a, &time::format(win.end), n);
     let mut ops = Vec::new();
     if let Some((ow, oa)) = old {
         for a in oa {
             if new.is_none_or(|(nw, na)| nw != ow || !na.contains(a)) {
-                ops.push(WriteOp::Delete { key: key(&ow, a), condition: None });
+                ops.push((a.clone(), WriteOp::Delete { key: key(&ow, a), condition: None }));
             }
         }
     }
@@ -51,11 +51,31 @@ pub fn window_entries(
         for a in na {
             if old.is_none_or(|(ow, oa)| ow != nw || !oa.contains(a)) {
                 let data = json!({"number": n, "asset": a, "start": nw.start, "end": nw.end});
-                ops.push(WriteOp::Put { item: Item::new(key(&nw, a), data), condition: None });
+                ops.push((a.clone(), WriteOp::Put { item: Item::new(key(&nw, a), data), condition: None }));
             }
         }
     }
     ops
+}
+
+/// Writes a change's window entries as its occupancy moves from `old` to `new`, and
+/// moves the epoch of every asset whose entries change (in the main transaction): a
+/// schedule that read those entries, and holds the epochs, fails if they moved.
+pub fn write_occupancy(
+    tx: &mut Tx<'_>,
+    w: &str,
+    n: ChangeNumber,
+    old: Option<(Window, &[String])>,
+    new: Option<(Window, &[String])>,
+) {
+    let mut moved = std::collections::BTreeSet::new();
+    for (asset, op) in window_entries(w, n, old, new) {
+        tx.derived(op);
+        moved.insert(asset);
+    }
+    for asset in moved {
+        tx.move_epoch(keys::asset_epoch(w, &asset));
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +91,8 @@ pub struct ConflictReport {
     pub items: Vec<Conflict>,
     /// Items read from the table: window entries, then the changes they point at.
     pub items_read: usize,
+    /// Each asset's epoch as read with its entries, for a move that must hold them.
+    pub epochs: Vec<(Key, Option<String>)>,
 }
 
 /// `GET /conflicts?assets=&start=&end=`, as sent.
@@ -110,13 +132,20 @@ impl Vigilo {
     ) -> AppResult<ConflictReport> {
         let mut shared: BTreeMap<ChangeNumber, Vec<String>> = BTreeMap::new();
         let mut items_read = 0;
+        let mut epochs = Vec::with_capacity(assets.len());
         let (lo, hi) = keys::ending_after(&time::format(window.start));
         for asset in assets {
             let mut q = Query::table(keys::window_partition(ws, asset)).between(lo.clone(), hi.clone()).limit(500);
+            // The asset's epoch sorts after every entry, so the same query reads it.
+            let mut epoch = None;
             loop {
                 let page = self.table.query(&q).await?;
                 items_read += page.items.len();
                 for item in &page.items {
+                    if item.key == keys::asset_epoch(ws, asset) {
+                        epoch = epoch_stamp(Some(item));
+                        continue;
+                    }
                     let e: Entry = decode_ref(item)?;
                     if e.start < window.end && Some(e.number) != own {
                         shared.entry(e.number).or_default().push(e.asset);
@@ -127,6 +156,7 @@ impl Vigilo {
                     None => break,
                 }
             }
+            epochs.push((keys::asset_epoch(ws, asset), epoch));
         }
         let numbers: Vec<ChangeNumber> = shared.keys().copied().collect();
         let changes = load_changes(&*self.table, ws, &numbers).await?;
@@ -167,7 +197,7 @@ impl Vigilo {
                 comment: acc.map(|a| a.comment.clone()),
             });
         }
-        Ok(ConflictReport { items, items_read })
+        Ok(ConflictReport { items, items_read, epochs })
     }
 
     /// The conflicts of a stored change; none while it has no window or is not live.
@@ -175,6 +205,21 @@ impl Vigilo {
         match occupancy(c) {
             Some((w, assets)) => Ok(self.find_conflicts(&c.workspace_id, Some(c.number), w, assets).await?.items),
             None => Ok(vec![]),
+        }
+    }
+
+    /// A change's conflicts with the epochs of its assets as read with them, for a move
+    /// whose gate refuses on conflicts (schedule).
+    pub(crate) async fn conflicts_held(
+        &self,
+        c: &ChangeRequest,
+    ) -> AppResult<(Vec<Conflict>, Vec<(Key, Option<String>)>)> {
+        match occupancy(c) {
+            Some((w, assets)) => {
+                let report = self.find_conflicts(&c.workspace_id, Some(c.number), w, assets).await?;
+                Ok((report.items, report.epochs))
+            }
+            None => Ok((vec![], vec![])),
         }
     }
 
@@ -229,7 +274,7 @@ impl Vigilo {
         comment: Option<String>,
     ) -> AppResult<Conflict> {
         retrying!({
-            let (access, mut tx, c) = self.change_for_write(actor, slug, n).await?;
+            let (access, mut tx, c, _) = self.change_for_write(actor, slug, n).await?;
             access.require(Permission::CreateChange)?;
             if c.assignee.as_ref() != Some(access.user()) {
                 require_author_or(&access, &c, Permission::ExecuteAny)?;

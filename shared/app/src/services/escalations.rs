@@ -20,7 +20,7 @@ use crate::services::records::{load, step_item};
 use crate::services::sweeps::tally;
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 /// What one escalation pass did.
@@ -81,7 +81,7 @@ impl Vigilo {
         due: jiff::Timestamp,
     ) -> AppResult<bool> {
         retrying!({
-            let mut tx = Tx::begin(&*self.table, &ws.id, None).await?;
+            let mut tx = self.tx(&ws.id, None);
             let key = keys::step(&ws.id, read.change_number, read.round, read.stage, read.index);
             let Some(old) = load::<ApprovalStep>(&*self.table, &key).await? else { return Ok(false) };
             if old.status != StepStatus::Pending || old.escalated_at.is_some() {

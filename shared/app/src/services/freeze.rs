@@ -18,7 +18,7 @@ use crate::retrying;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{decode_ref, load, to_data};
 use crate::store::{Condition, Item, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 fn window_items(f: &FreezeWindow) -> [Item; 2] {
@@ -40,7 +40,7 @@ impl Vigilo {
     ) -> AppResult<Created<FreezeWindow>> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let ws = access.ws().to_owned();
             let fields = raw.clone().parse(&access.workspace.timezone)?;
@@ -74,6 +74,7 @@ impl Vigilo {
                     .values(json!(null), to_data(&window)),
             );
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&window), now);
+            tx.move_epoch(keys::freezes_epoch(access.ws()));
             tx.commit(now).await?;
             Ok(Created::New(window))
         })
@@ -110,7 +111,7 @@ impl Vigilo {
     pub async fn delete_freeze_window(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let ws = access.ws();
             let window: FreezeWindow =
@@ -121,6 +122,7 @@ impl Vigilo {
                 AuditEntry::new("freeze_window.delete", "FreezeWindow", &window.id)
                     .values(to_data(&window), json!(null)),
             );
+            tx.move_epoch(keys::freezes_epoch(access.ws()));
             tx.commit(self.now()).await?;
             Ok(())
         })

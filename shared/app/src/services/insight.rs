@@ -115,7 +115,7 @@ impl Vigilo {
         input: RiskInput,
     ) -> AppResult<Assessment> {
         retrying!({
-            let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
             let answers = input.answers.clone().unwrap_or_default().parse()?;
             let similar = self.similar_to(&c).await?;

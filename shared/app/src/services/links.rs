@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::services::records::{decode, load};
 use crate::services::transitions::ActionInput;
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 /// A usable link and what it decides.
@@ -243,7 +243,7 @@ impl Vigilo {
             }
         }
         crate::retrying!({
-            let mut tx = Tx::begin(&*self.table, &g.workspace_id, None).await?;
+            let mut tx = self.tx(&g.workspace_id, None);
             let mut entry = AuditEntry::new("decision_link.refuse", "ApprovalStep", &g.step_id).meta(meta.clone());
             if let Some(c) = &change {
                 entry = entry.subject(&c.id);

@@ -19,7 +19,7 @@ use crate::services::access::Access;
 use crate::services::records::{group_item, load, member_item, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::{epoch_stamp, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// Most members a group may list.
@@ -74,8 +74,7 @@ impl Vigilo {
     pub async fn put_member(&self, actor: &Actor, slug: &Slug, user_id: &str, input: MemberInput) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let mut errors = FieldErrors::default();
             let user = UserId::parse(user_id).map_err(|r| errors.add("user_id", r)).ok();
@@ -99,7 +98,11 @@ impl Vigilo {
             if !may_assign(access.role(), old.as_ref().map(|m| m.role), Some(role)) {
                 return Err(DomainError::Forbidden.into());
             }
-            if old.as_ref().is_some_and(|m| m.role == Role::Owner) && role != Role::Owner {
+            let was_owner = old.as_ref().is_some_and(|m| m.role == Role::Owner);
+            if was_owner || role == Role::Owner {
+                self.hold_owners(&mut tx, &ws).await?;
+            }
+            if was_owner && role != Role::Owner {
                 self.ensure_another_owner(&ws, &user).await?;
             }
             let now = self.now();
@@ -134,8 +137,7 @@ impl Vigilo {
     pub async fn remove_member(&self, actor: &Actor, slug: &Slug, user_id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let user = UserId::parse(user_id).map_err(|_| AppError::NotFound)?;
             let ws = access.ws().to_owned();
@@ -144,6 +146,7 @@ impl Vigilo {
                 return Err(DomainError::Forbidden.into());
             }
             if old.role == Role::Owner {
+                self.hold_owners(&mut tx, &ws).await?;
                 self.ensure_another_owner(&ws, &user).await?;
             }
             let now = self.now();
@@ -152,6 +155,15 @@ impl Vigilo {
             tx.commit(now).await?;
             Ok(())
         })
+    }
+
+    /// Holds the owners' epoch, read before the members are: a write that makes or
+    /// unmakes an owner commits only if no other did since, so two owners demoting
+    /// each other cannot leave none.
+    async fn hold_owners(&self, tx: &mut Tx<'_>, ws: &str) -> AppResult<()> {
+        let epoch = self.table.get(&keys::owners_epoch(ws)).await?;
+        tx.hold_epoch(keys::owners_epoch(ws), epoch_stamp(epoch.as_ref()));
+        Ok(())
     }
 
     async fn ensure_another_owner(&self, ws: &str, leaving: &UserId) -> AppResult<()> {
@@ -175,8 +187,7 @@ impl Vigilo {
     ) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let tx = self.tx_as(&access, actor);
             let old = self.own_member(&access, user_id).await?;
             let delegation = match &input.delegate {
                 None => None,
@@ -199,7 +210,7 @@ impl Vigilo {
     ) -> AppResult<Member> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let tx = self.tx_as(&access, actor);
             let old = self.own_member(&access, user_id).await?;
             if let Some(id) = &input.slack_user_id {
                 check_slack_user_id(id).map_err(|r| FieldErrors::single("slack_user_id", r))?;
@@ -286,8 +297,7 @@ impl Vigilo {
     pub async fn put_group(&self, actor: &Actor, slug: &Slug, name: &str, input: GroupInput) -> AppResult<Group> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let ws = access.ws().to_owned();
             let mut errors = FieldErrors::default();

@@ -19,7 +19,7 @@ use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{load, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 fn policy_item(p: &ApprovalPolicy) -> Item {
@@ -37,7 +37,7 @@ impl Vigilo {
     ) -> AppResult<Created<ApprovalPolicy>> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let fields = raw.clone().parse()?;
             let ws = access.ws().to_owned();
@@ -100,7 +100,7 @@ impl Vigilo {
     ) -> AppResult<ApprovalPolicy> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let old: ApprovalPolicy =
                 load(&*self.table, &keys::policy(access.ws(), id)).await?.ok_or(AppError::NotFound)?;
@@ -131,7 +131,7 @@ impl Vigilo {
     pub async fn delete_policy(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let old: ApprovalPolicy =
                 load(&*self.table, &keys::policy(access.ws(), id)).await?.ok_or(AppError::NotFound)?;

@@ -103,7 +103,7 @@ impl Vigilo {
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Task>> {
         retrying!({
-            let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
             let scope = format!("tasks:{}", access.ws());
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
@@ -129,6 +129,7 @@ impl Vigilo {
             tx.put(task_item(&t), Some(Condition::NotExists));
             tx.audit(task_created(&t));
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&t), now);
+            tx.move_epoch(keys::tasks_epoch(access.ws(), c.number));
             tx.commit(now).await?;
             Ok(Created::New(t))
         })
@@ -144,7 +145,7 @@ impl Vigilo {
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Paged<Task>>> {
         retrying!({
-            let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
             let scope = format!("tasks:{}", access.ws());
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
@@ -183,6 +184,7 @@ impl Vigilo {
             tx.audit(entry);
             let page = Paged { items: made, next_cursor: None };
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&page), now);
+            tx.move_epoch(keys::tasks_epoch(access.ws(), c.number));
             tx.commit(now).await?;
             Ok(Created::New(page))
         })
@@ -202,7 +204,7 @@ impl Vigilo {
     ) -> AppResult<Task> {
         let action = TaskAction::parse(action).ok_or(AppError::NotFound)?;
         retrying!({
-            let (access, mut tx, c) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
             let tasks = self.change_tasks(access.ws(), c.number).await?;
             let old = tasks.iter().find(|t| t.id == task_id).cloned().ok_or(AppError::NotFound)?;
             access.require(Permission::CreateChange)?;
@@ -231,6 +233,7 @@ impl Vigilo {
                     .values(before, after)
                     .subject(&c.id),
             );
+            tx.move_epoch(keys::tasks_epoch(access.ws(), c.number));
             tx.commit(now).await?;
             Ok(new)
         })

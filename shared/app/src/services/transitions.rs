@@ -25,7 +25,7 @@ use crate::keys;
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
-use crate::services::conflicts::{occupancy, window_entries};
+use crate::services::conflicts::{occupancy, write_occupancy};
 use crate::services::notices::grant_item;
 use crate::services::notices::Event;
 use crate::services::records::{change_item, load, step_item, to_data};
@@ -90,9 +90,7 @@ fn write_change(
     let (before, after) = diff(old, new);
     tx.put(change_item(new), Some(Condition::version(old.version)));
     // A change that ends frees its assets; a reopened one holds them again.
-    for op in window_entries(&new.workspace_id, new.number, occupancy(old), occupancy(new)) {
-        tx.derived(op);
-    }
+    write_occupancy(tx, &new.workspace_id, new.number, occupancy(old), occupancy(new));
     let entry = AuditEntry::new(format!("change.{}", action.audit_verb()), "ChangeRequest", &new.id);
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
@@ -111,6 +109,8 @@ struct Read {
     round: Vec<ApprovalStep>,
     /// The freeze windows over the planned window, when the freeze gate read them.
     freezes: Option<Vec<FreezeWindow>>,
+    /// The epochs of the assets whose window entries the conflict gate read.
+    asset_epochs: Vec<(crate::store::Key, Option<String>)>,
 }
 
 impl Vigilo {
@@ -126,7 +126,7 @@ impl Vigilo {
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
         let moved = retrying!({
-            let (access, mut tx, old) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, old, epochs) = self.change_for_write(actor, slug, number).await?;
             check_len("comment", &input.comment)?;
             check_len("reason", &input.reason)?;
             check_len("closure_notes", &input.closure_notes)?;
@@ -157,7 +157,7 @@ impl Vigilo {
                     read.members = Some(self.all_members(access.ws()).await?);
                 }
                 // What the others decided so far is the round as the move leaves it.
-                let round = mv.round_after(std::mem::take(&mut read.round));
+                let round = mv.round_after(read.round.clone());
                 let members = read.members.as_deref().unwrap_or_default();
                 let (details, conflicts) =
                     self.change_details(&mv.change, &round, members, read.freezes.take()).await?;
@@ -165,7 +165,17 @@ impl Vigilo {
                 // The answer carries the same conflicts: read once.
                 mv.conflicts.get_or_insert(conflicts);
             }
-            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, now);
+            // Each gate holds the epoch of the set it read: a task added or reopened, a
+            // freeze window filed, a change filed on an asset since fails the commit,
+            // and the move is decided again from a fresh read.
+            let holds_tasks = needs.tasks.then_some(epochs.tasks);
+            if needs.freeze_span.is_some() {
+                tx.hold_epoch(keys::freezes_epoch(access.ws()), epochs.freezes);
+            }
+            for (key, stamp) in std::mem::take(&mut read.asset_epochs) {
+                tx.hold_epoch(key, stamp);
+            }
+            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, holds_tasks, now);
             tx.commit(now).await?;
             Ok(new)
         });
@@ -225,7 +235,9 @@ impl Vigilo {
             }
         }
         if needs.conflicts {
-            g.conflicts = self.conflicts_of(c).await?;
+            let (conflicts, epochs) = self.conflicts_held(c).await?;
+            g.conflicts = conflicts;
+            read.asset_epochs = epochs;
         }
         if needs.planning {
             let (planning, members) = self.planning(ws).await?;
@@ -259,6 +271,7 @@ impl Vigilo {
         input: &ActionInput,
         mv: Move,
         read: Read,
+        tasks_epoch: Option<Option<String>>,
         now: jiff::Timestamp,
     ) -> ChangeRequest {
         let ws = access.ws();
@@ -284,11 +297,26 @@ impl Vigilo {
             // moved under us (a concurrent cancel, say).
             tx.check(keys::change(ws, old.number), Condition::version(old.version));
         }
+        let mut wrote_task = false;
         if mv.review_due {
             if let Some(t) = review_task(&new, &read.tasks, now) {
                 tx.put(task_item(&t), Some(Condition::NotExists));
                 tx.audit(task_created(&t));
+                wrote_task = true;
             }
+        }
+        match tasks_epoch {
+            Some(stamp) => tx.hold_epoch(keys::tasks_epoch(ws, old.number), stamp),
+            None if wrote_task => tx.move_epoch(keys::tasks_epoch(ws, old.number)),
+            None => {}
+        }
+        // The round's other steps as read: a decision on one of them meanwhile (the
+        // stage passing, the round closing) fails this commit, so two approvers
+        // deciding at once cannot each miss the other's decision.
+        let written: std::collections::HashSet<&str> =
+            steps.iter().chain(&closing).map(|w| w.after.id.as_str()).collect();
+        for s in read.round.iter().filter(|s| !written.contains(s.id.as_str())) {
+            tx.check(step_item(s).key, Condition::version(s.version));
         }
         write_steps(tx, &new.id, &closing);
         if !action.is_decision() {

@@ -25,7 +25,7 @@ use crate::services::access::Access;
 use crate::services::records::{decode_ref, load, to_data};
 use crate::services::sweeps::tally;
 use crate::store::{Condition, Item, Query, WriteOp};
-use crate::txn::{load_head, AuditEntry, Tx};
+use crate::txn::{load_head, AuditEntry};
 use crate::Vigilo;
 
 /// Rows fed to one subscription per pass.
@@ -79,7 +79,7 @@ impl Vigilo {
     pub async fn create_webhook(&self, actor: &Actor, slug: &Slug, raw: RawWebhook) -> AppResult<Value> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             require_owner(&access)?;
             let (url, events, secret) = raw.clone().parse()?;
             let now = self.now();
@@ -121,7 +121,7 @@ impl Vigilo {
     pub async fn delete_webhook(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<()> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             require_owner(&access)?;
             let w: Webhook = load(&*self.table, &keys::webhook(access.ws(), id)).await?.ok_or(AppError::NotFound)?;
             tx.delete(keys::webhook(access.ws(), id), Some(Condition::version(w.version)));

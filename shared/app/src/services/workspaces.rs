@@ -17,7 +17,7 @@ use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{load, member_item, to_data, workspace_item};
 use crate::services::views::{diff, WorkspaceView};
 use crate::store::{Condition, Item, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -100,7 +100,7 @@ impl Vigilo {
                 updated_at: now,
             };
             let view = WorkspaceView { workspace: workspace.clone(), role: Role::Owner };
-            let mut tx = Tx::begin(&*self.table, &workspace.id, Some(actor)).await?;
+            let mut tx = self.tx(&workspace.id, Some(actor));
             tx.put(Item::new(keys::slug(&slug), json!({"workspace_id": workspace.id})), Some(Condition::NotExists));
             tx.put(workspace_item(&workspace), Some(Condition::NotExists));
             let entry = json!({"workspace_id": workspace.id, "created_at": vigilo_domain::time::format(now)});
@@ -148,8 +148,7 @@ impl Vigilo {
     ) -> AppResult<WorkspaceView> {
         retrying!({
             let access = self.access(actor, slug).await?;
-            // The head is read first: any write committed after this read fails ours.
-            let mut tx = Tx::begin_as(&*self.table, &access, actor).await?;
+            let mut tx = self.tx_as(&access, actor);
             access.require(Permission::ManageWorkspace)?;
             let old = access.workspace.clone();
             if let Some(v) = if_match.filter(|v| *v != old.version) {

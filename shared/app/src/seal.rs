@@ -1,0 +1,219 @@
+//! The sequencer of the audit chain.
+//!
+//! A write commits its audit entries into the workspace's queue (`keys::audit_queue`),
+//! in the same transaction as the state they record, conditioned only on what its rules
+//! read. Sealing takes what waits in the queue, oldest first, gives each entry the next
+//! `seq`, its `prev_hash` and `hash`, and in one transaction writes the rows, removes
+//! the entries and moves the chain head, conditioned on the head it read. Only sealing
+//! writes the head, so unrelated writes in a workspace no longer race each other; two
+//! sealers racing on one head lose nothing: the loser's transaction fails as a whole
+//! and it reads again, finding the entries sealed.
+//!
+//! The chain stays gapless and unforked (one head, moved only by a transaction that
+//! extends it by exactly the rows it writes), every entry is sealed exactly once (it
+//! leaves the queue in the transaction that writes its row), and `created_at` never
+//! goes backwards along the chain (a row takes the later of its entry's time and the
+//! row before it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use vigilo_domain::audit::{genesis_hash, AuditRow, HashInput};
+
+use crate::error::{AppError, AppResult};
+use crate::keys;
+use crate::store::{Condition, Item, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
+use crate::txn::load_head;
+
+/// An audit entry as it waits in the queue: the row without its place in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queued {
+    pub id: String,
+    pub workspace_id: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub actor: Option<String>,
+    pub old_value: Value,
+    pub new_value: Value,
+    pub metadata: Value,
+    /// When the write committed it (RFC 3339, as the row will carry it unless the row
+    /// before it is later).
+    pub created_at: String,
+    /// The change the row concerns, for the activity index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// How long a queued entry may wait before the store may drop it by itself: far beyond
+/// any sealing delay, so only a queue no sealer ever reached again would lose one.
+const QUEUE_TTL_SECS: i64 = 90 * 24 * 3600;
+
+impl Queued {
+    /// The queue item: ordered by commit time, then by the writing transaction and the
+    /// entry's place in it, so one transaction's rows are sealed in the order written.
+    pub fn item(&self, tx_id: &str, index: usize, now_unix: i64) -> Item {
+        let data = serde_json::to_value(self).unwrap_or(Value::Null);
+        Item::new(keys::audit_queued(&self.workspace_id, &self.created_at, tx_id, index), data)
+            .expires(now_unix + QUEUE_TTL_SECS)
+    }
+}
+
+/// Rows sealed at most per transaction: a row and its queue entry each take one of the
+/// store's items, and the head one more.
+const SEAL_BATCH: usize = 49;
+/// Lost races in a row before a sealing pass gives up (the next write or the sweep
+/// seals what is left).
+const MAX_LOST_RACES: u32 = 30;
+
+/// What one sealing pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Sealed {
+    pub rows: u64,
+    /// The chain's length after the pass.
+    pub head_seq: u64,
+}
+
+/// Seals everything waiting in a workspace's queue. Safe to run anywhere, any number of
+/// times at once: sealers race only on the head, and a lost race re-reads.
+pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
+    let mut sealed = Sealed::default();
+    let mut lost = 0;
+    loop {
+        let head = load_head(table, workspace_id).await?;
+        let (mut seq, mut prev, mut last_time) = match &head {
+            Some(h) => (h.seq, h.hash.clone(), h.created_at.clone().unwrap_or_default()),
+            None => (0, genesis_hash(workspace_id), String::new()),
+        };
+        sealed.head_seq = seq;
+        let page = table.query(&Query::table(keys::audit_queue(workspace_id)).limit(SEAL_BATCH)).await?;
+        if page.items.is_empty() {
+            return Ok(sealed);
+        }
+        let mut ops = Vec::with_capacity(2 * page.items.len() + 1);
+        let mut weight = 1;
+        let mut count = 0;
+        for item in page.items {
+            let entry: Queued =
+                serde_json::from_value(item.data).map_err(|e| AppError::Corrupt(format!("queued audit entry: {e}")))?;
+            let created_at = if entry.created_at > last_time { entry.created_at.clone() } else { last_time.clone() };
+            let hash = HashInput {
+                prev_hash: &prev,
+                action: &entry.action,
+                target_type: &entry.target_type,
+                target_id: &entry.target_id,
+                actor_id: entry.actor.as_deref(),
+                old_value: &entry.old_value,
+                new_value: &entry.new_value,
+                metadata: &entry.metadata,
+                created_at: &created_at,
+            }
+            .hash();
+            let row = AuditRow {
+                id: entry.id,
+                seq: seq + 1,
+                workspace_id: workspace_id.to_owned(),
+                action: entry.action,
+                target_type: entry.target_type,
+                target_id: entry.target_id,
+                actor: entry.actor,
+                old_value: entry.old_value,
+                new_value: entry.new_value,
+                metadata: entry.metadata,
+                created_at: created_at.clone(),
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            };
+            let put =
+                WriteOp::Put { item: row_item(&row, entry.subject.as_deref()), condition: Some(Condition::NotExists) };
+            let w = 2 + table.extra_items(&put);
+            if weight + w > MAX_TRANSACTION_ITEMS && count > 0 {
+                // The rest waits for the next round of this pass.
+                break;
+            }
+            weight += w;
+            count += 1;
+            seq += 1;
+            prev = hash;
+            last_time = created_at;
+            ops.push(put);
+            ops.push(WriteOp::Delete { key: item.key, condition: Some(Condition::Exists) });
+        }
+        let expected = match &head {
+            Some(h) => Condition::Equals(vec![("seq".into(), json!(h.seq)), ("hash".into(), json!(h.hash))]),
+            None => Condition::NotExists,
+        };
+        let new_head = json!({"seq": seq, "hash": prev, "created_at": last_time, "workspace_id": workspace_id});
+        ops.push(WriteOp::Put { item: Item::new(keys::chain_head(workspace_id), new_head), condition: Some(expected) });
+        match table.transact(ops).await {
+            Ok(()) => {
+                sealed.rows += count as u64;
+                sealed.head_seq = seq;
+                lost = 0;
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                // Another sealer moved the head or took these entries first.
+                lost += 1;
+                if lost >= MAX_LOST_RACES {
+                    return Err(AppError::Contended);
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How many entries wait to be sealed, counting up to `limit`.
+pub async fn waiting(table: &dyn Table, workspace_id: &str, limit: usize) -> AppResult<u64> {
+    let page = table.query(&Query::table(keys::audit_queue(workspace_id)).limit(limit)).await?;
+    Ok(page.items.len() as u64)
+}
+
+/// The stored form of an audit row, with an entry in each audit index it belongs to.
+pub fn row_item(row: &AuditRow, subject: Option<&str>) -> Item {
+    let w = &row.workspace_id;
+    let mut data = serde_json::to_value(row).unwrap_or(Value::Null);
+    if let (Some(s), Value::Object(m)) = (subject, &mut data) {
+        m.insert("subject".into(), json!(s));
+    }
+    let mut item = Item::new(keys::audit_row(w, row.seq), data)
+        .index(keys::AUDIT_ID, keys::audit_by_id(&row.id))
+        .index(keys::AUDIT_TARGET, keys::audit_by_target(w, &row.target_type, &row.target_id, row.seq))
+        .index(keys::AUDIT_ACTION, keys::audit_by_action(w, &row.action, row.seq));
+    if let Some(actor) = &row.actor {
+        item = item.index(keys::AUDIT_ACTOR, keys::audit_by_actor(w, actor, row.seq));
+    }
+    if let Some(s) = subject {
+        item = item.index(keys::AUDIT_SUBJECT, keys::audit_by_subject(w, s, row.seq));
+    }
+    item
+}
+
+/// Seals in the process that wrote: one sealer per workspace at a time, so writers
+/// racing in one process wait for the pass already running (which seals their entries
+/// too) instead of racing it on the head.
+#[derive(Default)]
+pub struct Sealer {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Sealer {
+    fn lock_for(&self, workspace_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.len() > 10_000 {
+            // Forget idle workspaces; a lock someone holds or waits on stays shared.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(workspace_id.to_owned()).or_default().clone()
+    }
+
+    /// Seals the workspace's queue, after any pass of this process already running.
+    pub async fn seal(&self, table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
+        let lock = self.lock_for(workspace_id);
+        let _turn = lock.lock().await;
+        seal(table, workspace_id).await
+    }
+}
