@@ -237,3 +237,82 @@ async fn an_approver_demoted_while_deciding_does_not_decide() {
     assert!(!rows.iter().any(|r| r["actor"] == "bob"), "{audit}");
     assert_eq!(s.get("mia", &format!("/ws/acme/changes/{n}")).await.expect(200)["status"], "review");
 }
+
+/// Carol and Dan must both approve; Dan's approval commits between Carol's read and
+/// her write. Carol's commit holds the step (and the round's other steps) as read, so
+/// it fails, is decided again on the round as it now stands, and passes the stage: two
+/// approvers deciding at once cannot leave the change waiting for a decision already
+/// made.
+#[tokio::test]
+async fn two_approvers_deciding_at_once_both_count() {
+    let s = team().await;
+    s.put("alice", "/ws/acme/groups/cab", json!({"members": ["carol", "dan"]})).await.expect(200);
+    let stages = json!([{"name": "CAB", "mode": "all", "approvers": {"groups": ["cab"]}}]);
+    let policy = json!({"name": "cab", "priority": 1, "match": {}, "stages": stages});
+    s.post("alice", "/ws/acme/approval-policies", policy).await.expect(201);
+    let n = s.change("mia", "acme", normal_change("both must agree")).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let number = n.clone();
+    let _rival = s.before_next_write(move |app| async move {
+        let input = vigilo_app::services::transitions::ActionInput::default();
+        let c = app
+            .act(&actor("dan"), &vigilo_e2e::slug("acme"), vigilo_e2e::number(&number), "approve", input, None)
+            .await
+            .expect("dan's approval commits");
+        assert_eq!(c.status.as_str(), "review", "alone, dan's approval leaves the stage open");
+    });
+    let c = s.act("carol", "acme", &n, "approve", json!({})).await.expect(200);
+    assert_eq!(c["status"], "approved", "carol's decision saw dan's");
+    let rows = s.get("alice", &format!("/ws/acme/changes/{n}/activity")).await.expect(200);
+    let approves = rows["items"].as_array().unwrap().iter().filter(|r| r["action"] == "change.approve").count();
+    assert_eq!(approves, 1, "the change was approved once");
+    assert_eq!(s.verify("alice", "acme").await["ok"], true);
+}
+
+/// Alice and Bob are the two owners and each steps down at once. Neither write touches
+/// the other's record, so nothing but the owners' epoch (held by every write that
+/// makes or unmakes an owner, read before the members are) stops both from committing
+/// and leaving no owner: the second is decided again and refused as the last owner.
+#[tokio::test]
+async fn two_owners_stepping_down_at_once_leave_one_owner() {
+    let s = team().await;
+    s.put("alice", "/ws/acme/members/bob", json!({"email": "bob@example.com", "role": "owner"})).await.expect(200);
+    let _rival = s.before_next_write(|app| async move {
+        let admin = MemberInput { email: "bob@example.com".into(), role: "admin".into(), name: None };
+        app.put_member(&actor("bob"), &vigilo_e2e::slug("acme"), "bob", admin).await.expect("bob steps down first");
+    });
+    let r = s.put("alice", "/ws/acme/members/alice", json!({"email": "alice@example.com", "role": "admin"})).await;
+    r.refused(409, "last_owner");
+    let members = s.get("alice", "/ws/acme/members").await.expect(200);
+    let owners: Vec<&str> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "owner")
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["alice"]);
+}
+
+/// Sixteen creates race in one workspace: none waits for another (each takes its number
+/// from the counter), all succeed, and the numbers and the audit chain have no gap.
+#[tokio::test]
+async fn racing_creates_take_every_number_once() {
+    let s = std::sync::Arc::new(team().await);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.change("mia", "acme", normal_change(&format!("racer {i}"))).await }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.push(t.await.unwrap());
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=16).map(|i| format!("CHG-{i:05}")).collect();
+    assert_eq!(numbers, expected);
+    let report = s.verify("alice", "acme").await;
+    assert_eq!(report["ok"], true, "{report}");
+    let audit = s.get("alice", "/ws/acme/audit?action=change.create&limit=100").await.expect(200);
+    assert_eq!(audit["items"].as_array().unwrap().len(), 16);
+}

@@ -195,3 +195,33 @@ async fn verify_reports_a_row_that_is_no_audit_row() {
     );
     assert_eq!(r["rows_checked"], 6);
 }
+
+/// Where a sequencer elsewhere seals (the stream function on AWS), a write answers
+/// before its row has a `seq`: `GET /audit` lists the entry under `sealing` until the
+/// sequencer's pass, then as a row of the chain with the same id, and the chain
+/// verifies before and after.
+#[tokio::test]
+async fn entries_waiting_to_be_sealed_are_listed_until_sealed() {
+    let (s, _) = busy().await;
+    let before = s.verify("alice", "acme").await["rows_checked"].as_u64().unwrap();
+    let elsewhere = s.app_sealing_elsewhere();
+    let raw = serde_json::from_value(normal_change("queued")).unwrap();
+    elsewhere.create_change(&vigilo_e2e::actor("mia"), &vigilo_e2e::slug("acme"), raw, None).await.unwrap();
+    let page = s.get("vic", "/ws/acme/audit").await.expect(200);
+    let sealing = page["sealing"].as_array().unwrap();
+    assert_eq!(sealing.len(), 1, "{page}");
+    assert_eq!((sealing[0]["action"].as_str(), sealing[0]["actor"].as_str()), (Some("change.create"), Some("mia")));
+    let id = sealing[0]["id"].as_str().unwrap().to_owned();
+    assert!(page["items"].as_array().unwrap().iter().all(|r| r["id"] != id.as_str()));
+    assert_eq!(s.verify("alice", "acme").await["rows_checked"].as_u64().unwrap(), before);
+
+    let ws = s.get("alice", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    let sealed = elsewhere.seal(&ws).await.unwrap();
+    assert_eq!((sealed.rows, sealed.head_seq), (1, before + 1));
+    let page = s.get("vic", "/ws/acme/audit").await.expect(200);
+    assert_eq!(page["sealing"], json!([]));
+    assert_eq!(page["items"][0]["id"], id.as_str());
+    assert_eq!(page["items"][0]["seq"], before + 1);
+    let report = s.verify("alice", "acme").await;
+    assert_eq!((report["ok"].as_bool(), report["rows_checked"].as_u64()), (Some(true), Some(before + 1)));
+}

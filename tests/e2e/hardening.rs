@@ -125,7 +125,27 @@ async fn a_panicking_handler_ends_only_its_own_request() {
     assert!(!r.body.to_string().contains("injected"), "the cause stays in the log: {}", r.body);
     assert_eq!(s.get("mia", "/health").await.status, 200);
     let n = s.change("mia", "acme", normal_change("after the panic")).await;
-    assert_eq!(n, "CHG-00001", "the panicked request wrote nothing");
+    assert_eq!(n, "CHG-00002", "the next request takes the next number");
+    // The panicked request wrote nothing but the void of the number it had taken, so
+    // the numbers have no gap and the audit log says why.
+    let mut voided = s.get("mia", "/ws/acme/changes/CHG-00001").await;
+    for _ in 0..100 {
+        if voided.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        voided = s.get("mia", "/ws/acme/changes/CHG-00001").await;
+    }
+    let voided = voided.expect(200);
+    assert_eq!(
+        (voided["status"].as_str(), voided["title"].as_str()),
+        (Some("cancelled"), Some("CHG-00001 was not used"))
+    );
+    let activity = s.get("mia", "/ws/acme/changes/CHG-00001/activity").await.expect(200);
+    assert_eq!(activity["items"][0]["action"], "change.void");
+    assert_eq!(activity["items"][0]["metadata"]["reason"], "the request failed before committing");
+    let list = s.get("mia", "/ws/acme/changes").await.expect(200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
 
 /// Titles reach Slack as typed: `<!channel>` pings nobody and a `<url|text>` link

@@ -50,6 +50,10 @@ impl Table for Meddler {
         self.inner.query(query).await
     }
 
+    async fn add(&self, key: &Key, field: &str, by: u64) -> Result<u64, StoreError> {
+        self.inner.add(key, field, by).await
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let meddle = self.next.lock().unwrap().take();
         if let Some(m) = meddle {
@@ -261,6 +265,12 @@ impl TestServer {
             })
         }));
         Rival { ran }
+    }
+
+    /// Services on the server's table that leave sealing to a sequencer elsewhere, as
+    /// the functions on AWS do.
+    pub fn app_sealing_elsewhere(&self) -> Vigilo {
+        Vigilo::new(self.table.clone(), self.clock.clone()).sealing_elsewhere()
     }
 
     /// The server's table, for tests that play an attacker with write access to it.

@@ -194,6 +194,13 @@ pub trait Table: Send + Sync {
     /// before the transaction, and the first that fails is reported by its index.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 
+    /// Adds `by` to the number `field` of the item at `key`, creating the item as
+    /// `{field: by}` when it is missing, atomically and outside any transaction, and
+    /// returns the new value (DynamoDB's atomic counter). Racing adds never fail and
+    /// never get the same value: the way to hand out numbers without every taker
+    /// conditioning on (and racing for) the one counter.
+    async fn add(&self, key: &Key, field: &str, by: u64) -> Result<u64, StoreError>;
+
     /// How many items beyond one the store writes for `op` (DynamoDB keeps a large
     /// item's data out of line, in parts). A transaction of `ops` may touch
     /// [`MAX_TRANSACTION_ITEMS`] items in all, parts included; writers that fill a

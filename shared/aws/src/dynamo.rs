@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Get, Put, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem,
+    AttributeValue, ConditionCheck, Delete, Get, Put, ReturnConsumedCapacity, ReturnValue, TransactGetItem,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use vigilo_app::store::{
@@ -370,6 +371,84 @@ impl Table for DynamoTable {
             _ => None,
         };
         Ok(Page { items, last })
+    }
+
+    async fn add(&self, key: &Key, field: &str, by: u64) -> Result<u64, StoreError> {
+        let names = HashMap::from([
+            ("#pk".to_owned(), PK.to_owned()),
+            ("#d".to_owned(), DATA.to_owned()),
+            ("#f".to_owned(), field.to_owned()),
+        ]);
+        for _ in 0..LARGE_READ_ATTEMPTS {
+            // The item exists (the usual case): one update adds in place.
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.name)
+                .set_key(Some(attrs::key_attrs(key)))
+                .update_expression("SET #d.#f = if_not_exists(#d.#f, :zero) + :by")
+                .condition_expression("attribute_exists(#pk)")
+                .set_expression_attribute_names(Some(names.clone()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+                .return_values(ReturnValue::UpdatedNew)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match update {
+                Ok(out) => {
+                    self.usage
+                        .record(Side::Write, out.consumed_capacity().map(std::slice::from_ref).unwrap_or_default());
+                    let value = out
+                        .attributes()
+                        .and_then(|a| a.get(DATA))
+                        .and_then(|d| d.as_m().ok())
+                        .and_then(|m| m.get(field))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok());
+                    return value
+                        .ok_or_else(|| StoreError::Backend(format!("counter {field} came back without a value")));
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                    self.usage.record(Side::Write, &[]);
+                }
+                Err(e) => {
+                    self.usage.record(Side::Write, &[]);
+                    return Err(sdk_error(e));
+                }
+            }
+            // The first add creates it; a racing first add makes ours update instead.
+            let mut item = attrs::key_attrs(key);
+            item.insert(
+                DATA.to_owned(),
+                AttributeValue::M(HashMap::from([(field.to_owned(), AttributeValue::N(by.to_string()))])),
+            );
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.name)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match put {
+                Ok(out) => {
+                    self.usage
+                        .record(Side::Write, out.consumed_capacity().map(std::slice::from_ref).unwrap_or_default());
+                    return Ok(by);
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                    self.usage.record(Side::Write, &[]);
+                }
+                Err(e) => {
+                    self.usage.record(Side::Write, &[]);
+                    return Err(sdk_error(e));
+                }
+            }
+        }
+        Err(StoreError::Throttled)
     }
 
     fn extra_items(&self, op: &WriteOp) -> usize {

@@ -55,6 +55,9 @@ impl fmt::Display for Slug {
 pub struct ChangeNumber(u64);
 
 impl ChangeNumber {
+    /// Beyond any number a workspace hands out: stands for one not handed out yet.
+    pub const MAX: ChangeNumber = ChangeNumber(u64::MAX);
+
     pub fn new(n: u64) -> Option<ChangeNumber> {
         (n > 0).then_some(ChangeNumber(n))
     }

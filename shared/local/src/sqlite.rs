@@ -248,6 +248,27 @@ fn apply(conn: &mut Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
     tx.commit().map_err(backend)
 }
 
+/// The counter's new value; `field` is one of the port's fixed names, checked to be a
+/// plain word so it can sit in the JSON path.
+fn add_to(conn: &mut Connection, key: &Key, field: &str, by: u64) -> Result<u64, StoreError> {
+    if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Backend(format!("counter field {field:?} is not a plain name")));
+    }
+    let path = format!("$.{field}");
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+    let value: i64 = tx
+        .query_row(
+            "INSERT INTO items (pk, sk, data, indexes) VALUES (?1, ?2, json_object(?3, ?4), '{}') \
+             ON CONFLICT (pk, sk) DO UPDATE SET data = json_set(data, ?5, COALESCE(json_extract(data, ?5), 0) + ?4) \
+             RETURNING json_extract(data, ?5)",
+            params![key.pk, key.sk, field, by as i64, path],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    u64::try_from(value).map_err(backend)
+}
+
 #[async_trait]
 impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -273,6 +294,14 @@ impl Table for SqliteTable {
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         let q = query.clone();
         self.read(move |conn| run_query(conn, &q)).await
+    }
+
+    async fn add(&self, key: &Key, field: &str, by: u64) -> Result<u64, StoreError> {
+        let (key, field) = (key.clone(), field.to_owned());
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || add_to(&mut lock(&inner.writer), &key, &field, by))
+            .await
+            .map_err(backend)?
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {

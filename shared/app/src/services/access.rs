@@ -97,7 +97,7 @@ impl Vigilo {
     }
 
     /// The id of the workspace a slug names.
-    async fn workspace_id(&self, slug: &Slug) -> AppResult<Option<String>> {
+    pub(crate) async fn workspace_id(&self, slug: &Slug) -> AppResult<Option<String>> {
         if let Some(id) = self.slugs.get(slug.as_str()) {
             return Ok(Some(id));
         }

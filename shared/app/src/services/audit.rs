@@ -1,6 +1,6 @@
 //! Reading and verifying the audit log.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use vigilo_domain::audit::{AuditRow, ChainVerifier, VerifyReport};
 use vigilo_domain::ids::{ChangeNumber, Slug};
@@ -14,6 +14,31 @@ use crate::services::records::{decode, decode_ref};
 use crate::store::Query;
 use crate::txn::load_head;
 use crate::Vigilo;
+
+/// Entries still being sealed that a page lists at most.
+const SEALING_SHOWN: usize = 100;
+
+/// An audit entry committed with its write and waiting for its place in the chain:
+/// its row appears with its `seq` and `hash` once sealed, normally within a second.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Sealing {
+    pub id: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub actor: Option<String>,
+    pub created_at: String,
+}
+
+/// `GET /audit`: sealed rows, newest first, and what is still being sealed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    #[schema(value_type = Vec<AuditRow>)]
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+    /// Entries committed but not yet sealed into the chain, oldest first (at most 100).
+    pub sealing: Vec<Sealing>,
+}
 
 /// `GET /audit` filters, as sent.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -119,7 +144,7 @@ impl Vigilo {
         filter: &AuditFilter,
         limit: usize,
         cursor: Option<&str>,
-    ) -> AppResult<Paged<Value>> {
+    ) -> AppResult<AuditPage> {
         let access = self.access(actor, slug).await?;
         let f = filter.check()?;
         let detail = allows(access.role(), Permission::ReadAuditDetail);
@@ -129,7 +154,9 @@ impl Vigilo {
             std::future::ready(kept)
         })
         .await?;
-        Ok(Paged { items, next_cursor })
+        let q = Query::table(keys::audit_queue(access.ws())).limit(SEALING_SHOWN);
+        let sealing = self.table.query(&q).await?.items.into_iter().map(decode::<Sealing>).collect::<AppResult<_>>()?;
+        Ok(AuditPage { items, next_cursor, sealing })
     }
 
     pub async fn get_audit_row(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<Value> {

@@ -125,6 +125,27 @@ pub(crate) fn asset_entries(w: &str, n: ChangeNumber, old: &[String], new: &[Str
     removed.chain(added).collect()
 }
 
+/// A change number handed out to a request. Dropped unused (the request panicked
+/// between taking it and committing), it is voided by a task of its own.
+struct Taken {
+    app: Vigilo,
+    ws: String,
+    number: ChangeNumber,
+    actor: Actor,
+    used: bool,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.used {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (app, ws, n, actor) = (self.app.clone(), self.ws.clone(), self.number, self.actor.clone());
+        runtime.spawn(async move { app.void_number(&ws, n, &actor, "the request failed before committing").await });
+    }
+}
+
 /// Epoch stamps read with a change, for the moves whose gates read those sets.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Epochs {
@@ -141,7 +162,15 @@ impl Vigilo {
         raw: RawChange,
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<ChangeRequest>> {
-        retrying!({
+        // The number is handed out once per request, after every check that can refuse
+        // the request, by the store's atomic counter: racing creators never wait for
+        // one another. A retried commit keeps it; a request that ends without the
+        // change (or panics) voids it, so the numbers stay gapless. An Idempotency-Key
+        // is claimed first, so identical requests racing take one number between them.
+        let mut taken: Option<Taken> = None;
+        let mut claimed: Option<Slot> = None;
+        let scope_of = |ws: &str| format!("changes:{ws}");
+        let created = retrying!({
             let access = self.access(actor, slug).await?;
             let mut tx = self.tx_as(&access, actor);
             access.require(Permission::CreateChange)?;
@@ -150,25 +179,41 @@ impl Vigilo {
                 return Err(FieldErrors::single("title", "required").into());
             }
             let ws = access.ws().to_owned();
-            let scope = format!("changes:{ws}");
+            let scope = scope_of(&ws);
             let now = self.now();
-            let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, now).await?;
+            let slot = match &claimed {
+                Some(s) => s.clone(),
+                None => idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, now).await?,
+            };
             if let Slot::Replay(v) = slot {
                 return Ok(Created::Replay(v));
             }
-            let counter = self.table.get(&keys::change_counter(&ws)).await?;
-            let last = counter.as_ref().and_then(|c| c.data.get("last")).and_then(|v| v.as_u64()).unwrap_or(0);
-            let number = ChangeNumber::new(last + 1).ok_or_else(|| AppError::Corrupt("change counter".into()))?;
             let change_type = fields.change_type.unwrap_or(ChangeType::Normal);
             let id = uuid::Uuid::new_v4().to_string();
-            let mut change = ChangeRequest::draft(id, ws.clone(), number, change_type, actor.user_id.clone(), now);
+            // Checked before a number is taken; the draft's number is not known yet.
+            let provisional = taken.as_ref().map_or(ChangeNumber::MAX, |t| t.number);
+            let mut change = ChangeRequest::draft(id, ws.clone(), provisional, change_type, actor.user_id.clone(), now);
             change.apply(fields);
             self.check_references(&ws, &change).await?;
-            let counter_condition = match &counter {
-                None => Condition::NotExists,
-                Some(_) => Condition::Equals(vec![("last".into(), json!(last))]),
+            let slot = match &claimed {
+                Some(s) => s.clone(),
+                None => {
+                    let s = idempotency::claim(&*self.table, &actor.user_id, &scope, idem, slot, now).await?;
+                    claimed = Some(s.clone());
+                    s
+                }
             };
-            tx.put(Item::new(keys::change_counter(&ws), json!({"last": number.get()})), Some(counter_condition));
+            let number = match &taken {
+                Some(t) => t.number,
+                None => {
+                    let last = self.table.add(&keys::change_counter(&ws), "last", 1).await?;
+                    let n = ChangeNumber::new(last).ok_or_else(|| AppError::Corrupt("change counter".into()))?;
+                    taken =
+                        Some(Taken { app: self.clone(), ws: ws.clone(), number: n, actor: actor.clone(), used: false });
+                    n
+                }
+            };
+            change.number = number;
             tx.put(change_item(&change), Some(Condition::NotExists));
             for op in asset_entries(&ws, number, &[], &change.affected_assets) {
                 tx.derived(op);
@@ -184,7 +229,47 @@ impl Vigilo {
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&change), now);
             tx.commit(now).await?;
             Ok(Created::New(change))
-        })
+        });
+        if let Some(t) = taken.as_mut() {
+            t.used = matches!(&created, Ok(Created::New(c)) if c.number == t.number);
+            if !t.used {
+                let why = match &created {
+                    Ok(_) => "the request was answered from an identical one".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                t.used = true;
+                self.void_number(&t.ws, t.number, actor, &why).await;
+            }
+        }
+        if let (Err(_), Some(slot), Ok(Some(ws))) = (&created, &claimed, self.workspace_id(slug).await) {
+            idempotency::release(&*self.table, &actor.user_id, &scope_of(&ws), idem, slot).await;
+        }
+        created
+    }
+
+    /// Files a number that was handed out but never became a change as a cancelled
+    /// placeholder, audited `change.void` with why, so the numbers have no gap and an
+    /// auditor sees what happened to each. Does nothing if the change exists after all.
+    pub(crate) async fn void_number(&self, ws: &str, n: ChangeNumber, requested_by: &Actor, why: &str) {
+        let now = self.now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut c = ChangeRequest::draft(id, ws.to_owned(), n, ChangeType::Normal, requested_by.user_id.clone(), now);
+        c.title = format!("{n} was not used");
+        c.status = Status::Cancelled;
+        let mut tx = self.tx(ws, None);
+        tx.put(change_item(&c), Some(Condition::NotExists));
+        let meta = json!({"actor_kind": "system", "reason": why, "requested_by": requested_by.user_id.as_str()});
+        tx.audit(
+            AuditEntry::new("change.void", "ChangeRequest", &c.id)
+                .values(json!(null), to_data(&c))
+                .subject(&c.id)
+                .meta(meta),
+        );
+        match tx.commit(now).await {
+            Ok(_) => tracing::warn!(number = %n, reason = why, "a change number was voided"),
+            Err(AppError::Contended) => {} // the change was committed after all
+            Err(e) => tracing::error!(number = %n, error = %e, "a change number could not be voided; the sweep will"),
+        }
     }
 
     /// Refs a change makes to other records must exist: its assignee is a member, its

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use vigilo_app::paging::Paged;
-use vigilo_app::services::audit::AuditFilter;
+
+use vigilo_app::services::audit::{AuditFilter, AuditPage};
 use vigilo_domain::audit::{AuditRow, VerifyReport};
 
 use super::ok;
@@ -24,9 +24,10 @@ pub struct ListParams {
     page: PageParams,
 }
 
-/// Audit rows, newest first, filtered (viewer+; old and new values for member+).
+/// Audit rows, newest first, filtered (viewer+; old and new values for member+), and
+/// the entries still being sealed.
 #[utoipa::path(get, path = "/ws/{slug}/audit", operation_id = "ListAudit",
-    params(WsPath, AuditFilter, PageParams), responses((status = 200, body = Paged<AuditRow>)))]
+    params(WsPath, AuditFilter, PageParams), responses((status = 200, body = AuditPage)))]
 pub async fn list(
     State(s): State<AppState>,
     Caller(actor): Caller,
