@@ -222,6 +222,45 @@ pub async fn audit_chain_has_no_fork_under_32_concurrent_writers(t: Arc<dyn Tabl
     assert_eq!(writers.len(), 32, "every writer's row is in the chain exactly once");
 }
 
+/// 64 transactions at once, 32 of them racing for one key: each of the 32 others
+/// commits, exactly one of the racers does, and a refused one writes none of its items
+/// (stores that commit transactions in groups keep each one all or nothing).
+pub async fn racing_transactions_fail_alone(t: Arc<dyn Table>) {
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let mine = Item::new(Key::new("G", format!("own-{i}")), json!({"i": i}));
+            let mut ops = vec![WriteOp::Put { item: mine, condition: Some(Condition::NotExists) }];
+            if i % 2 == 0 {
+                let contested = Item::new(Key::new("G", "contested"), json!({"winner": i}));
+                ops.push(WriteOp::Put { item: contested, condition: Some(Condition::NotExists) });
+            }
+            (i, t.transact(ops).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        let own = t.get(&Key::new("G", format!("own-{i}"))).await.unwrap();
+        match result {
+            Ok(()) => {
+                assert!(own.is_some());
+                if i % 2 == 0 {
+                    winners.push(i);
+                }
+            }
+            Err(StoreError::ConditionFailed { index: 1 }) => {
+                assert!(i % 2 == 0 && own.is_none(), "writer {i} was refused but wrote its own item");
+            }
+            Err(e) => panic!("writer {i}: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let contested = t.get(&Key::new("G", "contested")).await.unwrap().unwrap();
+    assert_eq!(contested.data["winner"], json!(winners[0]));
+}
+
 /// A counter: created by the first add, kept with the item's other data, and 32 racing
 /// adds get 32 distinct values with none skipped.
 pub async fn racing_adds_hand_out_every_number_once(t: Arc<dyn Table>) {
@@ -343,6 +382,7 @@ macro_rules! table_contract_tests {
             large_items_read_back_exactly_and_keep_their_conditions,
             racing_adds_hand_out_every_number_once,
             sealing_takes_large_entries_in_order,
+            racing_transactions_fail_alone,
         );
     };
     (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {

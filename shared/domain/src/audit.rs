@@ -61,9 +61,60 @@ pub struct HashInput<'a> {
     pub created_at: &'a str,
 }
 
+/// The hashed document, fields by reference: serialised straight into the hasher,
+/// with no copy of the values and no intermediate text.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    prev_hash: &'a str,
+    action: &'a str,
+    target_type: &'a str,
+    target_id: &'a str,
+    actor_id: Option<&'a str>,
+    old_value: &'a Value,
+    new_value: &'a Value,
+    metadata: &'a Value,
+    created_at: &'a str,
+}
+
+/// Feeds written bytes to SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl HashInput<'_> {
     /// Lowercase hex SHA-256 of the RFC 8785 canonical JSON of the fields.
     pub fn hash(&self) -> String {
+        let doc = Hashed {
+            prev_hash: self.prev_hash,
+            action: self.action,
+            target_type: self.target_type,
+            target_id: self.target_id,
+            actor_id: self.actor_id,
+            old_value: self.old_value,
+            new_value: self.new_value,
+            metadata: self.metadata,
+            created_at: self.created_at,
+        };
+        let mut w = HashWriter(Sha256::new());
+        // Values hold no NaN or infinities, the only inputs the canonicaliser refuses.
+        if serde_json_canonicalizer::to_writer(&doc, &mut w).is_err() {
+            return self.hash_of_document();
+        }
+        format!("{:x}", w.0.finalize())
+    }
+
+    /// The same hash through the plain path: the document as a JSON value, then its
+    /// canonical text. Kept as the reference the streamed hash is tested against.
+    pub fn hash_of_document(&self) -> String {
         let doc = json!({
             "prev_hash": self.prev_hash,
             "action": self.action,
@@ -156,6 +207,14 @@ impl ChainVerifier {
 
     /// Checks the next row in `seq` order. Returns `false` once the chain is broken.
     pub fn push(&mut self, row: &AuditRow) -> bool {
+        let computed = row.hash_input().hash();
+        self.push_hashed(row, &computed)
+    }
+
+    /// As [`ChainVerifier::push`], with the row's content already hashed (`computed`),
+    /// so hashing can run on other threads: each row's hash depends only on the row,
+    /// and only the linking is sequential.
+    pub fn push_hashed(&mut self, row: &AuditRow, computed: &str) -> bool {
         if self.broken() {
             return false;
         }
@@ -170,7 +229,6 @@ impl ChainVerifier {
                 format!("prev_hash {} does not match the previous row's hash {}", row.prev_hash, self.expected_prev);
             self.fail(row, "prev_hash_mismatch", detail);
         } else {
-            let computed = row.hash_input().hash();
             if computed != row.hash {
                 let detail = format!("stored hash {} but the row's content hashes to {computed}", row.hash);
                 self.fail(row, "hash_mismatch", detail);
@@ -275,6 +333,32 @@ mod tests {
             r.created_at, r.prev_hash
         );
         assert_eq!(r.hash, format!("{:x}", Sha256::digest(doc.as_bytes())));
+    }
+
+    #[test]
+    fn the_streamed_hash_is_the_hash_of_the_canonical_document() {
+        let values = [
+            json!(null),
+            json!({"z": 1, "a": [1.5, 1e21, -0.0, "é😀\u{1}\"\\"], "é": {"b": true, "A": null}}),
+            json!({"title": "Rotate the certificate", "number": "CHG-00001", "version": 3, "n": 123456789012u64}),
+            json!(["\u{2028}", 0.1, 100, {"": ""}]),
+        ];
+        for (i, old) in values.iter().enumerate() {
+            for new in &values {
+                let input = HashInput {
+                    prev_hash: "ab",
+                    action: "change.update",
+                    target_type: "ChangeRequest",
+                    target_id: "é",
+                    actor_id: (i % 2 == 0).then_some("mia"),
+                    old_value: old,
+                    new_value: new,
+                    metadata: &values[(i + 1) % values.len()],
+                    created_at: "2030-01-15T09:00:00.000Z",
+                };
+                assert_eq!(input.hash(), input.hash_of_document());
+            }
+        }
     }
 
     #[test]

@@ -198,6 +198,10 @@ impl Vigilo {
 
     /// Walks the whole chain in `seq` order, in pages, then checks the head.
     /// `progress(checked, total)` is called after each page; `total` is the head's seq.
+    ///
+    /// Each row's hash depends on the row alone (its `prev_hash` is stored), so only
+    /// the linking is sequential: the next page is read while this one is decoded and
+    /// hashed on every core, and memory stays at two pages whatever the chain's length.
     pub async fn verify_chain(
         &self,
         workspace_id: &str,
@@ -206,28 +210,74 @@ impl Vigilo {
         let head = load_head(&*self.table, workspace_id).await?;
         let total = head.as_ref().map_or(0, |h| h.seq);
         let mut verifier = ChainVerifier::new(workspace_id);
-        let mut q = Query::table(keys::audit_rows(workspace_id)).limit(1000);
-        'pages: loop {
-            let page = self.table.query(&q).await?;
-            for item in page.items {
-                let seq = item.key.sk.parse().unwrap_or(0);
-                let id = item.data.get("id").and_then(Value::as_str).map(str::to_owned);
-                let Ok(row) = decode::<AuditRow>(item) else {
+        let first = Query::table(keys::audit_rows(workspace_id)).limit(VERIFY_PAGE);
+        let fetch = |q: Query| {
+            let table = self.table.clone();
+            tokio::spawn(async move { table.query(&q).await })
+        };
+        let mut next = Some(fetch(first.clone()));
+        'pages: while let Some(reading) = next.take() {
+            let page = reading.await.map_err(|e| AppError::Corrupt(format!("audit page read: {e}")))??;
+            if let Some(p) = page.last.clone() {
+                next = Some(fetch(first.clone().after(Some(p))));
+            }
+            let hashed = tokio::task::spawn_blocking(move || hash_rows(page.items))
+                .await
+                .map_err(|e| AppError::Corrupt(format!("audit page hash: {e}")))?;
+            for r in hashed {
+                match r {
+                    Ok((row, computed)) => {
+                        if !verifier.push_hashed(&row, &computed) {
+                            break 'pages;
+                        }
+                    }
                     // An unreadable row is a break in itself; report it by position.
-                    return Ok(unreadable(verifier, id, seq));
-                };
-                if !verifier.push(&row) {
-                    break 'pages;
+                    Err((id, seq)) => return Ok(unreadable(verifier, id, seq)),
                 }
             }
             progress(verifier.rows_checked(), total);
-            match page.last {
-                Some(p) => q.after = Some(p),
-                None => break,
-            }
         }
         Ok(verifier.finish(head.as_ref()))
     }
+}
+
+/// Rows per page while verifying.
+const VERIFY_PAGE: usize = 1000;
+
+/// A stored row decoded with its content's hash, or the id and seq of one unreadable.
+type Hashed = Result<(AuditRow, String), (Option<String>, u64)>;
+
+/// Decodes and hashes a page's rows, split over the machine's cores, in order.
+fn hash_rows(items: Vec<crate::store::Item>) -> Vec<Hashed> {
+    let one = |item: crate::store::Item| -> Hashed {
+        let seq = item.key.sk.parse().unwrap_or(0);
+        let id = item.data.get("id").and_then(Value::as_str).map(str::to_owned);
+        match decode::<AuditRow>(item) {
+            Ok(row) => {
+                let h = row.hash_input().hash();
+                Ok((row, h))
+            }
+            Err(_) => Err((id, seq)),
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if cores == 1 || items.len() < 64 {
+        return items.into_iter().map(one).collect();
+    }
+    let per = items.len().div_ceil(cores);
+    let mut chunks: Vec<Vec<crate::store::Item>> = Vec::with_capacity(cores);
+    let mut rest = items;
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        chunks.push(rest);
+        rest = tail;
+    }
+    chunks.push(rest);
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
 }
 
 fn unreadable(verifier: ChainVerifier, row_id: Option<String>, seq: u64) -> VerifyReport {
