@@ -256,90 +256,42 @@ fn write_groups(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
     }
 }
 
-/// What one job of a group came to, before the group's commit.
-enum Outcome {
-    Transact(Result<(), StoreError>),
-    Add(Result<u64, StoreError>),
-}
-
 fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+    // Each job's outcome inside the group: an add's new value, 0 for a transaction.
     let outcomes = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Err(e) => Err(backend(e)),
         Ok(mut tx) => {
-            let outcomes: Vec<Outcome> = group.iter().map(|job| in_savepoint(&mut tx, job)).collect();
+            let outcomes: Vec<Result<u64, StoreError>> = group.iter().map(|job| in_savepoint(&mut tx, job)).collect();
             tx.commit().map(|_| outcomes).map_err(backend)
         }
     };
     // Answers go out only once the group is durable; if its commit failed, every
     // job of it failed (and nothing of it was written).
-    for (i, job) in group.into_iter().enumerate() {
-        let failed = |e: &StoreError| StoreError::Backend(e.to_string());
+    let mut outcomes = match outcomes {
+        Ok(o) => o.into_iter(),
+        Err(e) => group.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect::<Vec<_>>().into_iter(),
+    };
+    for job in group {
+        let outcome = outcomes.next().unwrap_or_else(|| Err(StoreError::Backend("no outcome".into())));
         match job {
-            Job::Transact(_, reply) => {
-                let r = match &outcomes {
-                    Ok(o) => match &o[i] {
-                        Outcome::Transact(r) => r.as_ref().map(|_| ()).map_err(same_error),
-                        Outcome::Add(_) => Err(StoreError::Backend("mismatched outcome".into())),
-                    },
-                    Err(e) => Err(failed(e)),
-                };
-                let _ = reply.send(r);
-            }
-            Job::Add(_, _, _, reply) => {
-                let r = match &outcomes {
-                    Ok(o) => match &o[i] {
-                        Outcome::Add(r) => r.as_ref().copied().map_err(same_error),
-                        Outcome::Transact(_) => Err(StoreError::Backend("mismatched outcome".into())),
-                    },
-                    Err(e) => Err(failed(e)),
-                };
-                let _ = reply.send(r);
-            }
+            Job::Transact(_, reply) => drop(reply.send(outcome.map(drop))),
+            Job::Add(_, _, _, reply) => drop(reply.send(outcome)),
         }
-    }
-}
-
-/// A job's error as the caller sees it.
-fn same_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::ConditionFailed { index } => StoreError::ConditionFailed { index: *index },
-        StoreError::InvalidTransaction => StoreError::InvalidTransaction,
-        StoreError::Throttled => StoreError::Throttled,
-        StoreError::Backend(m) => StoreError::Backend(m.clone()),
     }
 }
 
 /// Applies one job inside the group, in a savepoint of its own: all of it, or (a
 /// condition failed, a statement failed) none of it.
-fn in_savepoint(tx: &mut rusqlite::Transaction<'_>, job: &Job) -> Outcome {
-    let run = |sp: &rusqlite::Savepoint<'_>| -> Outcome {
-        match job {
-            Job::Transact(ops, _) => Outcome::Transact(apply(sp, ops)),
-            Job::Add(key, field, by, _) => Outcome::Add(add_to(sp, key, field, *by)),
-        }
+fn in_savepoint(tx: &mut rusqlite::Transaction<'_>, job: &Job) -> Result<u64, StoreError> {
+    let sp = tx.savepoint().map_err(backend)?;
+    let outcome = match job {
+        Job::Transact(ops, _) => apply(&sp, ops).map(|()| 0),
+        Job::Add(key, field, by, _) => add_to(&sp, key, field, *by),
     };
-    let sp = match tx.savepoint() {
-        Ok(sp) => sp,
-        Err(e) => {
-            return match job {
-                Job::Transact(..) => Outcome::Transact(Err(backend(e))),
-                Job::Add(..) => Outcome::Add(Err(backend(e))),
-            }
-        }
-    };
-    let outcome = run(&sp);
-    let ok = matches!(&outcome, Outcome::Transact(Ok(())) | Outcome::Add(Ok(_)));
     // Dropping a savepoint rolls it back; committing releases it into the group.
-    let end = if ok {
-        sp.commit()
-    } else {
-        drop(sp);
-        Ok(())
-    };
-    match (end, outcome) {
-        (Err(e), Outcome::Transact(_)) => Outcome::Transact(Err(backend(e))),
-        (Err(e), Outcome::Add(_)) => Outcome::Add(Err(backend(e))),
-        (Ok(()), o) => o,
+    match outcome {
+        Ok(v) => sp.commit().map(|()| v).map_err(backend),
+        Err(e) => Err(e),
     }
 }
 
