@@ -78,17 +78,53 @@ impl Meter<'_> {
 
 pub fn run(changes: usize) -> Result<ExitCode, String> {
     let settings = Settings::from_env();
+    // `RUST_LOG=vigilo_aws=trace` names every request the table makes.
+    if let Some(filter) = settings.log.as_deref().and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok()) {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).compact().try_init();
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let aws = Aws::load().await;
-        let table = aws.table(&settings);
-        let app = Vigilo::new(Arc::new(table.clone()), Arc::new(SystemClock));
-        bench(&app, &table, changes.clamp(1, 1000)).await?;
+        let (table, stream_table) = (aws.table(&settings), aws.table(&settings));
+        let outbox = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let wire = |t: &DynamoTable| {
+            Vigilo::new(Arc::new(t.clone()), Arc::new(SystemClock)).with_delivery(delivery(outbox.path()))
+        };
+        // As the functions run: requests answer, the stream function seals and sends.
+        let app = wire(&table).sealing_elsewhere().delivering_elsewhere();
+        let stream = Stream { app: wire(&stream_table), meter: Meter { table: &stream_table, costs: BTreeMap::new() } };
+        bench(&app, &table, stream, changes.clamp(1, 1000)).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String> {
+/// Notices are written as the functions write them; they go to a folder, so only the
+/// table's requests are counted.
+fn delivery(dir: &std::path::Path) -> vigilo_app::notify::Delivery {
+    let outbox = Arc::new(vigilo_local::OutboxFolder::new(dir));
+    vigilo_app::notify::Delivery {
+        mailer: outbox.clone(),
+        chat: outbox,
+        from: "Vigilo <vigilo@example.com>".into(),
+        base_url: "https://vigilo.example.com".into(),
+        reply_domain: None,
+        link_secret: Arc::new(b"bench-link-secret-bench-link-secret".to_vec()),
+    }
+}
+
+/// The stream function's side: each write's follow-up, charged to what set it off.
+struct Stream<'a> {
+    app: Vigilo,
+    meter: Meter<'a>,
+}
+
+impl Stream<'_> {
+    async fn follow_up(&mut self, order: usize, name: &'static str, ws: &str) -> Result<(), String> {
+        self.meter.charge(order, name, self.app.follow_up(ws)).await.map(drop)
+    }
+}
+
+async fn bench(app: &Vigilo, table: &DynamoTable, mut stream: Stream<'_>, n: usize) -> Result<(), String> {
     let (owner, approver) = (actor("bench-owner"), actor("bench-approver"));
     let slug = format!("bench-{}", jiff::Timestamp::now().as_millisecond());
     let err = |e: vigilo_app::AppError| e.to_string();
@@ -115,22 +151,31 @@ async fn bench(app: &Vigilo, table: &DynamoTable, n: usize) -> Result<(), String
         };
         let c = m.charge(0, "create change", app.create_change(&owner, &slug, raw, None)).await?;
         let vigilo_app::Created::New(c) = c else { return Err("a new change was replayed".into()) };
-        let number = c.number;
+        let (number, ws) = (c.number, c.workspace_id.clone());
+        stream.follow_up(0, "after create change", &ws).await?;
         m.charge(1, "get change", app.get_change(&owner, &slug, number)).await?;
         m.charge(2, "submit", app.act(&owner, &slug, number, "submit", plain(), None)).await?;
+        stream.follow_up(2, "after submit", &ws).await?;
         m.charge(3, "approval queue (50)", app.my_approvals(&approver, &slug, 50, None)).await?;
         m.charge(4, "approve", app.act(&approver, &slug, number, "approve", plain(), None)).await?;
+        stream.follow_up(4, "after approve", &ws).await?;
         m.charge(5, "schedule", app.act(&owner, &slug, number, "schedule", plain(), None)).await?;
+        stream.follow_up(5, "after schedule", &ws).await?;
         m.charge(6, "start", app.act(&owner, &slug, number, "start", plain(), None)).await?;
+        stream.follow_up(6, "after start", &ws).await?;
         let close =
             ActionInput { closure_code: Some("successful".into()), closure_notes: Some("ok".into()), ..plain() };
         m.charge(7, "complete", app.act(&owner, &slug, number, "complete", close, None)).await?;
+        stream.follow_up(7, "after complete", &ws).await?;
         let filter = ChangeFilter { status: Some("completed".into()), ..ChangeFilter::default() };
         m.charge(8, "list changes (status, 50)", app.list_changes(&owner, &slug, &filter, 50, None)).await?;
         let audit = AuditFilter::default();
         m.charge(9, "audit page (50)", app.list_audit(&owner, &slug, &audit, 50, None)).await?;
     }
+    println!("In the request (the functions answer before their audit entries are sealed and notices sent):\n");
     m.print();
+    println!("\nIn the stream function, per write it follows up (seal, send notices, feed webhooks):\n");
+    stream.meter.print();
     println!("\nTransactional writes cost 2 WCU per started KB of each item, plus 1 per KB per index it is in.");
     if table.usage().estimated() > 0 {
         println!(

@@ -4,6 +4,7 @@
 //! `vigilo serve` uses.
 
 pub mod stand_in;
+pub mod stream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -105,6 +106,12 @@ pub fn application(aws: &Aws, settings: &Settings) -> Vigilo {
     }
 }
 
+/// A request function's application: it writes, queues its audit entries and notices,
+/// and answers; the stream function seals the entries and sends the notices.
+pub fn off_the_request(app: Vigilo) -> Vigilo {
+    app.sealing_elsewhere().delivering_elsewhere()
+}
+
 /// Runs the sweep a schedule's event names (`{"sweep": "checkpoints"}`) and returns
 /// its summary, which Lambda logs as the invocation's result.
 pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<Value, lambda_http::Error> {
@@ -120,10 +127,11 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
             Ok(serde_json::to_value(report)?)
         }
         Some("notices") => {
-            let report = app.deliver_all().await?;
-            let hooks = app.dispatch_all_webhooks().await?;
-            tracing::info!(?report, ?hooks, "notices and webhooks delivered");
-            Ok(serde_json::json!({"notices": report, "webhooks": hooks}))
+            // What the stream function did not finish: queued entries sealed, notices
+            // sent, webhooks fed, in every workspace.
+            let report = app.follow_up_all().await?;
+            tracing::info!(?report, "audit queues sealed, notices and webhooks delivered");
+            Ok(serde_json::to_value(report)?)
         }
         other => {
             Err(format!("unknown sweep {other:?}; expected \"checkpoints\", \"escalations\" or \"notices\"").into())
@@ -143,6 +151,22 @@ pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
     let handler = service_fn(|event: LambdaEvent<Value>| {
         let (app, archive) = (&app, &archive);
         async move { sweep(app, archive, &event.payload).await }
+    });
+    lambda_runtime::run(handler).await
+}
+
+/// Starts the stream function: the table's stream invokes it with new audit-queue
+/// entries, and it seals, sends and feeds what they left ([`stream::stream`]). It is
+/// the one function that does this work; the request functions answer without it.
+pub async fn run_stream() -> Result<(), lambda_http::Error> {
+    let settings = Settings::from_env();
+    init_tracing(&settings);
+    let aws = Aws::load().await;
+    let app = application(&aws, &settings);
+    tracing::info!(function = "stream", "ready");
+    let handler = service_fn(|event: LambdaEvent<Value>| {
+        let app = &app;
+        async move { stream::stream(app, event.payload).await }
     });
     lambda_runtime::run(handler).await
 }
@@ -193,7 +217,7 @@ pub async fn run_replies() -> Result<(), lambda_http::Error> {
     init_tracing(&settings);
     let bucket = settings.inbound_bucket.clone().ok_or("VIGILO_INBOUND_BUCKET is not set")?;
     let aws = Aws::load().await;
-    let app = application(&aws, &settings);
+    let app = off_the_request(application(&aws, &settings));
     let inbound = S3Blobs::new(aws.s3(), bucket);
     tracing::info!(function = "replies", "ready");
     let handler = service_fn(|event: LambdaEvent<Value>| {
@@ -211,7 +235,7 @@ pub async fn run(function: Group, group: GroupRouter, wiring: Wiring) -> Result<
     let settings = Settings::from_env();
     init_tracing(&settings);
     let aws = Aws::load().await;
-    let router = gateway_router(group, wiring(&aws, &settings), &settings);
+    let router = gateway_router(group, off_the_request(wiring(&aws, &settings)), &settings);
     tracing::info!(function = function.name(), "ready");
     lambda_http::run(router).await
 }

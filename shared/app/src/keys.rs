@@ -140,6 +140,8 @@ pub fn group(w: &str, name: &str) -> Key {
     Key::new(ws(w), format!("GROUP#{name}"))
 }
 
+/// Groups, members and policies are neighbours in the workspace's partition, with
+/// nothing sorting between them: planning a round reads the three in one range.
 pub fn groups(w: &str) -> (String, &'static str) {
     (ws(w), "GROUP#")
 }
@@ -425,6 +427,31 @@ pub fn idempotency(user: &UserId, scope: &str, key: &str) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_groups_members_and_policies_sort_between_groups_and_policies() {
+        let w = "w";
+        let (_, lo) = groups(w);
+        let (_, hi) = policies(w);
+        let hi = format!("{hi}\u{10FFFF}");
+        let bob = UserId::parse("bob").unwrap();
+        let inside = [group(w, "cab"), member(w, &bob), policy(w, "p1")];
+        let outside = [
+            workspace(w),
+            chain_head(w),
+            change_counter(w),
+            owners_epoch(w),
+            freezes_epoch(w),
+            freeze_window(w, "f1"),
+            webhook(w, "h1"),
+        ];
+        for k in inside {
+            assert!(k.pk == ws(w) && k.sk.as_str() >= lo && k.sk < hi, "{k:?}");
+        }
+        for k in outside {
+            assert!(k.pk != ws(w) || k.sk.as_str() < lo || k.sk >= hi, "{k:?} sorts among the people and policies");
+        }
+    }
 
     #[test]
     fn numbers_sort_numerically_and_round_trip() {

@@ -43,6 +43,9 @@ pub struct Vigilo {
     /// Seals the audit queue right after each write, in this process; `None` where a
     /// sequencer of its own does it (the stream function on AWS).
     pub(crate) sealer: Option<Arc<seal::Sealer>>,
+    /// Sends a request's notices and feeds webhooks before it answers; `false` where
+    /// the stream function does it (on AWS).
+    pub(crate) delivers_inline: bool,
 }
 
 impl Vigilo {
@@ -55,6 +58,7 @@ impl Vigilo {
             slugs: Arc::default(),
             brake: Arc::default(),
             sealer: Some(Arc::default()),
+            delivers_inline: true,
         }
     }
 
@@ -62,6 +66,13 @@ impl Vigilo {
     /// answer without waiting for their `seq`.
     pub fn sealing_elsewhere(mut self) -> Vigilo {
         self.sealer = None;
+        self
+    }
+
+    /// Leaves a request's notices and webhook deliveries to the stream function: the
+    /// request writes them to the outbox and answers.
+    pub fn delivering_elsewhere(mut self) -> Vigilo {
+        self.delivers_inline = false;
         self
     }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use vigilo_domain::audit::{genesis_hash, AuditRow, HashInput};
+use vigilo_domain::audit::{genesis_hash, AuditRow, ChainHead, HashInput};
 
 use crate::error::{AppError, AppResult};
 use crate::keys;
@@ -81,8 +81,13 @@ pub struct Sealed {
 pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
     let mut sealed = Sealed::default();
     let mut lost = 0;
+    // The head this pass wrote last, so the next round need not read it again.
+    let mut known: Option<Option<ChainHead>> = None;
     loop {
-        let head = load_head(table, workspace_id).await?;
+        let head = match known.take() {
+            Some(head) => head,
+            None => load_head(table, workspace_id).await?,
+        };
         let (mut seq, mut prev, mut last_time) = match &head {
             Some(h) => (h.seq, h.hash.clone(), h.created_at.clone().unwrap_or_default()),
             None => (0, genesis_hash(workspace_id), String::new()),
@@ -92,6 +97,10 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
         if page.items.is_empty() {
             return Ok(sealed);
         }
+        // Nothing more was queued when the page was read. An entry queued since is
+        // followed by a pass of its own (its writer's, or its stream record's).
+        let whole_queue = page.last.is_none();
+        let queued = page.items.len();
         let mut ops = Vec::with_capacity(2 * page.items.len() + 1);
         let mut weight = 1;
         let mut count = 0;
@@ -152,6 +161,10 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
                 sealed.rows += count as u64;
                 sealed.head_seq = seq;
                 lost = 0;
+                if whole_queue && count == queued {
+                    return Ok(sealed);
+                }
+                known = Some(Some(ChainHead { seq, hash: prev, created_at: Some(last_time) }));
             }
             Err(StoreError::ConditionFailed { .. }) => {
                 // Another sealer moved the head or took these entries first.

@@ -272,6 +272,7 @@ fn position(attrs: &Attrs, index_sk_attr: &str) -> Result<Position, StoreError> 
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &vigilo_app::store::Key) -> Result<Option<vigilo_app::store::Item>, StoreError> {
+        tracing::trace!(pk = %key.pk, sk = %key.sk, "GetItem");
         for _ in 0..LARGE_READ_ATTEMPTS {
             let out = self
                 .client
@@ -295,10 +296,12 @@ impl Table for DynamoTable {
 
     async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         check_snapshot_shape(keys)?;
+        tracing::trace!(keys = ?keys, "snapshot");
         self.read_whole(keys).await
     }
 
     async fn query(&self, q: &Query) -> Result<Page, StoreError> {
+        tracing::trace!(pk = %q.pk, sk = ?q.sk, index = ?q.index, "Query");
         let (pk_attr, sk_attr, index) = match &q.index {
             None => (PK.to_owned(), SK.to_owned(), None),
             Some(name) => {
@@ -460,6 +463,7 @@ impl Table for DynamoTable {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction_shape(&ops)?;
+        tracing::trace!(ops = ops.len(), first = ?ops.first().map(WriteOp::key), "TransactWriteItems");
         // Each operation's items, parts included, and which operation each came from
         // (a failed condition is reported by the caller's index).
         let mut items = Vec::with_capacity(ops.len());

@@ -9,6 +9,7 @@ pub mod checkpoints;
 pub mod comments;
 pub mod conflicts;
 pub mod escalations;
+pub mod follow_up;
 pub mod freeze;
 pub mod idempotency;
 pub mod insight;

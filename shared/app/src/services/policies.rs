@@ -8,7 +8,7 @@ use tracing::instrument;
 use vigilo_domain::ids::{Slug, UserId};
 use vigilo_domain::policy::{ApprovalPolicy, Planning, RawPolicy};
 use vigilo_domain::role::{Permission, Role};
-use vigilo_domain::workspace::Member;
+use vigilo_domain::workspace::{Group, Member};
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
@@ -16,7 +16,7 @@ use crate::keys;
 use crate::paging;
 use crate::retrying;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
-use crate::services::records::{load, to_data};
+use crate::services::records::{decode, load, to_data};
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query};
 use crate::txn::AuditEntry;
@@ -146,12 +146,36 @@ impl Vigilo {
 
     /// What planning a new round of a change reads: members with their roles, groups
     /// and policies (the members whole too, for the notices of the same submit).
+    ///
+    /// The three sit side by side in the workspace's partition (`GROUP#`, `MEMBER#`,
+    /// `POLICY#`, and nothing else sorts between them), so one range query, paged,
+    /// reads them all.
     pub(crate) async fn planning(&self, ws: &str) -> AppResult<(Planning, Vec<Member>)> {
-        let all = self.all_members(ws).await?;
+        let (pk, group_prefix) = keys::groups(ws);
+        let (_, member_prefix) = keys::members(ws);
+        let (_, policy_prefix) = keys::policies(ws);
+        let mut q = Query::table(pk).between(group_prefix, format!("{policy_prefix}\u{10FFFF}")).limit(500);
+        let (mut all, mut groups, mut policies) = (Vec::<Member>::new(), BTreeMap::new(), Vec::<ApprovalPolicy>::new());
+        loop {
+            let page = self.table.query(&q).await?;
+            for item in page.items {
+                let sk = item.key.sk.as_str();
+                if sk.starts_with(member_prefix) {
+                    all.push(decode(item)?);
+                } else if sk.starts_with(policy_prefix) {
+                    policies.push(decode(item)?);
+                } else if sk.starts_with(group_prefix) {
+                    let g: Group = decode(item)?;
+                    groups.insert(g.name, g.members);
+                }
+            }
+            match page.last {
+                Some(p) => q.after = Some(p),
+                None => break,
+            }
+        }
+        policies.sort_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)));
         let members: Vec<(UserId, Role)> = all.iter().map(|m| (m.user_id.clone(), m.role)).collect();
-        let groups: BTreeMap<String, Vec<UserId>> =
-            self.all_groups(ws).await?.into_iter().map(|g| (g.name, g.members)).collect();
-        let policies = self.all_policies(ws).await?;
         Ok((Planning { members, groups, policies }, all))
     }
 }

@@ -192,14 +192,14 @@ impl Vigilo {
             },
             other => other,
         };
-        // Notices written by the move go out now, and webhooks hear of it; whatever
-        // fails waits for the sweep.
-        if let (Ok(c), true) = (&moved, self.delivery.is_some() && action.may_notify()) {
+        // Notices written by the move go out now, and webhooks hear of it, unless the
+        // stream function does both (on AWS); whatever fails waits for the sweep.
+        if let (Ok(c), true) = (&moved, self.delivers_inline && self.delivery.is_some() && action.may_notify()) {
             if let Err(e) = self.deliver_pending(&c.workspace_id).await {
                 tracing::warn!(error = %e, "notice delivery deferred");
             }
         }
-        if let (Ok(c), true) = (&moved, self.webhooks.is_some()) {
+        if let (Ok(c), true) = (&moved, self.delivers_inline && self.webhooks.is_some()) {
             if let Err(e) = self.dispatch_webhooks(&c.workspace_id).await {
                 tracing::warn!(error = %e, "webhook delivery deferred");
             }
