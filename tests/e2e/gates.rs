@@ -463,3 +463,50 @@ async fn retried_task_and_comment_posts_create_once() {
         assert_eq!(s.get("mia", &path).await.expect(200)["items"].as_array().unwrap().len(), 1, "{path}");
     }
 }
+
+#[tokio::test]
+async fn freeze_windows_filed_at_once_are_all_kept_and_all_block() {
+    let s = std::sync::Arc::new(team().await);
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let body = freeze(&format!("freeze {i}"), 60 + i, 100, json!({"all": true}), false);
+                s.post("alice", "/ws/acme/freeze-windows", body).await.expect(201)["id"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let mut filed = Vec::new();
+    for r in runs {
+        filed.push(r.await.unwrap());
+    }
+    let r = s.act("mia", "acme", &n, "schedule", json!({})).await;
+    r.refused(409, "freeze_window_blocked");
+    let mut blocking: Vec<String> = r.body["error"]["details"]["windows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_owned())
+        .collect();
+    blocking.sort();
+    filed.sort();
+    assert_eq!(blocking, filed, "every window filed in the race blocks the schedule");
+}
+
+#[tokio::test]
+async fn a_withdrawn_freeze_no_longer_blocks_and_an_ended_one_leaves_the_calendar() {
+    let s = team().await;
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    let id = s.post("alice", "/ws/acme/freeze-windows", freeze("brief", 70, 80, json!({"all": true}), false)).await;
+    let id = id.expect(201)["id"].as_str().unwrap().to_owned();
+    s.act("mia", "acme", &n, "schedule", json!({})).await.refused(409, "freeze_window_blocked");
+    s.delete("alice", &format!("/ws/acme/freeze-windows/{id}")).await.expect(204);
+    s.act("mia", "acme", &n, "schedule", json!({})).await.expect(200);
+    // A window already over is kept as a record but not in the calendar the gates read.
+    let past = s.post("alice", "/ws/acme/freeze-windows", freeze("last week", -200, -100, json!({"all": true}), false));
+    past.await.expect(201);
+    let ws = s.get("olga", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    let calendar = s.table().get(&vigilo_app::keys::freezes_epoch(&ws)).await.unwrap();
+    assert_eq!(calendar.unwrap().data["windows"], json!([]));
+}

@@ -78,9 +78,18 @@ pub struct Tx<'a> {
     ops: Vec<WriteOp>,
     derived: Vec<WriteOp>,
     audit: Vec<AuditEntry>,
-    /// Epochs to move, each with the stamp it must still have when held (`Some`), so
-    /// one transaction writes each epoch once however many rules touch it.
-    epochs: std::collections::BTreeMap<Key, Option<Option<String>>>,
+    /// Epochs the decision read (held, with the stamp it must still have) and epochs
+    /// its writes move, so one transaction touches each epoch once however many rules
+    /// name it.
+    epochs: std::collections::BTreeMap<Key, EpochUse>,
+}
+
+/// What one transaction does with an epoch.
+#[derive(Default)]
+struct EpochUse {
+    /// The stamp as read (`Some(None)`: it did not exist), when a rule rests on it.
+    held: Option<Option<String>>,
+    moved: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -125,15 +134,17 @@ impl<'a> Tx<'a> {
         self.ops.push(WriteOp::Check { key, condition });
     }
 
-    /// Holds an epoch as read (`stamp`, `None` when it did not exist) and moves it: the
-    /// commit fails if another write moved it since.
+    /// Holds an epoch as read (`stamp`, `None` when it did not exist): the commit fails
+    /// if another write moved it since. Holding alone is a condition check, so readers
+    /// of one set (every schedule reading the freeze windows) never fail each other.
     pub fn hold_epoch(&mut self, key: Key, stamp: Option<String>) {
-        self.epochs.insert(key, Some(stamp));
+        self.epochs.entry(key).or_default().held = Some(stamp);
     }
 
-    /// Moves an epoch without holding it: every reader that holds it fails.
+    /// Moves an epoch: every transaction holding it since fails. Held and moved by the
+    /// same transaction, it is written on the condition that it is as read.
     pub fn move_epoch(&mut self, key: Key) {
-        self.epochs.entry(key).or_insert(None);
+        self.epochs.entry(key).or_default().moved = true;
     }
 
     /// A write of derived data (an index entry rebuilt from the business item). It
@@ -178,20 +189,20 @@ impl<'a> Tx<'a> {
                 condition: Some(Condition::NotExists),
             });
         }
-        // A held epoch is a guard and rides in the main transaction; one only moved
-        // goes first among the derived writes (in the main transaction while there is
-        // room), like the entries it stands for.
+        // A held epoch is a guard and rides in the main transaction (a check, or the
+        // move itself when this transaction moves it too); one only moved goes first
+        // among the derived writes (in the main transaction while there is room),
+        // like the entries it stands for.
         let mut moved = Vec::new();
-        for (key, held) in std::mem::take(&mut self.epochs) {
-            match held {
-                Some(stamp) => {
-                    let condition = match stamp {
-                        Some(s) => Condition::Equals(vec![("stamp".into(), json!(s))]),
-                        None => Condition::NotExists,
-                    };
-                    self.ops.push(WriteOp::Put { item: epoch_item(key), condition: Some(condition) });
-                }
-                None => moved.push(WriteOp::Put { item: epoch_item(key), condition: None }),
+        for (key, epoch) in std::mem::take(&mut self.epochs) {
+            let condition = epoch.held.map(|stamp| match stamp {
+                Some(s) => Condition::Equals(vec![("stamp".into(), json!(s))]),
+                None => Condition::NotExists,
+            });
+            match (condition, epoch.moved) {
+                (Some(c), true) => self.ops.push(WriteOp::Put { item: epoch_item(key), condition: Some(c) }),
+                (Some(c), false) => self.ops.push(WriteOp::Check { key, condition: c }),
+                (None, _) => moved.push(WriteOp::Put { item: epoch_item(key), condition: None }),
             }
         }
         moved.append(&mut self.derived);

@@ -151,6 +151,8 @@ impl Drop for Taken {
 pub(crate) struct Epochs {
     pub tasks: Option<String>,
     pub freezes: Option<String>,
+    /// The freeze calendar read with them (`None`: not kept yet, query the windows).
+    pub calendar: Option<Vec<vigilo_domain::freeze::FreezeWindow>>,
 }
 
 impl Vigilo {
@@ -339,11 +341,11 @@ impl Vigilo {
         let (access, mut read) = self
             .access_with(actor, slug, |ws| vec![keys::change(ws, n), keys::tasks_epoch(ws, n), keys::freezes_epoch(ws)])
             .await?;
-        let freezes = epoch_stamp(read.pop().flatten().as_ref());
+        let calendar = crate::services::freeze::Calendar::of(read.pop().flatten().as_ref())?;
         let tasks = epoch_stamp(read.pop().flatten().as_ref());
         let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
         let tx = self.tx_as(&access, actor);
-        Ok((access, tx, change, Epochs { tasks, freezes }))
+        Ok((access, tx, change, Epochs { tasks, freezes: calendar.stamp, calendar: calendar.windows }))
     }
 
     /// One change with its derived `conflicts`.

@@ -2,6 +2,8 @@
 //! start. An override is the owner's call (an admin's too where the window allows it),
 //! needs a reason, and leaves its own `change.freeze_override` audit row.
 
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
@@ -18,8 +20,64 @@ use crate::retrying;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{decode_ref, load, to_data};
 use crate::store::{Condition, Item, Query};
-use crate::txn::AuditEntry;
+use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
+
+/// The freeze calendar: every window not yet over, kept whole in the workspace's freeze
+/// epoch item (`WS#{w}` / `#EPOCH#FREEZES`), beside the stamp the gates hold. A move
+/// reads it in the same snapshot as the change and the caller's membership, so the
+/// freeze gate costs no read of its own; the windows' own items stay the record that
+/// lists and `GET` read.
+///
+/// Only freeze writes write it, each on the condition that it is as read, so two admins
+/// filing windows at once cannot drop each other's. A gate only checks it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Calendar {
+    pub stamp: Option<String>,
+    /// `None` in an epoch written before the calendar was kept: the windows' range
+    /// query answers instead until the next freeze write fills it. A workspace's
+    /// calendar is kept from its creation on.
+    pub windows: Option<Vec<FreezeWindow>>,
+}
+
+impl Calendar {
+    /// The calendar as read in a snapshot (`None`: no freeze was ever written).
+    pub fn of(item: Option<&Item>) -> AppResult<Calendar> {
+        match item {
+            None => Ok(Calendar::default()),
+            Some(i) => serde_json::from_value(i.data.clone())
+                .map_err(|e| AppError::Corrupt(format!("the freeze calendar: {e}"))),
+        }
+    }
+}
+
+/// The windows of `windows` that hold `c` over `[from, to)`.
+pub(crate) fn blocking(
+    windows: &[FreezeWindow],
+    c: &ChangeRequest,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<FreezeWindow> {
+    windows.iter().filter(|f| f.blocks(c, from, to)).cloned().collect()
+}
+
+/// The calendar item after a freeze write: the windows not over at `now`, a new stamp,
+/// written only if the calendar is still as `read` (it did not exist: `None`).
+pub(crate) fn write_calendar(
+    tx: &mut Tx<'_>,
+    ws: &str,
+    read: Option<String>,
+    windows: Vec<FreezeWindow>,
+    now: Timestamp,
+) {
+    let windows: Vec<FreezeWindow> = windows.into_iter().filter(|f| f.end > now).collect();
+    let calendar = Calendar { stamp: Some(uuid::Uuid::new_v4().simple().to_string()), windows: Some(windows) };
+    let condition = match read {
+        Some(stamp) => Condition::Equals(vec![("stamp".into(), json!(stamp))]),
+        None => Condition::NotExists,
+    };
+    tx.put(Item::new(keys::freezes_epoch(ws), to_data(&calendar)), Some(condition));
+}
 
 fn window_items(f: &FreezeWindow) -> [Item; 2] {
     let w = &f.workspace_id;
@@ -66,15 +124,17 @@ impl Vigilo {
                 created_at: now,
                 version: 1,
             };
+            let (stamp, mut windows) = self.calendar_for_write(&ws, now).await?;
             for item in window_items(&window) {
                 tx.put(item, Some(Condition::NotExists));
             }
+            windows.push(window.clone());
+            write_calendar(&mut tx, &ws, stamp, windows, now);
             tx.audit(
                 AuditEntry::new("freeze_window.create", "FreezeWindow", &window.id)
                     .values(json!(null), to_data(&window)),
             );
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&window), now);
-            tx.move_epoch(keys::freezes_epoch(access.ws()));
             tx.commit(now).await?;
             Ok(Created::New(window))
         })
@@ -116,16 +176,51 @@ impl Vigilo {
             let ws = access.ws();
             let window: FreezeWindow =
                 load(&*self.table, &keys::freeze_window(ws, id)).await?.ok_or(AppError::NotFound)?;
+            let now = self.now();
+            let (stamp, mut windows) = self.calendar_for_write(ws, now).await?;
             tx.delete(keys::freeze_window(ws, id), Some(Condition::version(window.version)));
             tx.delete(keys::freeze_by_end(ws, &time::format(window.end), id), None);
+            windows.retain(|f| f.id != window.id);
+            write_calendar(&mut tx, ws, stamp, windows, now);
             tx.audit(
                 AuditEntry::new("freeze_window.delete", "FreezeWindow", &window.id)
                     .values(to_data(&window), json!(null)),
             );
-            tx.move_epoch(keys::freezes_epoch(access.ws()));
-            tx.commit(self.now()).await?;
+            tx.commit(now).await?;
             Ok(())
         })
+    }
+
+    /// The calendar's stamp and windows, for a freeze write to rewrite. A calendar not
+    /// kept yet is filled from the windows' range query.
+    async fn calendar_for_write(&self, ws: &str, now: Timestamp) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
+        let calendar = Calendar::of(self.table.get(&keys::freezes_epoch(ws)).await?.as_ref())?;
+        let windows = match calendar.windows {
+            Some(w) => w,
+            None => self.windows_ending_after(ws, now).await?,
+        };
+        Ok((calendar.stamp, windows))
+    }
+
+    async fn windows_ending_after(&self, ws: &str, from: Timestamp) -> AppResult<Vec<FreezeWindow>> {
+        let (lo, hi) = keys::ending_after(&time::format(from));
+        let q = Query::table(keys::freeze_partition(ws)).between(lo, hi).limit(500);
+        paging::query_all(&*self.table, q).await
+    }
+
+    /// The windows that hold `c` over `[from, to)`: from the calendar when the caller
+    /// read it, else the windows' range query over those that end after `from`.
+    pub(crate) async fn freezes_over(
+        &self,
+        calendar: Option<&[FreezeWindow]>,
+        c: &ChangeRequest,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> AppResult<Vec<FreezeWindow>> {
+        match calendar {
+            Some(windows) => Ok(blocking(windows, c, from, to)),
+            None => self.blocking_windows(&c.workspace_id, c, from, to).await,
+        }
     }
 
     /// The windows that hold `c` over `[from, to)`: one range query over the windows
@@ -137,9 +232,6 @@ impl Vigilo {
         from: jiff::Timestamp,
         to: jiff::Timestamp,
     ) -> AppResult<Vec<FreezeWindow>> {
-        let (lo, hi) = keys::ending_after(&time::format(from));
-        let q = Query::table(keys::freeze_partition(ws)).between(lo, hi).limit(500);
-        let windows: Vec<FreezeWindow> = paging::query_all(&*self.table, q).await?;
-        Ok(windows.into_iter().filter(|f| f.blocks(c, from, to)).collect())
+        Ok(blocking(&self.windows_ending_after(ws, from).await?, c, from, to))
     }
 }

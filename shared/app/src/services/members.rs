@@ -163,6 +163,7 @@ impl Vigilo {
     async fn hold_owners(&self, tx: &mut Tx<'_>, ws: &str) -> AppResult<()> {
         let epoch = self.table.get(&keys::owners_epoch(ws)).await?;
         tx.hold_epoch(keys::owners_epoch(ws), epoch_stamp(epoch.as_ref()));
+        tx.move_epoch(keys::owners_epoch(ws));
         Ok(())
     }
 

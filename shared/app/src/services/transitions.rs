@@ -26,6 +26,7 @@ use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
 use crate::services::conflicts::{occupancy, write_occupancy};
+use crate::services::freeze;
 use crate::services::notices::grant_item;
 use crate::services::notices::Event;
 use crate::services::records::{change_item, load, step_item, to_data};
@@ -138,7 +139,7 @@ impl Vigilo {
             }
             let now = self.now();
             let needs = transition::needs(&old, action, now)?;
-            let (gates, mut read) = self.gather(&access, &old, &needs, now).await?;
+            let (gates, mut read) = self.gather(&access, &old, &needs, epochs.calendar.as_deref(), now).await?;
             let by = Mover { user: access.user(), role: access.role(), now };
             let mut mv = match transition::transition(&old, action, &move_input(&input), by, gates) {
                 Err(e @ (DomainError::NotAnApprover | DomainError::AlreadyDecided)) => {
@@ -159,8 +160,16 @@ impl Vigilo {
                 // What the others decided so far is the round as the move leaves it.
                 let round = mv.round_after(read.round.clone());
                 let members = read.members.as_deref().unwrap_or_default();
-                let (details, conflicts) =
-                    self.change_details(&mv.change, &round, members, read.freezes.take()).await?;
+                // The windows over the planned window: as the gate read them, else
+                // from the calendar read with the change.
+                let freezes = read.freezes.take().or_else(|| {
+                    let cal = epochs.calendar.as_deref()?;
+                    match (mv.change.planned_start, mv.change.planned_end) {
+                        (Some(from), Some(to)) => Some(freeze::blocking(cal, &mv.change, from, to)),
+                        _ => Some(vec![]),
+                    }
+                });
+                let (details, conflicts) = self.change_details(&mv.change, &round, members, freezes).await?;
                 read.details = Some(details);
                 // The answer carries the same conflicts: read once.
                 mv.conflicts.get_or_insert(conflicts);
@@ -213,13 +222,14 @@ impl Vigilo {
         access: &Access,
         c: &ChangeRequest,
         needs: &Needs,
+        calendar: Option<&[FreezeWindow]>,
         now: jiff::Timestamp,
     ) -> AppResult<(Gates, Read)> {
         let ws = access.ws();
         let mut g = Gates::default();
         let mut read = Read::default();
         if let Some((from, to)) = needs.freeze_span {
-            g.freezes = self.blocking_windows(ws, c, from, to).await?;
+            g.freezes = self.freezes_over(calendar, c, from, to).await?;
             if needs.freeze_span == guarded_span(c, None) {
                 read.freezes = Some(g.freezes.clone());
             }
@@ -305,10 +315,11 @@ impl Vigilo {
                 wrote_task = true;
             }
         }
-        match tasks_epoch {
-            Some(stamp) => tx.hold_epoch(keys::tasks_epoch(ws, old.number), stamp),
-            None if wrote_task => tx.move_epoch(keys::tasks_epoch(ws, old.number)),
-            None => {}
+        if let Some(stamp) = tasks_epoch {
+            tx.hold_epoch(keys::tasks_epoch(ws, old.number), stamp);
+        }
+        if wrote_task {
+            tx.move_epoch(keys::tasks_epoch(ws, old.number));
         }
         // The round's other steps as read: a decision on one of them meanwhile (the
         // stage passing, the round closing) fails this commit, so two approvers

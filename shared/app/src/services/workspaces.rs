@@ -106,6 +106,8 @@ impl Vigilo {
             let entry = json!({"workspace_id": workspace.id, "created_at": vigilo_domain::time::format(now)});
             tx.put(Item::new(keys::registry_entry(&workspace.id), entry), Some(Condition::NotExists));
             tx.put(member_item(&owner), Some(Condition::NotExists));
+            // The freeze calendar is kept from the start, empty.
+            crate::services::freeze::write_calendar(&mut tx, &workspace.id, None, vec![], now);
             tx.audit(
                 AuditEntry::new("workspace.create", "Workspace", &workspace.id)
                     .values(json!(null), to_data(&workspace)),
