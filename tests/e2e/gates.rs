@@ -297,6 +297,35 @@ async fn tasks_run_through_their_own_lifecycle_and_predecessors() {
     let states: Vec<&str> = list["items"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap()).collect();
     assert_eq!(states, ["done", "in_progress", "skipped"]);
     assert_eq!(audit_rows(&s, "task.start").await.len(), 2);
+    assert_eq!(kept_tasks(&s, &n).await, list["items"], "the copy the gates read is the tasks as stored");
+}
+
+/// The tasks a change's tasks epoch keeps, which the gates and the task writes read.
+async fn kept_tasks(s: &TestServer, n: &str) -> Value {
+    let ws = s.get("olga", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    let key = vigilo_app::keys::tasks_epoch(&ws, vigilo_e2e::number(n));
+    s.table().get(&key).await.unwrap().expect("a tasks epoch").data["tasks"].clone()
+}
+
+#[tokio::test]
+async fn a_change_filed_before_its_tasks_were_kept_is_gated_by_its_tasks_query() {
+    let s = team().await;
+    let n = approved(&s, change_on("db work", "db", 72, 73)).await;
+    s.post("mia", &format!("/ws/acme/changes/{n}/tasks"), json!({"title": "backup", "gate": "start"}))
+        .await
+        .expect(201);
+    s.act("mia", "acme", &n, "schedule", json!({})).await.expect(200);
+    // As an epoch written before the copy was kept: a stamp alone.
+    let ws = s.get("olga", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    let key = vigilo_app::keys::tasks_epoch(&ws, vigilo_e2e::number(&n));
+    let old = vigilo_app::store::Item::new(key, json!({"stamp": "old"}));
+    s.table().transact(vec![vigilo_app::store::WriteOp::Put { item: old, condition: None }]).await.unwrap();
+    let r = s.act("mia", "acme", &n, "start", json!({})).await;
+    r.refused(409, "tasks_pending");
+    s.post("mia", &format!("/ws/acme/changes/{n}/tasks/T001/start"), json!({})).await.expect(200);
+    s.post("mia", &format!("/ws/acme/changes/{n}/tasks/T001/done"), json!({})).await.expect(200);
+    s.act("mia", "acme", &n, "start", json!({})).await.expect(200);
+    assert_eq!(kept_tasks(&s, &n).await, Value::Null, "an epoch without the copy stays without it");
 }
 
 #[tokio::test]
@@ -338,6 +367,7 @@ async fn tasks_come_from_the_implementation_plan_once() {
     let made = s.post("mia", &format!("/ws/acme/changes/{n}/tasks/generate"), json!({})).await.expect(201);
     let titles: Vec<&str> = made["items"].as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["Drain node", "Patch kernel", "Reboot", "Undrain"]);
+    assert_eq!(kept_tasks(&s, &n).await, made["items"]);
     assert_eq!(made["items"][2]["predecessors"], json!(["T002"]));
     s.post("mia", &format!("/ws/acme/changes/{n}/tasks/generate"), json!({}))
         .await
@@ -371,6 +401,7 @@ async fn an_emergency_gets_a_review_task_due_48_hours_after_it_ends() {
     let tasks = s.get("mia", &format!("/ws/acme/changes/{n}/tasks")).await.expect(200);
     let review = &tasks["items"][0];
     assert_eq!(review["origin"], "post_implementation_review");
+    assert_eq!(kept_tasks(&s, &n).await, tasks["items"]);
     let due: jiff::Timestamp = review["due_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(due.duration_since(ended), jiff::SignedDuration::from_hours(48));
     // Reopened and completed again: still one review.

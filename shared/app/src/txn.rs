@@ -90,6 +90,9 @@ struct EpochUse {
     /// The stamp as read (`Some(None)`: it did not exist), when a rule rests on it.
     held: Option<Option<String>>,
     moved: bool,
+    /// What the epoch's item carries beside its stamp, when it keeps a copy of its set
+    /// (a change's tasks); written whenever the epoch moves.
+    content: Option<Value>,
 }
 
 impl<'a> Tx<'a> {
@@ -147,6 +150,15 @@ impl<'a> Tx<'a> {
         self.epochs.entry(key).or_default().moved = true;
     }
 
+    /// Moves an epoch whose item keeps a copy of its set, writing the copy as it is
+    /// after this transaction. Hold it too, so that two writers of the set cannot both
+    /// rewrite the copy from the same read.
+    pub fn rewrite_epoch(&mut self, key: Key, content: Value) {
+        let epoch = self.epochs.entry(key).or_default();
+        epoch.moved = true;
+        epoch.content = Some(content);
+    }
+
     /// A write of derived data (an index entry rebuilt from the business item). It
     /// rides in the main transaction when there is room, else right after it.
     pub fn derived(&mut self, op: WriteOp) {
@@ -200,9 +212,11 @@ impl<'a> Tx<'a> {
                 None => Condition::NotExists,
             });
             match (condition, epoch.moved) {
-                (Some(c), true) => self.ops.push(WriteOp::Put { item: epoch_item(key), condition: Some(c) }),
+                (Some(c), true) => {
+                    self.ops.push(WriteOp::Put { item: epoch_item(key, epoch.content), condition: Some(c) })
+                }
                 (Some(c), false) => self.ops.push(WriteOp::Check { key, condition: c }),
-                (None, _) => moved.push(WriteOp::Put { item: epoch_item(key), condition: None }),
+                (None, _) => moved.push(WriteOp::Put { item: epoch_item(key, epoch.content), condition: None }),
             }
         }
         moved.append(&mut self.derived);
@@ -246,9 +260,14 @@ impl<'a> Tx<'a> {
     }
 }
 
-/// An epoch's item: a fresh stamp each time it moves.
-fn epoch_item(key: Key) -> Item {
-    Item::new(key, json!({"stamp": uuid::Uuid::new_v4().simple().to_string()}))
+/// An epoch's item: a fresh stamp each time it moves, beside the copy it keeps.
+fn epoch_item(key: Key, content: Option<Value>) -> Item {
+    let mut data = match content {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    data.insert("stamp".into(), json!(uuid::Uuid::new_v4().simple().to_string()));
+    Item::new(key, Value::Object(data))
 }
 
 /// The stamp of an epoch as read, `None` when it was never moved.

@@ -153,6 +153,8 @@ pub(crate) struct Epochs {
     pub freezes: Option<String>,
     /// The freeze calendar read with them (`None`: not kept yet, query the windows).
     pub calendar: Option<Vec<vigilo_domain::freeze::FreezeWindow>>,
+    /// The change's tasks as its tasks epoch keeps them (`None`: not kept, query them).
+    pub task_list: Option<Vec<vigilo_domain::task::Task>>,
 }
 
 impl Vigilo {
@@ -221,6 +223,7 @@ impl Vigilo {
                 tx.derived(op);
             }
             write_occupancy(&mut tx, &ws, number, None, occupancy(&change));
+            crate::services::tasks::no_tasks_yet(&mut tx, &ws, number);
             tx.audit(
                 AuditEntry::new("change.create", "ChangeRequest", &change.id)
                     .values(json!(null), to_data(&change))
@@ -342,10 +345,12 @@ impl Vigilo {
             .access_with(actor, slug, |ws| vec![keys::change(ws, n), keys::tasks_epoch(ws, n), keys::freezes_epoch(ws)])
             .await?;
         let calendar = crate::services::freeze::Calendar::of(read.pop().flatten().as_ref())?;
-        let tasks = epoch_stamp(read.pop().flatten().as_ref());
+        let tasks_item = read.pop().flatten();
+        let (tasks, task_list) =
+            (epoch_stamp(tasks_item.as_ref()), crate::services::tasks::task_list(tasks_item.as_ref())?);
         let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
         let tx = self.tx_as(&access, actor);
-        Ok((access, tx, change, Epochs { tasks, freezes: calendar.stamp, calendar: calendar.windows }))
+        Ok((access, tx, change, Epochs { tasks, freezes: calendar.stamp, calendar: calendar.windows, task_list }))
     }
 
     /// One change with its derived `conflicts`.

@@ -15,11 +15,12 @@ use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::changes::require_author_or;
+use crate::services::changes::Epochs;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::to_data;
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query};
-use crate::txn::AuditEntry;
+use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
 /// At most this many tasks come from one plan (one transaction holds them all).
@@ -60,6 +61,36 @@ fn next_seq(tasks: &[Task]) -> u32 {
 }
 
 /// The post-implementation review an emergency change owes once it ends, or `None`.
+/// The copy of a change's tasks its tasks epoch keeps: `None` for a change filed before
+/// the copy was kept (its tasks are queried instead).
+pub(crate) fn task_list(item: Option<&Item>) -> AppResult<Option<Vec<Task>>> {
+    match item.and_then(|i| i.data.get("tasks")) {
+        None => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| AppError::Corrupt(format!("the tasks kept with a change: {e}"))),
+    }
+}
+
+/// Moves a change's tasks epoch after a write of its tasks, held as read so that two
+/// writers of the set never both commit from one read; where the copy is kept, it is
+/// rewritten as `tasks` are now.
+pub(crate) fn write_tasks(tx: &mut Tx<'_>, c: &ChangeRequest, epochs: &Epochs, tasks: &[Task]) {
+    let key = keys::tasks_epoch(&c.workspace_id, c.number);
+    tx.hold_epoch(key.clone(), epochs.tasks.clone());
+    match epochs.task_list {
+        Some(_) => tx.rewrite_epoch(key, json!({ "tasks": tasks })),
+        None => tx.move_epoch(key),
+    }
+}
+
+/// The tasks epoch of a new change: its copy of the tasks, none yet.
+pub(crate) fn no_tasks_yet(tx: &mut Tx<'_>, ws: &str, n: ChangeNumber) {
+    let key = keys::tasks_epoch(ws, n);
+    tx.hold_epoch(key.clone(), None);
+    tx.rewrite_epoch(key, json!({ "tasks": [] }));
+}
+
 pub(crate) fn review_task(c: &ChangeRequest, tasks: &[Task], now: jiff::Timestamp) -> Option<Task> {
     if !task::needs_review(c, tasks) {
         return None;
@@ -83,6 +114,15 @@ pub(crate) fn task_created(t: &Task) -> AuditEntry {
 
 impl Vigilo {
     /// A change's tasks in the order they were added.
+    /// A change's tasks as its writers and gates see them: the copy read with the
+    /// change, or, for a change filed before the copy was kept, its tasks' query.
+    pub(crate) async fn tasks_of(&self, ws: &str, n: ChangeNumber, epochs: &Epochs) -> AppResult<Vec<Task>> {
+        match &epochs.task_list {
+            Some(kept) => Ok(kept.clone()),
+            None => self.change_tasks(ws, n).await,
+        }
+    }
+
     pub(crate) async fn change_tasks(&self, ws: &str, n: ChangeNumber) -> AppResult<Vec<Task>> {
         let q = Query::table(keys::steps(ws, n)).begins_with(keys::TASK_PREFIX).limit(500);
         paging::query_all(&*self.table, q).await
@@ -103,7 +143,7 @@ impl Vigilo {
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Task>> {
         retrying!({
-            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c, epochs) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
             let scope = format!("tasks:{}", access.ws());
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
@@ -111,7 +151,7 @@ impl Vigilo {
                 return Ok(Created::Replay(v));
             }
             task::check_runbook_open(&c)?;
-            let tasks = self.change_tasks(access.ws(), c.number).await?;
+            let mut tasks = self.tasks_of(access.ws(), c.number, &epochs).await?;
             let fields = raw.clone().parse(&tasks)?;
             if let Some(a) = &fields.assignee {
                 if self.table.get(&keys::member(access.ws(), a)).await?.is_none() {
@@ -129,7 +169,8 @@ impl Vigilo {
             tx.put(task_item(&t), Some(Condition::NotExists));
             tx.audit(task_created(&t));
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&t), now);
-            tx.move_epoch(keys::tasks_epoch(access.ws(), c.number));
+            tasks.push(t.clone());
+            write_tasks(&mut tx, &c, &epochs, &tasks);
             tx.commit(now).await?;
             Ok(Created::New(t))
         })
@@ -145,7 +186,7 @@ impl Vigilo {
         idem: Option<&IdempotencyKey>,
     ) -> AppResult<Created<Paged<Task>>> {
         retrying!({
-            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
+            let (access, mut tx, c, epochs) = self.change_for_write(actor, slug, number).await?;
             access.require(Permission::CreateChange)?;
             let scope = format!("tasks:{}", access.ws());
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, self.now()).await?;
@@ -153,7 +194,7 @@ impl Vigilo {
                 return Ok(Created::Replay(v));
             }
             task::check_runbook_open(&c)?;
-            let tasks = self.change_tasks(access.ws(), c.number).await?;
+            let mut tasks = self.tasks_of(access.ws(), c.number, &epochs).await?;
             if tasks.iter().any(|t| t.origin == TaskOrigin::Plan) {
                 return Err(DomainError::TasksAlreadyGenerated.into());
             }
@@ -182,9 +223,10 @@ impl Vigilo {
                 .values(json!(null), json!(made.iter().map(to_data).collect::<Vec<_>>()))
                 .subject(&c.id);
             tx.audit(entry);
+            tasks.extend(made.iter().cloned());
+            write_tasks(&mut tx, &c, &epochs, &tasks);
             let page = Paged { items: made, next_cursor: None };
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&page), now);
-            tx.move_epoch(keys::tasks_epoch(access.ws(), c.number));
             tx.commit(now).await?;
             Ok(Created::New(page))
         })
@@ -204,8 +246,8 @@ impl Vigilo {
     ) -> AppResult<Task> {
         let action = TaskAction::parse(action).ok_or(AppError::NotFound)?;
         retrying!({
-            let (access, mut tx, c, _) = self.change_for_write(actor, slug, number).await?;
-            let tasks = self.change_tasks(access.ws(), c.number).await?;
+            let (access, mut tx, c, epochs) = self.change_for_write(actor, slug, number).await?;
+            let mut tasks = self.tasks_of(access.ws(), c.number, &epochs).await?;
             let old = tasks.iter().find(|t| t.id == task_id).cloned().ok_or(AppError::NotFound)?;
             access.require(Permission::CreateChange)?;
             let own = old.assignee.as_ref() == Some(access.user()) || c.assignee.as_ref() == Some(access.user());
@@ -233,7 +275,10 @@ impl Vigilo {
                     .values(before, after)
                     .subject(&c.id),
             );
-            tx.move_epoch(keys::tasks_epoch(access.ws(), c.number));
+            if let Some(kept) = tasks.iter_mut().find(|t| t.id == new.id) {
+                *kept = new.clone();
+            }
+            write_tasks(&mut tx, &c, &epochs, &tasks);
             tx.commit(now).await?;
             Ok(new)
         })

@@ -25,12 +25,13 @@ use crate::keys;
 use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
+use crate::services::changes::Epochs;
 use crate::services::conflicts::{occupancy, write_occupancy};
 use crate::services::freeze;
 use crate::services::notices::grant_item;
 use crate::services::notices::Event;
 use crate::services::records::{change_item, load, step_item, to_data};
-use crate::services::tasks::{review_task, task_created, task_item};
+use crate::services::tasks::{review_task, task_created, task_item, write_tasks};
 use crate::services::views::diff;
 use crate::store::{Condition, Query};
 use crate::txn::{AuditEntry, Tx};
@@ -96,6 +97,12 @@ fn write_change(
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
 
+/// The tasks a move read with the change, and whether its gate rests on them.
+struct TasksRead<'e> {
+    held: bool,
+    epochs: &'e Epochs,
+}
+
 /// What the service read beyond the gates, for writing the move: the members (for the
 /// notices), the tasks (for the review task) and the delegations a decision may ride on.
 #[derive(Default)]
@@ -139,7 +146,7 @@ impl Vigilo {
             }
             let now = self.now();
             let needs = transition::needs(&old, action, now)?;
-            let (gates, mut read) = self.gather(&access, &old, &needs, epochs.calendar.as_deref(), now).await?;
+            let (gates, mut read) = self.gather(&access, &old, &needs, &epochs, now).await?;
             let by = Mover { user: access.user(), role: access.role(), now };
             let mut mv = match transition::transition(&old, action, &move_input(&input), by, gates) {
                 Err(e @ (DomainError::NotAnApprover | DomainError::AlreadyDecided)) => {
@@ -177,14 +184,14 @@ impl Vigilo {
             // Each gate holds the epoch of the set it read: a task added or reopened, a
             // freeze window filed, a change filed on an asset since fails the commit,
             // and the move is decided again from a fresh read.
-            let holds_tasks = needs.tasks.then_some(epochs.tasks);
             if needs.freeze_span.is_some() {
-                tx.hold_epoch(keys::freezes_epoch(access.ws()), epochs.freezes);
+                tx.hold_epoch(keys::freezes_epoch(access.ws()), epochs.freezes.clone());
             }
             for (key, stamp) in std::mem::take(&mut read.asset_epochs) {
                 tx.hold_epoch(key, stamp);
             }
-            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, holds_tasks, now);
+            let tasks = TasksRead { held: needs.tasks, epochs: &epochs };
+            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, tasks, now);
             tx.commit(now).await?;
             Ok(new)
         });
@@ -222,20 +229,20 @@ impl Vigilo {
         access: &Access,
         c: &ChangeRequest,
         needs: &Needs,
-        calendar: Option<&[FreezeWindow]>,
+        epochs: &Epochs,
         now: jiff::Timestamp,
     ) -> AppResult<(Gates, Read)> {
         let ws = access.ws();
         let mut g = Gates::default();
         let mut read = Read::default();
         if let Some((from, to)) = needs.freeze_span {
-            g.freezes = self.freezes_over(calendar, c, from, to).await?;
+            g.freezes = self.freezes_over(epochs.calendar.as_deref(), c, from, to).await?;
             if needs.freeze_span == guarded_span(c, None) {
                 read.freezes = Some(g.freezes.clone());
             }
         }
         if needs.tasks {
-            g.tasks = self.change_tasks(ws, c.number).await?;
+            g.tasks = self.tasks_of(ws, c.number, epochs).await?;
             read.tasks = g.tasks.clone();
         }
         if needs.dependencies {
@@ -281,7 +288,7 @@ impl Vigilo {
         input: &ActionInput,
         mv: Move,
         read: Read,
-        tasks_epoch: Option<Option<String>>,
+        tasks: TasksRead<'_>,
         now: jiff::Timestamp,
     ) -> ChangeRequest {
         let ws = access.ws();
@@ -307,19 +314,19 @@ impl Vigilo {
             // moved under us (a concurrent cancel, say).
             tx.check(keys::change(ws, old.number), Condition::version(old.version));
         }
-        let mut wrote_task = false;
-        if mv.review_due {
-            if let Some(t) = review_task(&new, &read.tasks, now) {
+        // The review task joins the tasks as kept with the change (or as the gate
+        // queried them, for a change filed before the copy was kept).
+        let known = tasks.epochs.task_list.as_deref().unwrap_or(&read.tasks);
+        match review_task(&new, known, now).filter(|_| mv.review_due) {
+            Some(t) => {
                 tx.put(task_item(&t), Some(Condition::NotExists));
                 tx.audit(task_created(&t));
-                wrote_task = true;
+                let mut all = known.to_vec();
+                all.push(t);
+                write_tasks(tx, old, tasks.epochs, &all);
             }
-        }
-        if let Some(stamp) = tasks_epoch {
-            tx.hold_epoch(keys::tasks_epoch(ws, old.number), stamp);
-        }
-        if wrote_task {
-            tx.move_epoch(keys::tasks_epoch(ws, old.number));
+            None if tasks.held => tx.hold_epoch(keys::tasks_epoch(ws, old.number), tasks.epochs.tasks.clone()),
+            None => {}
         }
         // The round's other steps as read: a decision on one of them meanwhile (the
         // stage passing, the round closing) fails this commit, so two approvers
