@@ -98,8 +98,9 @@ pub async fn pass<T: Send + 'static>(
     }
 }
 
-/// The local stand-in for the escalation and delivery retry schedules: every minute,
-/// steps past their SLA are escalated and whatever failed to go out is tried again.
+/// The local stand-in for the escalation, delivery retry and number schedules: every
+/// minute, steps past their SLA are escalated, whatever failed to go out is tried
+/// again, and change numbers taken by requests that died are voided.
 async fn redeliver(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
@@ -120,6 +121,12 @@ async fn redeliver(app: Vigilo) {
         match pass("webhooks", async move { a.dispatch_all_webhooks().await }).await {
             Some(Ok(r)) if r.delivered + r.failed > 0 => tracing::info!(?r, "webhook deliveries"),
             Some(Err(e)) => tracing::error!(error = %e, "webhook delivery failed"),
+            _ => {}
+        }
+        let a = app.clone();
+        match pass("numbers", async move { a.void_all_gaps().await }).await {
+            Some(Ok(r)) if r.voided > 0 => tracing::warn!(?r, "change numbers taken and never filed were voided"),
+            Some(Err(e)) => tracing::error!(error = %e, "the change number sweep failed"),
             _ => {}
         }
     }

@@ -429,3 +429,38 @@ async fn extreme_times_are_accepted_or_refused_never_a_500() {
     assert_eq!(s.get("mia", "/health").await.status, 200);
     assert_eq!(s.verify("alice", "acme").await["ok"], true);
 }
+
+/// A process that dies after taking a change number and before filing the change (or
+/// its void) leaves a gap; the number sweep closes it once the grace period is over,
+/// and leaves numbers that are only slow alone.
+#[tokio::test]
+async fn a_number_taken_by_a_process_that_died_is_voided_by_the_sweep() {
+    use vigilo_app::clock::ManualClock;
+    let clock = std::sync::Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let s = TestServer::start_with_clock(clock.clone()).await;
+    s.workspace("olga", "acme", &[("mia", "member")]).await;
+    s.change("mia", "acme", normal_change("first")).await;
+    let ws = s.get("olga", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    // The dead process: it took CHG-00002 and nothing more.
+    assert_eq!(s.table().add(&vigilo_app::keys::change_counter(&ws), "last", 1).await.unwrap(), 2);
+    s.change("mia", "acme", normal_change("third")).await;
+
+    let first = s.app.void_gaps(&ws).await.unwrap();
+    assert_eq!((first.checked, first.voided, first.waiting), (3, 0, 1), "{first:?}");
+    s.get("mia", "/ws/acme/changes/CHG-00002").await.refused(404, "not_found");
+    clock.advance(vigilo_app::services::numbers::GRACE - jiff::SignedDuration::from_secs(1));
+    let early = s.app.void_gaps(&ws).await.unwrap();
+    assert_eq!((early.checked, early.voided, early.waiting), (1, 0, 1), "only the missing number again");
+    clock.advance(jiff::SignedDuration::from_secs(1));
+    let swept = s.app.void_all_gaps().await.unwrap();
+    assert_eq!((swept.voided, swept.waiting), (1, 0), "{swept:?}");
+    let voided = s.get("mia", "/ws/acme/changes/CHG-00002").await.expect(200);
+    assert_eq!((voided["status"].as_str(), voided["author"].as_str()), (Some("cancelled"), Some("vigilo:unknown")));
+    let activity = s.get("olga", "/ws/acme/changes/CHG-00002/activity").await.expect(200);
+    assert_eq!(activity["items"][0]["action"], "change.void");
+    assert_eq!(activity["items"][0]["metadata"]["requested_by"], json!(null));
+    // Nothing left to do, and the chain still verifies.
+    let again = s.app.void_gaps(&ws).await.unwrap();
+    assert_eq!((again.checked, again.voided), (0, 0));
+    assert_eq!(s.verify("olga", "acme").await["ok"], true);
+}

@@ -133,9 +133,15 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
             tracing::info!(?report, "audit queues sealed, notices and webhooks delivered");
             Ok(serde_json::to_value(report)?)
         }
-        other => {
-            Err(format!("unknown sweep {other:?}; expected \"checkpoints\", \"escalations\" or \"notices\"").into())
+        Some("numbers") => {
+            let report = app.void_all_gaps().await?;
+            tracing::info!(?report, "change numbers checked");
+            Ok(serde_json::to_value(report)?)
         }
+        other => Err(format!(
+            "unknown sweep {other:?}; expected \"checkpoints\", \"escalations\", \"notices\" or \"numbers\""
+        )
+        .into()),
     }
 }
 

@@ -154,6 +154,11 @@ pub fn change_counter(w: &str) -> Key {
     Key::new(ws(w), "#COUNTER#CHANGE")
 }
 
+/// How far the gap sweep has checked the numbers the counter handed out.
+pub fn numbers_checked(w: &str) -> Key {
+    Key::new(ws(w), "#COUNTER#CHECKED")
+}
+
 pub fn changes(w: &str) -> String {
     format!("{}#CHANGES", ws(w))
 }

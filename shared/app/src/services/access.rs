@@ -128,11 +128,20 @@ impl Vigilo {
     /// The members who delegated their approvals to `delegate`, while it holds now.
     pub async fn delegators(&self, workspace_id: &str, delegate: &UserId) -> AppResult<Vec<Member>> {
         let q = Query::index(keys::BY_DELEGATE, keys::delegators_of(workspace_id, delegate)).limit(500);
-        let now = self.now();
         let members: Vec<Member> = paging::query_all(&*self.table, q).await?;
-        Ok(members
-            .into_iter()
-            .filter(|m| m.delegation.as_ref().is_some_and(|d| &d.delegate == delegate && d.holds_at(now)))
-            .collect())
+        Ok(delegators_among(members.iter(), delegate, self.now()))
     }
+}
+
+/// The members of `members` who delegated their approvals to `delegate`, while it holds
+/// at `now`: for a caller who read every member anyway.
+pub(crate) fn delegators_among<'m>(
+    members: impl Iterator<Item = &'m Member>,
+    delegate: &UserId,
+    now: jiff::Timestamp,
+) -> Vec<Member> {
+    members
+        .filter(|m| m.delegation.as_ref().is_some_and(|d| &d.delegate == delegate && d.holds_at(now)))
+        .cloned()
+        .collect()
 }

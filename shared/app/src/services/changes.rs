@@ -125,6 +125,10 @@ pub(crate) fn asset_entries(w: &str, n: ChangeNumber, old: &[String], new: &[Str
     removed.chain(added).collect()
 }
 
+/// The author of a placeholder the gap sweep files: the request that took the number
+/// is gone, and who sent it is not known.
+pub const UNKNOWN_TAKER: &str = "vigilo:unknown";
+
 /// A change number handed out to a request. Dropped unused (the request panicked
 /// between taking it and committing), it is voided by a task of its own.
 struct Taken {
@@ -256,14 +260,21 @@ impl Vigilo {
     /// placeholder, audited `change.void` with why, so the numbers have no gap and an
     /// auditor sees what happened to each. Does nothing if the change exists after all.
     pub(crate) async fn void_number(&self, ws: &str, n: ChangeNumber, requested_by: &Actor, why: &str) {
+        self.void_number_for(ws, n, Some(&requested_by.user_id), why).await;
+    }
+
+    /// Files `n` as a cancelled placeholder for whoever took it (`None`: unknown, for
+    /// the sweep, whose placeholder is authored by [`UNKNOWN_TAKER`]).
+    pub(crate) async fn void_number_for(&self, ws: &str, n: ChangeNumber, requested_by: Option<&UserId>, why: &str) {
         let now = self.now();
         let id = uuid::Uuid::new_v4().to_string();
-        let mut c = ChangeRequest::draft(id, ws.to_owned(), n, ChangeType::Normal, requested_by.user_id.clone(), now);
+        let author = requested_by.cloned().unwrap_or_else(|| UserId::parse(UNKNOWN_TAKER).expect("a valid user id"));
+        let mut c = ChangeRequest::draft(id, ws.to_owned(), n, ChangeType::Normal, author, now);
         c.title = format!("{n} was not used");
         c.status = Status::Cancelled;
         let mut tx = self.tx(ws, None);
         tx.put(change_item(&c), Some(Condition::NotExists));
-        let meta = json!({"actor_kind": "system", "reason": why, "requested_by": requested_by.user_id.as_str()});
+        let meta = json!({"actor_kind": "system", "reason": why, "requested_by": requested_by.map(UserId::as_str)});
         tx.audit(
             AuditEntry::new("change.void", "ChangeRequest", &c.id)
                 .values(json!(null), to_data(&c))

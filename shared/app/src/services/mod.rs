@@ -16,6 +16,7 @@ pub mod insight;
 pub mod links;
 pub mod members;
 pub mod notices;
+pub mod numbers;
 pub mod policies;
 pub mod records;
 pub mod replies;

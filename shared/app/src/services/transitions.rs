@@ -266,7 +266,19 @@ impl Vigilo {
             read.round = g.round.clone();
         }
         if needs.seats {
-            read.delegating = self.delegators(ws, access.user()).await?;
+            // A decision that may notify reads every member for its notices: the
+            // delegations it may ride on are among them, with no query of their own.
+            read.delegating = if self.delivery.is_some() {
+                let all = match read.members.take() {
+                    Some(all) => all,
+                    None => self.all_members(ws).await?,
+                };
+                let found = crate::services::access::delegators_among(all.iter(), access.user(), now);
+                read.members = Some(all);
+                found
+            } else {
+                self.delegators(ws, access.user()).await?
+            };
             let seats = eligibility::seats(access.user(), access.role(), &read.delegating, &c.author, now);
             read.seats = seats.as_ref().ok().cloned();
             g.seats = Some(seats);
