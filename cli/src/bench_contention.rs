@@ -307,10 +307,12 @@ async fn aws(writers: &[usize], changes: usize) -> Result<ExitCode, String> {
         }
         let mut tally = Tally::default();
         let deadline = tokio::time::Instant::now() + AWS_DEADLINE;
-        for t in tasks {
-            match tokio::time::timeout_at(deadline, t).await {
+        for mut t in tasks {
+            match tokio::time::timeout_at(deadline, &mut t).await {
                 Ok(done) => tally.merge(done.map_err(|e| e.to_string())?),
                 Err(_) => {
+                    // Stopped, so it does not load the emulator under the next run.
+                    t.abort();
                     tally.failed += per;
                     tally.first_failure.get_or_insert(format!("not done within {} s", AWS_DEADLINE.as_secs()));
                 }
