@@ -264,7 +264,7 @@ async fn setup(app: &Vigilo) -> Result<Slug, String> {
 }
 
 /// How long a run may take before the writers still waiting are counted as failed.
-const AWS_DEADLINE: Duration = Duration::from_secs(120);
+const AWS_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn aws(writers: &[usize], changes: usize) -> Result<ExitCode, String> {
     let settings = vigilo_aws::Settings::from_env();
