@@ -68,13 +68,17 @@ pub fn position_of(q: &Query, item: &Item) -> Position {
 
 /// Every item of a query's partition, decoded, read page by page. For partitions that
 /// are small by construction (members, groups, one change's steps).
-pub async fn query_all<T: serde::de::DeserializeOwned>(table: &dyn Table, mut q: Query) -> AppResult<Vec<T>> {
+pub async fn query_all<T: serde::de::DeserializeOwned>(table: &dyn Table, q: Query) -> AppResult<Vec<T>> {
+    items_all(table, q).await?.into_iter().map(crate::services::records::decode).collect()
+}
+
+/// Every item of a query's partition as stored, keys and all, read page by page: for a
+/// range holding items of several kinds.
+pub async fn items_all(table: &dyn Table, mut q: Query) -> AppResult<Vec<crate::store::Item>> {
     let mut out = Vec::new();
     loop {
         let page = table.query(&q).await?;
-        for item in page.items {
-            out.push(crate::services::records::decode(item)?);
-        }
+        out.extend(page.items);
         match page.last {
             Some(p) => q.after = Some(p),
             None => return Ok(out),

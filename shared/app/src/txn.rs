@@ -275,6 +275,18 @@ pub fn epoch_stamp(item: Option<&Item>) -> Option<String> {
     item.and_then(|i| i.data.get("stamp")).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The copy of its set an epoch's item keeps under `field` (the freeze calendar's
+/// windows, a change's tasks), `None` when the item keeps none: written before the
+/// copy was kept, or never moved.
+pub fn epoch_copy<T: serde::de::DeserializeOwned>(item: Option<&Item>, field: &str) -> AppResult<Option<T>> {
+    match item.and_then(|i| i.data.get(field)) {
+        None => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| AppError::Corrupt(format!("the {field} kept with an epoch: {e}"))),
+    }
+}
+
 /// Writes derived data after the main transaction: a refusal there is a bug.
 async fn derived_write(table: &dyn Table, ops: Vec<WriteOp>) -> AppResult<()> {
     table.transact(ops).await.map_err(|e| match e {

@@ -355,13 +355,15 @@ impl Vigilo {
         let (access, mut read) = self
             .access_with(actor, slug, |ws| vec![keys::change(ws, n), keys::tasks_epoch(ws, n), keys::freezes_epoch(ws)])
             .await?;
-        let calendar = crate::services::freeze::Calendar::of(read.pop().flatten().as_ref())?;
+        let freezes_item = read.pop().flatten();
+        let (freezes, calendar) =
+            (epoch_stamp(freezes_item.as_ref()), crate::services::freeze::calendar(freezes_item.as_ref())?);
         let tasks_item = read.pop().flatten();
         let (tasks, task_list) =
             (epoch_stamp(tasks_item.as_ref()), crate::services::tasks::task_list(tasks_item.as_ref())?);
         let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
         let tx = self.tx_as(&access, actor);
-        Ok((access, tx, change, Epochs { tasks, freezes: calendar.stamp, calendar: calendar.windows, task_list }))
+        Ok((access, tx, change, Epochs { tasks, freezes, calendar, task_list }))
     }
 
     /// One change with its derived `conflicts`.

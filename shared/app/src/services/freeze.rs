@@ -3,7 +3,6 @@
 //! needs a reason, and leaves its own `change.freeze_override` audit row.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::instrument;
 use vigilo_domain::change::ChangeRequest;
@@ -20,7 +19,7 @@ use crate::retrying;
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{decode_ref, load, to_data};
 use crate::store::{Condition, Item, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::{epoch_copy, epoch_stamp, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// The freeze calendar: every window not yet over, kept whole in the workspace's freeze
@@ -30,25 +29,12 @@ use crate::Vigilo;
 /// lists and `GET` read.
 ///
 /// Only freeze writes write it, each on the condition that it is as read, so two admins
-/// filing windows at once cannot drop each other's. A gate only checks it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct Calendar {
-    pub stamp: Option<String>,
-    /// `None` in an epoch written before the calendar was kept: the windows' range
-    /// query answers instead until the next freeze write fills it. A workspace's
-    /// calendar is kept from its creation on.
-    pub windows: Option<Vec<FreezeWindow>>,
-}
-
-impl Calendar {
-    /// The calendar as read in a snapshot (`None`: no freeze was ever written).
-    pub fn of(item: Option<&Item>) -> AppResult<Calendar> {
-        match item {
-            None => Ok(Calendar::default()),
-            Some(i) => serde_json::from_value(i.data.clone())
-                .map_err(|e| AppError::Corrupt(format!("the freeze calendar: {e}"))),
-        }
-    }
+/// filing windows at once cannot drop each other's. A gate only checks it. `None` for an
+/// epoch written before the calendar was kept: the windows' range query answers
+/// instead until the next freeze write fills it. A workspace's calendar is kept from its
+/// creation on.
+pub(crate) fn calendar(item: Option<&Item>) -> AppResult<Option<Vec<FreezeWindow>>> {
+    epoch_copy(item, "windows")
 }
 
 /// The windows of `windows` that hold `c` over `[from, to)`.
@@ -61,8 +47,8 @@ pub(crate) fn blocking(
     windows.iter().filter(|f| f.blocks(c, from, to)).cloned().collect()
 }
 
-/// The calendar item after a freeze write: the windows not over at `now`, a new stamp,
-/// written only if the calendar is still as `read` (it did not exist: `None`).
+/// Moves the freeze epoch after a freeze write, held as read (`read`; `None`: it did
+/// not exist), with the calendar of the windows not over at `now`.
 pub(crate) fn write_calendar(
     tx: &mut Tx<'_>,
     ws: &str,
@@ -71,12 +57,9 @@ pub(crate) fn write_calendar(
     now: Timestamp,
 ) {
     let windows: Vec<FreezeWindow> = windows.into_iter().filter(|f| f.end > now).collect();
-    let calendar = Calendar { stamp: Some(uuid::Uuid::new_v4().simple().to_string()), windows: Some(windows) };
-    let condition = match read {
-        Some(stamp) => Condition::Equals(vec![("stamp".into(), json!(stamp))]),
-        None => Condition::NotExists,
-    };
-    tx.put(Item::new(keys::freezes_epoch(ws), to_data(&calendar)), Some(condition));
+    let key = keys::freezes_epoch(ws);
+    tx.hold_epoch(key.clone(), read);
+    tx.rewrite_epoch(key, json!({ "windows": windows }));
 }
 
 fn window_items(f: &FreezeWindow) -> [Item; 2] {
@@ -194,12 +177,12 @@ impl Vigilo {
     /// The calendar's stamp and windows, for a freeze write to rewrite. A calendar not
     /// kept yet is filled from the windows' range query.
     async fn calendar_for_write(&self, ws: &str, now: Timestamp) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
-        let calendar = Calendar::of(self.table.get(&keys::freezes_epoch(ws)).await?.as_ref())?;
-        let windows = match calendar.windows {
+        let item = self.table.get(&keys::freezes_epoch(ws)).await?;
+        let windows = match calendar(item.as_ref())? {
             Some(w) => w,
             None => self.windows_ending_after(ws, now).await?,
         };
-        Ok((calendar.stamp, windows))
+        Ok((epoch_stamp(item.as_ref()), windows))
     }
 
     async fn windows_ending_after(&self, ws: &str, from: Timestamp) -> AppResult<Vec<FreezeWindow>> {

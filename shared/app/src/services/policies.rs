@@ -154,24 +154,17 @@ impl Vigilo {
         let (pk, group_prefix) = keys::groups(ws);
         let (_, member_prefix) = keys::members(ws);
         let (_, policy_prefix) = keys::policies(ws);
-        let mut q = Query::table(pk).between(group_prefix, format!("{policy_prefix}\u{10FFFF}")).limit(500);
+        let q = Query::table(pk).between(group_prefix, format!("{policy_prefix}\u{10FFFF}")).limit(500);
         let (mut all, mut groups, mut policies) = (Vec::<Member>::new(), BTreeMap::new(), Vec::<ApprovalPolicy>::new());
-        loop {
-            let page = self.table.query(&q).await?;
-            for item in page.items {
-                let sk = item.key.sk.as_str();
-                if sk.starts_with(member_prefix) {
-                    all.push(decode(item)?);
-                } else if sk.starts_with(policy_prefix) {
-                    policies.push(decode(item)?);
-                } else if sk.starts_with(group_prefix) {
-                    let g: Group = decode(item)?;
-                    groups.insert(g.name, g.members);
-                }
-            }
-            match page.last {
-                Some(p) => q.after = Some(p),
-                None => break,
+        for item in paging::items_all(&*self.table, q).await? {
+            let sk = item.key.sk.as_str();
+            if sk.starts_with(member_prefix) {
+                all.push(decode(item)?);
+            } else if sk.starts_with(policy_prefix) {
+                policies.push(decode(item)?);
+            } else if sk.starts_with(group_prefix) {
+                let g: Group = decode(item)?;
+                groups.insert(g.name, g.members);
             }
         }
         policies.sort_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)));

@@ -20,7 +20,7 @@ use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::to_data;
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query};
-use crate::txn::{AuditEntry, Tx};
+use crate::txn::{epoch_copy, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// At most this many tasks come from one plan (one transaction holds them all).
@@ -64,12 +64,7 @@ fn next_seq(tasks: &[Task]) -> u32 {
 /// The copy of a change's tasks its tasks epoch keeps: `None` for a change filed before
 /// the copy was kept (its tasks are queried instead).
 pub(crate) fn task_list(item: Option<&Item>) -> AppResult<Option<Vec<Task>>> {
-    match item.and_then(|i| i.data.get("tasks")) {
-        None => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| AppError::Corrupt(format!("the tasks kept with a change: {e}"))),
-    }
+    epoch_copy(item, "tasks")
 }
 
 /// Moves a change's tasks epoch after a write of its tasks, held as read so that two
