@@ -7,12 +7,13 @@
 //! Three probe assets keep the same 30 live changes each while the rest of the
 //! workspace grows around them: the items a check on them reads must stay flat.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use vigilo_app::services::conflicts::{occupancy, window_entries};
+use vigilo_app::services::conflicts::{calendar_item, occupancy, window_entries, Booking};
 use vigilo_app::services::records::change_item;
 use vigilo_app::services::workspaces::NewWorkspace;
 use vigilo_app::store::WriteOp;
@@ -56,6 +57,9 @@ struct Seeder {
     author: UserId,
     next: u64,
     ops: Vec<WriteOp>,
+    /// Every asset's bookings, and the assets booked since the calendars were written.
+    bookings: BTreeMap<String, Vec<Booking>>,
+    dirty: BTreeSet<String>,
 }
 
 impl Seeder {
@@ -70,6 +74,10 @@ impl Seeder {
         c.planned_end = Some(w.end);
         let mut ops = vec![WriteOp::Put { item: change_item(&c), condition: None }];
         ops.extend(window_entries(&self.ws, n, None, occupancy(&c)).into_iter().map(|(_, op)| op));
+        for a in &c.affected_assets {
+            self.bookings.entry(a.clone()).or_default().push(Booking { number: n, start: w.start, end: w.end });
+            self.dirty.insert(a.clone());
+        }
         ops
     }
 
@@ -81,9 +89,22 @@ impl Seeder {
         Ok(())
     }
 
+    /// Writes what waits, then the calendars of the assets booked since last time
+    /// (as the service keeps them: an asset booked past the limit keeps none).
     async fn flush(&mut self, table: &dyn Table) -> Result<(), String> {
         if !self.ops.is_empty() {
             table.transact(std::mem::take(&mut self.ops)).await.map_err(|e| e.to_string())?;
+        }
+        let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for chunk in dirty.chunks(100) {
+            let ops = chunk
+                .iter()
+                .map(|a| {
+                    let item = calendar_item(&self.ws, a, self.bookings.get(a).cloned().unwrap_or_default());
+                    WriteOp::Put { item, condition: None }
+                })
+                .collect();
+            table.transact(ops).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -147,7 +168,14 @@ pub fn run(changes: usize, assets: usize) -> Result<ExitCode, String> {
         };
         let now = Timestamp::now();
         let mut rng = Lcg(42);
-        let mut seeder = Seeder { ws: ws.clone(), author: owner.user_id.clone(), next: 0, ops: vec![] };
+        let mut seeder = Seeder {
+            ws: ws.clone(),
+            author: owner.user_id.clone(),
+            next: 0,
+            ops: vec![],
+            bookings: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        };
         for probe in PROBES {
             for _ in 0..PROBE_CHANGES {
                 let ops = seeder.change(vec![probe.to_owned()], window_at(&mut rng, now), now);

@@ -5,12 +5,14 @@
 //! with rows the size of a change's (about 900 bytes canonical). The machine's limit is
 //! SHA-256 over rows of that size on every core, measured in the same run.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use vigilo_app::store::{Query, Table};
 use vigilo_app::txn::{AuditEntry, Tx};
 use vigilo_app::{SystemClock, Vigilo};
 use vigilo_local::{DataDir, SqliteTable};
@@ -18,9 +20,11 @@ use vigilo_local::{DataDir, SqliteTable};
 /// Rows per transaction while building the chain (the store's limit is 100 items).
 const BATCH: u64 = 90;
 
-pub fn run(rows: u64) -> Result<ExitCode, String> {
+/// With `data`, the chain is kept there and a chain already there of `rows` rows is
+/// verified again without being written anew (writing a million rows takes minutes).
+pub fn run(rows: u64, data: Option<PathBuf>) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(bench(rows.max(1)))
+    runtime.block_on(bench(rows.max(1), data))
 }
 
 /// A change's worth of audit row: what `change.update` rows carry.
@@ -64,17 +68,22 @@ fn status_kib(field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn bench(rows: u64) -> Result<ExitCode, String> {
+async fn bench(rows: u64, data: Option<PathBuf>) -> Result<ExitCode, String> {
     let err = |e: vigilo_app::AppError| e.to_string();
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let dir = DataDir::create(tmp.path()).map_err(|e| e.to_string())?;
+    let folder = data.unwrap_or_else(|| tmp.path().to_owned());
+    let dir = DataDir::create(&folder).map_err(|e| e.to_string())?;
     let table = Arc::new(SqliteTable::open(&dir.table_path()).map_err(|e| e.to_string())?);
     let app = Vigilo::new(table.clone(), Arc::new(SystemClock));
     let workspace = "bench-verify";
 
     println!("vigilo bench --suite verify: a chain of {rows} audit rows on SQLite\n");
     let start = Instant::now();
-    let mut written = 0;
+    let kept = vigilo_app::txn::load_head(&*table, workspace).await.map_err(err)?.map_or(0, |h| h.seq);
+    if kept != 0 && kept != rows {
+        return Err(format!("{} holds a chain of {kept} rows, not {rows}", folder.display()));
+    }
+    let mut written = kept;
     while written < rows {
         let mut tx = Tx::new(&*table, workspace, None);
         for i in written..(written + BATCH).min(rows) {
@@ -86,7 +95,11 @@ async fn bench(rows: u64) -> Result<ExitCode, String> {
             app.seal(workspace).await.map_err(err)?;
         }
     }
-    println!("{:<30} {:>10.1} s", "chain written in", start.elapsed().as_secs_f64());
+    if kept == 0 {
+        println!("{:<30} {:>10.1} s", "chain written in", start.elapsed().as_secs_f64());
+    } else {
+        println!("{:<30} {:>10}", "chain kept in", folder.display());
+    }
 
     let sample =
         vigilo_app::txn::load_row(&*table, workspace, 1).await.map_err(err)?.ok_or("the chain has no row 1")?;
@@ -97,6 +110,46 @@ async fn bench(rows: u64) -> Result<ExitCode, String> {
     let limit = per_core * cores as f64;
     println!("{:<30} {:>10} bytes", "canonical row", size);
     println!("{:<30} {:>10.0} rows/s ({cores} cores x {per_core:.0})", "machine limit: SHA-256", limit);
+
+    // The two halves of the work alone: reading the rows' text from the store, and
+    // hashing rows from their text on one core.
+    let start = Instant::now();
+    let (mut read, mut bytes, mut sample_page) = (0u64, 0u64, Vec::new());
+    let first = Query::table(vigilo_app::keys::audit_rows(workspace)).limit(2000);
+    let mut q = first.clone();
+    loop {
+        let page = table.query_text(&q).await.map_err(|e| e.to_string())?;
+        read += page.items.len() as u64;
+        bytes += page.items.iter().map(|i| i.text.len() as u64).sum::<u64>();
+        if sample_page.is_empty() {
+            sample_page = page.items.iter().map(|i| i.text.clone()).collect();
+        }
+        match page.last {
+            Some(p) => q = first.clone().after(Some(p)),
+            None => break,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "{:<30} {:>10.0} rows/s ({:.0} MiB/s of stored text, one reader)",
+        "reading the rows alone",
+        read as f64 / secs,
+        bytes as f64 / secs / 1048576.0
+    );
+    let start = Instant::now();
+    let mut hashed = 0u64;
+    while start.elapsed().as_millis() < 500 {
+        for text in &sample_page {
+            let fast = vigilo_domain::stored_row::hash_stored(text).ok_or("a bench row is not canonical")?;
+            std::hint::black_box(fast.computed);
+        }
+        hashed += sample_page.len() as u64;
+    }
+    println!(
+        "{:<30} {:>10.0} rows/s (one core)",
+        "hashing rows from their text",
+        hashed as f64 / start.elapsed().as_secs_f64()
+    );
 
     // Peak memory from here on: Linux resets the high-water mark on "5".
     let _ = std::fs::write("/proc/self/clear_refs", "5");

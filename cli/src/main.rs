@@ -154,7 +154,9 @@ fn main() -> ExitCode {
         Command::Bench { suite: Suite::Contention, backend, writers, changes, .. } => {
             bench_contention::run(backend, &writers, changes)
         }
-        Command::Bench { suite: Suite::Verify, backend: Backend::Local, rows, .. } => bench_verify::run(rows),
+        Command::Bench { suite: Suite::Verify, backend: Backend::Local, rows, data, .. } => {
+            bench_verify::run(rows, data)
+        }
         Command::Bench { suite: Suite::Verify, backend: Backend::Aws, .. } => {
             Err("the verify suite runs on local storage".into())
         }

@@ -108,6 +108,22 @@ async fn serve_token_and_verify_work_together() {
     drop(server);
 
     let db = rusqlite::Connection::open(data.join("vigilo.db")).unwrap();
+    // A row rewritten with the same content in other bytes (spaces and new lines, as a
+    // hand edit or another tool leaves it) is still intact: it is decoded, not hashed
+    // from its text.
+    let third = "SELECT data FROM items WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000003'";
+    let stored: String = db.query_row(third, [], |r| r.get(0)).unwrap();
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&stored).unwrap()).unwrap();
+    assert_ne!(pretty, stored);
+    db.execute(
+        "UPDATE items SET data = ?1 WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000003'",
+        rusqlite::params![pretty],
+    )
+    .unwrap();
+    let still = vigilo(&["audit", "verify", "--workspace", "acme"], &data);
+    assert_eq!(still.status.code(), Some(0), "{}", stdout(&still));
+    assert!(stdout(&still).contains("intact: 8 rows verified"), "{}", stdout(&still));
+
     let row_id: String = db
         .query_row(
             "SELECT json_extract(data, '$.id') FROM items WHERE pk LIKE '%#AUDIT' AND sk = '00000000000000000004'",

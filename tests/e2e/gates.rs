@@ -541,3 +541,100 @@ async fn a_withdrawn_freeze_no_longer_blocks_and_an_ended_one_leaves_the_calenda
     let calendar = s.table().get(&vigilo_app::keys::freezes_epoch(&ws)).await.unwrap();
     assert_eq!(calendar.unwrap().data["windows"], json!([]));
 }
+
+#[tokio::test]
+async fn racing_creates_on_one_asset_all_see_each_other() {
+    let s = std::sync::Arc::new(team().await);
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.change("mia", "acme", change_on(&format!("db work {i}"), "db", 72, 74)).await })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for r in runs {
+        numbers.push(r.await.unwrap());
+    }
+    // No booking was lost to the racers' rewrites of the asset's calendar (or to its
+    // being given up under the race): every change conflicts with the seven others.
+    for n in &numbers {
+        let c = s.get("vic", &format!("/ws/acme/changes/{n}")).await.expect(200);
+        let mut others: Vec<&str> =
+            c["conflicts"].as_array().unwrap().iter().map(|x| x["number"].as_str().unwrap()).collect();
+        others.sort();
+        let mut want: Vec<&str> = numbers.iter().map(String::as_str).filter(|o| o != n).collect();
+        want.sort();
+        assert_eq!(others, want, "{n}");
+    }
+    assert_eq!(s.verify("olga", "acme").await["ok"], true);
+}
+
+#[tokio::test]
+async fn a_change_filed_on_its_asset_while_another_is_filed_is_in_its_answer() {
+    let s = team().await;
+    let _rival = s.before_next_write(move |app| async move {
+        let raw = serde_json::from_value(change_on("rival", "db", 73, 75)).unwrap();
+        app.create_change(&actor("mia"), &vigilo_e2e::slug("acme"), raw, None).await.expect("the rival change commits");
+    });
+    let mut body = change_on("mine", "db", 72, 74);
+    body["affected_assets"] = json!(["db", "web"]);
+    let created = s.post("mia", "/ws/acme/changes", body).await.expect(201);
+    // The create took its number, then read the calendar before the rival booked it:
+    // its commit failed on the calendar's condition and it was decided again, the
+    // rival included.
+    assert_eq!(created["number"], "CHG-00001");
+    assert_eq!(created["conflicts"][0]["number"], "CHG-00002");
+    assert_eq!(created["conflicts"][0]["shared_assets"], json!(["db"]));
+    let rival = s.get("mia", "/ws/acme/changes/CHG-00002").await.expect(200);
+    assert_eq!(rival["conflicts"][0]["number"], created["number"]);
+}
+
+#[tokio::test]
+async fn an_asset_too_busy_for_a_calendar_is_looked_up_by_its_entries() {
+    use vigilo_app::services::conflicts::{calendar_item, Booking, CALENDAR_MAX};
+    use vigilo_app::store::WriteOp;
+    let s = team().await;
+    let ws = s.get("olga", "/ws/acme").await.expect(200)["id"].as_str().unwrap().to_owned();
+    // The busy asset's calendar is full (bookings of changes far away in time).
+    let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365);
+    let full: Vec<Booking> = (0..CALENDAR_MAX as u64)
+        .map(|i| Booking {
+            number: vigilo_domain::ids::ChangeNumber::new(9000 + i).unwrap(),
+            start: far,
+            end: far + jiff::SignedDuration::from_hours(1),
+        })
+        .collect();
+    let item = calendar_item(&ws, "busy", full);
+    assert!(item.data.get("bookings").is_some(), "a full calendar is still kept");
+    s.table().transact(vec![WriteOp::Put { item, condition: None }]).await.unwrap();
+    // One booking more and the asset keeps no calendar...
+    let a = s.change("mia", "acme", change_on("one", "busy", 72, 74)).await;
+    let epoch = s.table().get(&vigilo_app::keys::asset_epoch(&ws, "busy")).await.unwrap().unwrap();
+    assert!(epoch.data.get("bookings").is_none(), "{:?}", epoch.data);
+    // ...yet its conflicts are all found, both ways, and gate the schedule.
+    let b = approved(&s, change_on("two", "busy", 73, 75)).await;
+    let cb = s.get("vic", &format!("/ws/acme/changes/{b}")).await.expect(200);
+    assert_eq!(cb["conflicts"][0]["number"], a.as_str());
+    let ca = s.get("vic", &format!("/ws/acme/changes/{a}")).await.expect(200);
+    assert_eq!(ca["conflicts"][0]["number"], b.as_str());
+    s.act("mia", "acme", &b, "schedule", json!({})).await.refused(409, "conflict_detected");
+    s.act("mia", "acme", &a, "cancel", json!({})).await.expect(200);
+    assert_eq!(s.act("mia", "acme", &b, "schedule", json!({})).await.expect(200)["conflicts"], json!([]));
+}
+
+#[tokio::test]
+async fn a_change_on_a_hundred_assets_books_them_all() {
+    let s = team().await;
+    let mut body = change_on("everything", "a-000", 72, 74);
+    body["affected_assets"] = json!((0..100).map(|i| format!("a-{i:03}")).collect::<Vec<_>>());
+    let wide = s.change("mia", "acme", body).await;
+    // Calendars beyond the transaction's room are given up, not left without the
+    // booking: every asset, first and last, still finds the wide change.
+    for asset in ["a-000", "a-050", "a-099"] {
+        let other = s.post("mia", "/ws/acme/changes", change_on("narrow", asset, 73, 75)).await.expect(201);
+        assert_eq!(other["conflicts"][0]["number"], wide.as_str(), "{asset}");
+        assert_eq!(other["conflicts"][0]["shared_assets"], json!([asset]));
+    }
+    let c = s.get("vic", &format!("/ws/acme/changes/{wide}")).await.expect(200);
+    assert_eq!(c["conflicts"].as_array().unwrap().len(), 3);
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use reqwest::Method;
 use serde_json::Value;
 use vigilo_app::notify::Delivery;
-use vigilo_app::store::{Item, Key, Page, Query, StoreError, WriteOp};
+use vigilo_app::store::{Item, Key, Page, Query, StoreError, TextPage, WriteOp};
 use vigilo_app::{Clock, SystemClock, Table, Vigilo};
 use vigilo_http::{AppState, AuthMode};
 use vigilo_local::{DataDir, OutboxFolder, SqliteTable};
@@ -48,6 +48,10 @@ impl Table for Meddler {
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         self.inner.query(query).await
+    }
+
+    async fn query_text(&self, query: &Query) -> Result<TextPage, StoreError> {
+        self.inner.query_text(query).await
     }
 
     async fn add(&self, key: &Key, field: &str, by: u64) -> Result<u64, StoreError> {

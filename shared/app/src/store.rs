@@ -161,6 +161,20 @@ pub struct Page {
     pub last: Option<Position>,
 }
 
+/// An item's key and its data as the JSON text it is kept as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextItem {
+    pub key: Key,
+    pub text: String,
+}
+
+/// A page of [`TextItem`]s, resumed as a [`Page`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextPage {
+    pub items: Vec<TextItem>,
+    pub last: Option<Position>,
+}
+
 /// Most items one transaction may touch; DynamoDB's `TransactWriteItems` limit.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
@@ -189,6 +203,23 @@ pub trait Table: Send + Sync {
     async fn snapshot(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
+
+    /// As [`Table::query`], with each item's data as JSON text rather than decoded:
+    /// for readers that scan many items and need few of their fields (verification
+    /// hashes rows from their text). A store that keeps text hands it over as it lies;
+    /// any other writes its items compact, with sorted keys.
+    async fn query_text(&self, query: &Query) -> Result<TextPage, StoreError> {
+        let page = self.query(query).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|i| {
+                let text = serde_json::to_string(&i.data).map_err(|e| StoreError::Backend(e.to_string()))?;
+                Ok(TextItem { key: i.key, text })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(TextPage { items, last: page.last })
+    }
 
     /// Applies every operation or none: each condition is checked against the state
     /// before the transaction, and the first that fails is reported by its index.

@@ -93,6 +93,10 @@ struct EpochUse {
     /// What the epoch's item carries beside its stamp, when it keeps a copy of its set
     /// (a change's tasks); written whenever the epoch moves.
     content: Option<Value>,
+    /// A copy kept only to read faster (an asset's calendar), rewritten on the
+    /// condition that its stamp is as read (`Some(None)`: it did not exist) when the
+    /// main transaction has room, else given up (the epoch moves with no copy).
+    spare_copy: Option<(Option<String>, Value)>,
 }
 
 impl<'a> Tx<'a> {
@@ -159,6 +163,16 @@ impl<'a> Tx<'a> {
         epoch.content = Some(content);
     }
 
+    /// Moves an epoch whose item keeps a copy of its set only to read faster, writing
+    /// the copy as it is after this transaction on the condition that the item is as
+    /// read (`stamp`). Where the main transaction has no room left for it, the copy is
+    /// given up instead: the epoch moves without it, and readers look the set up.
+    pub fn rewrite_spare_copy(&mut self, key: Key, stamp: Option<String>, content: Value) {
+        let epoch = self.epochs.entry(key).or_default();
+        epoch.moved = true;
+        epoch.spare_copy = Some((stamp, content));
+    }
+
     /// A write of derived data (an index entry rebuilt from the business item). It
     /// rides in the main transaction when there is room, else right after it.
     pub fn derived(&mut self, op: WriteOp) {
@@ -206,17 +220,39 @@ impl<'a> Tx<'a> {
         // among the derived writes (in the main transaction while there is room),
         // like the entries it stands for.
         let mut moved = Vec::new();
-        for (key, epoch) in std::mem::take(&mut self.epochs) {
-            let condition = epoch.held.map(|stamp| match stamp {
-                Some(s) => Condition::Equals(vec![("stamp".into(), json!(s))]),
-                None => Condition::NotExists,
-            });
+        let as_read = |stamp: Option<String>| match stamp {
+            Some(s) => Condition::Equals(vec![("stamp".into(), json!(s))]),
+            None => Condition::NotExists,
+        };
+        let (spare, epochs): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.epochs).into_iter().partition(|(_, e)| e.spare_copy.is_some());
+        for (key, epoch) in epochs {
+            let condition = epoch.held.map(as_read);
             match (condition, epoch.moved) {
                 (Some(c), true) => {
                     self.ops.push(WriteOp::Put { item: epoch_item(key, epoch.content), condition: Some(c) })
                 }
                 (Some(c), false) => self.ops.push(WriteOp::Check { key, condition: c }),
                 (None, _) => moved.push(WriteOp::Put { item: epoch_item(key, epoch.content), condition: None }),
+            }
+        }
+        // Spare copies take what room the main transaction has left (counting the
+        // member's check below); the rest are given up, moving their epochs bare.
+        let mut room = MAX_TRANSACTION_ITEMS
+            .saturating_sub(self.ops.iter().map(|op| 1 + self.table.extra_items(op)).sum::<usize>())
+            .saturating_sub(usize::from(self.guard.is_some()));
+        for (key, epoch) in spare {
+            let Some((stamp, content)) = epoch.spare_copy else { continue };
+            let gate_held = epoch.held.is_some();
+            // A gate's hold on the same epoch is the stricter read: it conditions.
+            let condition = as_read(epoch.held.unwrap_or(stamp));
+            if room > 0 {
+                room -= 1;
+                self.ops.push(WriteOp::Put { item: epoch_item(key, Some(content)), condition: Some(condition) });
+            } else if gate_held {
+                self.ops.push(WriteOp::Put { item: epoch_item(key, None), condition: Some(condition) });
+            } else {
+                moved.push(WriteOp::Put { item: epoch_item(key, None), condition: None });
             }
         }
         moved.append(&mut self.derived);

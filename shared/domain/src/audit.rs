@@ -130,7 +130,27 @@ impl HashInput<'_> {
     }
 }
 
+/// The fields of a row that link it into its chain, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link<'a> {
+    pub id: &'a str,
+    pub seq: u64,
+    pub workspace_id: &'a str,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+}
+
 impl AuditRow {
+    pub fn link(&self) -> Link<'_> {
+        Link {
+            id: &self.id,
+            seq: self.seq,
+            workspace_id: &self.workspace_id,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        }
+    }
+
     pub fn hash_input(&self) -> HashInput<'_> {
         HashInput {
             prev_hash: &self.prev_hash,
@@ -200,9 +220,9 @@ impl ChainVerifier {
         self.rows_checked
     }
 
-    fn fail(&mut self, row: &AuditRow, reason: &str, detail: String) {
+    fn fail(&mut self, row: &Link<'_>, reason: &str, detail: String) {
         self.chain_break =
-            Some(ChainBreak { row_id: Some(row.id.clone()), seq: row.seq, reason: reason.into(), detail });
+            Some(ChainBreak { row_id: Some(row.id.to_owned()), seq: row.seq, reason: reason.into(), detail });
     }
 
     /// Checks the next row in `seq` order. Returns `false` once the chain is broken.
@@ -215,6 +235,18 @@ impl ChainVerifier {
     /// so hashing can run on other threads: each row's hash depends only on the row,
     /// and only the linking is sequential.
     pub fn push_hashed(&mut self, row: &AuditRow, computed: &str) -> bool {
+        self.push_link(&row.link(), |stored| stored == computed, || computed.to_owned())
+    }
+
+    /// The linking itself, over a row's borrowed fields: `matches(stored hash)` says
+    /// whether the content hashes to it, `computed()` names the content's hash for the
+    /// report. Nothing is allocated for a row that links.
+    pub fn push_link(
+        &mut self,
+        row: &Link<'_>,
+        matches: impl FnOnce(&str) -> bool,
+        computed: impl FnOnce() -> String,
+    ) -> bool {
         if self.broken() {
             return false;
         }
@@ -228,18 +260,19 @@ impl ChainVerifier {
             let detail =
                 format!("prev_hash {} does not match the previous row's hash {}", row.prev_hash, self.expected_prev);
             self.fail(row, "prev_hash_mismatch", detail);
-        } else {
-            if computed != row.hash {
-                let detail = format!("stored hash {} but the row's content hashes to {computed}", row.hash);
-                self.fail(row, "hash_mismatch", detail);
-            }
+        } else if !matches(row.hash) {
+            let detail = format!("stored hash {} but the row's content hashes to {}", row.hash, computed());
+            self.fail(row, "hash_mismatch", detail);
         }
         if self.broken() {
             return false;
         }
         self.rows_checked += 1;
-        self.first_hash.get_or_insert_with(|| row.hash.clone());
-        self.expected_prev = row.hash.clone();
+        if self.first_hash.is_none() {
+            self.first_hash = Some(row.hash.to_owned());
+        }
+        self.expected_prev.clear();
+        self.expected_prev.push_str(row.hash);
         self.expected_seq += 1;
         true
     }

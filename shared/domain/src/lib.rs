@@ -19,6 +19,7 @@ pub mod policy;
 pub mod risk;
 pub mod role;
 pub mod sla;
+pub mod stored_row;
 pub mod task;
 pub mod text;
 pub mod time;

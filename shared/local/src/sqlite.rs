@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 use vigilo_app::store::{
     check_snapshot_shape, check_transaction_shape, condition_holds, Item, Key, Page, Position, Query, SortKeyCondition,
-    StoreError, Table, WriteOp,
+    StoreError, Table, TextItem, TextPage, WriteOp,
 };
 
 const SCHEMA: &str = "
@@ -40,6 +40,16 @@ CREATE INDEX IF NOT EXISTS index_entries_by_item ON index_entries (pk, sk);
 ";
 
 const READERS: usize = 4;
+
+/// The writer's settings: durable commits (WAL, `synchronous=FULL`), and pages of
+/// 16 KiB, set when the file is made (a file made with other pages keeps them). The
+/// items table is keyed by (pk, sk) without a rowid, and such a table keeps at most
+/// about a quarter of a page of a row in place, the rest in overflow pages of its own:
+/// with 4 KiB pages every audit row (about 1.5 KiB) took a whole overflow page, for
+/// files 2.3 times the size and chains read 8 times slower (`vigilo bench --suite
+/// verify` prints the reading alone).
+const WRITER_PRAGMAS: &str =
+    "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
 
 /// A reader waits for a lock rather than failing at once. (A memory map of the file
 /// was measured: no faster here, and its pages count against the process's memory
@@ -81,9 +91,7 @@ impl SqliteTable {
     /// Opens (creating if needed) the table at `path`.
     pub fn open(path: &Path) -> Result<SqliteTable, StoreError> {
         let writer = Connection::open(path).map_err(backend)?;
-        writer
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .map_err(backend)?;
+        writer.execute_batch(WRITER_PRAGMAS).map_err(backend)?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -146,25 +154,28 @@ fn sort_condition(col: &str, cond: &SortKeyCondition, args: &mut Vec<String>) ->
     }
 }
 
-fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
+/// The SQL and its parameters for `q`, selecting `columns` (of `items`, aliased `i`
+/// on an index query) and then the position's index sort key; one row more than the
+/// limit, which tells whether more follow.
+fn query_sql(q: &Query, columns: &str) -> (String, Vec<String>) {
     let mut args: Vec<String> = vec![q.pk.clone()];
     let (dir, cmp) = if q.forward { ("ASC", ">") } else { ("DESC", "<") };
     let fetch = q.limit.max(1) + 1;
     let sql = match &q.index {
         None => {
-            let mut sql = String::from("SELECT pk, sk, data, indexes, sk FROM items WHERE pk = ?1");
-            sql += &sort_condition("sk", &q.sk, &mut args);
+            let mut sql = format!("SELECT {columns}, i.sk FROM items i WHERE i.pk = ?1");
+            sql += &sort_condition("i.sk", &q.sk, &mut args);
             if let Some(after) = &q.after {
                 args.push(after.key.sk.clone());
-                sql += &format!(" AND sk {cmp} ?{}", args.len());
+                sql += &format!(" AND i.sk {cmp} ?{}", args.len());
             }
-            sql + &format!(" ORDER BY sk {dir} LIMIT {fetch}")
+            sql + &format!(" ORDER BY i.sk {dir} LIMIT {fetch}")
         }
         Some(name) => {
             args.push(name.clone());
-            let mut sql = String::from(
-                "SELECT i.pk, i.sk, i.data, i.indexes, e.isk FROM index_entries e \
-                 JOIN items i ON i.pk = e.pk AND i.sk = e.sk WHERE e.ipk = ?1 AND e.name = ?2",
+            let mut sql = format!(
+                "SELECT {columns}, e.isk FROM index_entries e \
+                 JOIN items i ON i.pk = e.pk AND i.sk = e.sk WHERE e.ipk = ?1 AND e.name = ?2"
             );
             sql += &sort_condition("e.isk", &q.sk, &mut args);
             if let Some(after) = &q.after {
@@ -175,33 +186,54 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
             sql + &format!(" ORDER BY e.isk {dir}, e.pk {dir}, e.sk {dir} LIMIT {fetch}")
         }
     };
+    (sql, args)
+}
+
+/// Runs `q`, turning each row (`columns`, then the index sort key) into an item with
+/// `row`; the page ends at the limit, with the position of its last item.
+fn run<T>(
+    conn: &Connection,
+    q: &Query,
+    columns: &str,
+    row: impl Fn(&rusqlite::Row<'_>) -> Result<(Key, T), StoreError>,
+) -> Result<(Vec<T>, Option<Position>), StoreError> {
+    let (sql, args) = query_sql(q, columns);
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .map_err(backend)?;
-    let mut items = Vec::new();
-    let mut positions = Vec::new();
-    for row in rows {
-        let (pk, sk, data, indexes, isk) = row.map_err(backend)?;
-        positions.push(Position { key: Key { pk: pk.clone(), sk: sk.clone() }, index_sk: isk });
-        items.push(decode_item(pk, sk, &data, &indexes)?);
-    }
+    let isk = columns.split(',').count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).map_err(backend)?;
     let limit = q.limit.max(1);
-    let last = if items.len() > limit {
-        items.truncate(limit);
-        Some(positions.swap_remove(limit - 1))
-    } else {
-        None
-    };
+    let mut items = Vec::new();
+    let mut last = None;
+    while let Some(r) = rows.next().map_err(backend)? {
+        if items.len() == limit {
+            // One more exists: the page stops at the one before it.
+            return Ok((items, last));
+        }
+        let (key, item) = row(r)?;
+        last = Some(Position { key, index_sk: r.get::<_, String>(isk).map_err(backend)? });
+        items.push(item);
+    }
+    Ok((items, None))
+}
+
+fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
+    let (items, last) = run(conn, q, "i.pk, i.sk, i.data, i.indexes", |r| {
+        let text = |n: usize| r.get::<_, String>(n).map_err(backend);
+        let key = Key { pk: text(0)?, sk: text(1)? };
+        let item = decode_item(key.pk.clone(), key.sk.clone(), &text(2)?, &text(3)?)?;
+        Ok((key, item))
+    })?;
     Ok(Page { items, last })
+}
+
+/// As [`run_query`], with each item's data as stored: no decoding.
+fn run_text_query(conn: &Connection, q: &Query) -> Result<TextPage, StoreError> {
+    let (items, last) = run(conn, q, "i.pk, i.sk, i.data", |r| {
+        let text = |n: usize| r.get::<_, String>(n).map_err(backend);
+        let key = Key { pk: text(0)?, sk: text(1)? };
+        Ok((key.clone(), TextItem { key, text: text(2)? }))
+    })?;
+    Ok(TextPage { items, last })
 }
 
 fn read_item(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -366,6 +398,11 @@ impl Table for SqliteTable {
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         let q = query.clone();
         self.read(move |conn| run_query(conn, &q)).await
+    }
+
+    async fn query_text(&self, query: &Query) -> Result<TextPage, StoreError> {
+        let q = query.clone();
+        self.read(move |conn| run_text_query(conn, &q)).await
     }
 
     async fn add(&self, key: &Key, field: &str, by: u64) -> Result<u64, StoreError> {

@@ -5,13 +5,14 @@ use serde_json::Value;
 use vigilo_domain::audit::{AuditRow, ChainVerifier, VerifyReport};
 use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::role::{allows, Permission};
+use vigilo_domain::stored_row::{hash_stored, hex, is_hex_of, StoredRow};
 
 use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging::{self, Paged};
 use crate::services::records::{decode, decode_ref};
-use crate::store::Query;
+use crate::store::{Query, TextItem};
 use crate::txn::load_head;
 use crate::Vigilo;
 
@@ -200,8 +201,10 @@ impl Vigilo {
     /// `progress(checked, total)` is called after each page; `total` is the head's seq.
     ///
     /// Each row's hash depends on the row alone (its `prev_hash` is stored), so only
-    /// the linking is sequential: the next page is read while this one is decoded and
-    /// hashed on every core, and memory stays at two pages whatever the chain's length.
+    /// the linking is sequential: the next page is read while this one is hashed on
+    /// every core and then linked, and memory stays at two pages whatever the chain's
+    /// length. Rows are hashed from their stored text where it is canonical
+    /// ([`vigilo_domain::stored_row`]) and decoded only where it is not.
     pub async fn verify_chain(
         &self,
         workspace_id: &str,
@@ -213,27 +216,26 @@ impl Vigilo {
         let first = Query::table(keys::audit_rows(workspace_id)).limit(VERIFY_PAGE);
         let fetch = |q: Query| {
             let table = self.table.clone();
-            tokio::spawn(async move { table.query(&q).await })
+            tokio::spawn(async move { table.query_text(&q).await })
         };
         let mut next = Some(fetch(first.clone()));
-        'pages: while let Some(reading) = next.take() {
+        while let Some(reading) = next.take() {
             let page = reading.await.map_err(|e| AppError::Corrupt(format!("audit page read: {e}")))??;
             if let Some(p) = page.last.clone() {
                 next = Some(fetch(first.clone().after(Some(p))));
             }
-            let hashed = tokio::task::spawn_blocking(move || hash_rows(page.items))
-                .await
-                .map_err(|e| AppError::Corrupt(format!("audit page hash: {e}")))?;
-            for r in hashed {
-                match r {
-                    Ok((row, computed)) => {
-                        if !verifier.push_hashed(&row, &computed) {
-                            break 'pages;
-                        }
-                    }
-                    // An unreadable row is a break in itself; report it by position.
-                    Err((id, seq)) => return Ok(unreadable(verifier, id, seq)),
-                }
+            let linked = tokio::task::spawn_blocking(move || {
+                let outcome = link_page(&mut verifier, &page.items);
+                (verifier, outcome)
+            })
+            .await
+            .map_err(|e| AppError::Corrupt(format!("audit page hash: {e}")))?;
+            verifier = linked.0;
+            match linked.1 {
+                Linked::On => {}
+                Linked::Broken => break,
+                // An unreadable row is a break in itself; report it by position.
+                Linked::Unreadable(id, seq) => return Ok(unreadable(verifier, id, seq)),
             }
             progress(verifier.rows_checked(), total);
         }
@@ -242,42 +244,67 @@ impl Vigilo {
 }
 
 /// Rows per page while verifying.
-const VERIFY_PAGE: usize = 1000;
+const VERIFY_PAGE: usize = 2000;
 
-/// A stored row decoded with its content's hash, or the id and seq of one unreadable.
-type Hashed = Result<(AuditRow, String), (Option<String>, u64)>;
+/// How a page's linking ended.
+enum Linked {
+    On,
+    Broken,
+    Unreadable(Option<String>, u64),
+}
 
-/// Decodes and hashes a page's rows, split over the machine's cores, in order.
-fn hash_rows(items: Vec<crate::store::Item>) -> Vec<Hashed> {
-    let one = |item: crate::store::Item| -> Hashed {
-        let seq = item.key.sk.parse().unwrap_or(0);
-        let id = item.data.get("id").and_then(Value::as_str).map(str::to_owned);
-        match decode::<AuditRow>(item) {
-            Ok(row) => {
-                let h = row.hash_input().hash();
-                Ok((row, h))
-            }
-            Err(_) => Err((id, seq)),
+/// A stored row hashed: from its text, decoded, or not readable as a row at all (then
+/// its id, when it has one, and its seq from its key).
+enum Hashed<'a> {
+    Stored(StoredRow<'a>),
+    Decoded(Box<AuditRow>, String),
+    Unreadable(Option<String>, u64),
+}
+
+fn hash_one(item: &TextItem) -> Hashed<'_> {
+    if let Some(row) = hash_stored(&item.text) {
+        return Hashed::Stored(row);
+    }
+    match serde_json::from_str::<AuditRow>(&item.text) {
+        Ok(row) => {
+            let h = row.hash_input().hash();
+            Hashed::Decoded(Box::new(row), h)
         }
-    };
+        Err(_) => {
+            let id = serde_json::from_str::<Value>(&item.text)
+                .ok()
+                .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned));
+            Hashed::Unreadable(id, item.key.sk.parse().unwrap_or(0))
+        }
+    }
+}
+
+/// Hashes a page's rows, split over the machine's cores, then links them in order.
+fn link_page(verifier: &mut ChainVerifier, items: &[TextItem]) -> Linked {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    if cores == 1 || items.len() < 64 {
-        return items.into_iter().map(one).collect();
+    let hashed: Vec<Hashed<'_>> = if cores == 1 || items.len() < 64 {
+        items.iter().map(hash_one).collect()
+    } else {
+        let per = items.len().div_ceil(cores);
+        std::thread::scope(|s| {
+            let handles: Vec<_> =
+                items.chunks(per).map(|c| s.spawn(move || c.iter().map(hash_one).collect::<Vec<_>>())).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
+    for h in hashed {
+        let on = match h {
+            Hashed::Stored(r) => {
+                verifier.push_link(&r.link, |stored| is_hex_of(stored, &r.computed), || hex(&r.computed))
+            }
+            Hashed::Decoded(row, computed) => verifier.push_hashed(&row, &computed),
+            Hashed::Unreadable(id, seq) => return Linked::Unreadable(id, seq),
+        };
+        if !on {
+            return Linked::Broken;
+        }
     }
-    let per = items.len().div_ceil(cores);
-    let mut chunks: Vec<Vec<crate::store::Item>> = Vec::with_capacity(cores);
-    let mut rest = items;
-    while rest.len() > per {
-        let tail = rest.split_off(per);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
-    std::thread::scope(|s| {
-        let handles: Vec<_> =
-            chunks.into_iter().map(|c| s.spawn(move || c.into_iter().map(one).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    })
+    Linked::On
 }
 
 fn unreadable(verifier: ChainVerifier, row_id: Option<String>, seq: u64) -> VerifyReport {

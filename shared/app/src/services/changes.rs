@@ -14,7 +14,7 @@ use crate::keys;
 use crate::paging::{self, Paged};
 use crate::retrying;
 use crate::services::access::Access;
-use crate::services::conflicts::{occupancy, write_occupancy};
+use crate::services::conflicts::{kept_unless_lost, occupancy, touched, write_occupancy, Calendars};
 use crate::services::idempotency::{self, Created, IdempotencyKey, Slot};
 use crate::services::records::{change_item, decode, decode_ref, load, to_data};
 use crate::services::views::diff;
@@ -178,7 +178,9 @@ impl Vigilo {
         let mut taken: Option<Taken> = None;
         let mut claimed: Option<Slot> = None;
         let scope_of = |ws: &str| format!("changes:{ws}");
+        let mut attempts = 0;
         let created = retrying!({
+            attempts += 1;
             let access = self.access(actor, slug).await?;
             let mut tx = self.tx_as(&access, actor);
             access.require(Permission::CreateChange)?;
@@ -226,7 +228,13 @@ impl Vigilo {
             for op in asset_entries(&ws, number, &[], &change.affected_assets) {
                 tx.derived(op);
             }
-            write_occupancy(&mut tx, &ws, number, None, occupancy(&change));
+            // The calendars it books are read once: for rewriting them and for the
+            // conflicts the answer carries (held, so they stand as read).
+            let calendars = match occupancy(&change) {
+                Some(_) => self.asset_calendars(&ws, &change.affected_assets).await?,
+                None => Calendars::default(),
+            };
+            write_occupancy(&mut tx, &ws, number, None, occupancy(&change), kept_unless_lost(&calendars, attempts));
             crate::services::tasks::no_tasks_yet(&mut tx, &ws, number);
             tx.audit(
                 AuditEntry::new("change.create", "ChangeRequest", &change.id)
@@ -234,7 +242,7 @@ impl Vigilo {
                     .subject(&change.id),
             );
             // The first response, conflicts included, is what a retry replays.
-            change.conflicts = Some(self.conflicts_of(&change).await?);
+            change.conflicts = Some(self.conflicts_with(&change, Some(&calendars)).await?);
             idempotency::remember(&mut tx, &actor.user_id, &scope, idem, &slot, &to_data(&change), now);
             tx.commit(now).await?;
             Ok(Created::New(change))
@@ -426,7 +434,9 @@ impl Vigilo {
         raw: RawChange,
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
+        let mut attempts = 0;
         let changed = retrying!({
+            attempts += 1;
             let access = self.access(actor, slug).await?;
             let mut tx = self.tx_as(&access, actor);
             access.require(Permission::CreateChange)?;
@@ -443,7 +453,7 @@ impl Vigilo {
             let mut new = old.clone();
             new.apply(fields.clone());
             if new == old {
-                return Ok(old);
+                return Ok((old, Calendars::default()));
             }
             self.check_references(&ws, &new).await?;
             let now = self.now();
@@ -454,12 +464,21 @@ impl Vigilo {
             for op in asset_entries(&ws, new.number, &old.affected_assets, &new.affected_assets) {
                 tx.derived(op);
             }
-            write_occupancy(&mut tx, &ws, new.number, occupancy(&old), occupancy(&new));
+            let booked = touched(occupancy(&old), occupancy(&new));
+            let calendars = match occupancy(&new) {
+                Some(_) => self.asset_calendars(&ws, &[booked, new.affected_assets.clone()].concat()).await?,
+                None if !booked.is_empty() => self.asset_calendars(&ws, &booked).await?,
+                None => Calendars::default(),
+            };
+            let rewrite = kept_unless_lost(&calendars, attempts);
+            write_occupancy(&mut tx, &ws, new.number, occupancy(&old), occupancy(&new), rewrite);
             tx.audit(AuditEntry::new("change.update", "ChangeRequest", &new.id).values(before, after).subject(&new.id));
             tx.commit(now).await?;
-            Ok(new)
+            Ok((new, calendars))
         })?;
-        self.with_conflicts(changed).await
+        let (changed, calendars) = changed;
+        let conflicts = self.conflicts_with(&changed, Some(&calendars)).await?;
+        Ok(ChangeRequest { conflicts: Some(conflicts), ..changed })
     }
 }
 

@@ -1,7 +1,15 @@
-//! Conflict detection. Every live change with a planned window has one window entry per
-//! affected asset, filed under the window's end; finding what overlaps a window on some
-//! assets is one range query per asset (entries ending after the window starts), so the
-//! cost follows the changes on those assets, never the size of the workspace.
+//! Conflict detection. Every live change with a planned window is booked on each of its
+//! assets twice over: a window entry filed under the window's end, and a booking in the
+//! asset's calendar, a copy of its entries kept in the asset's epoch item. Finding what
+//! overlaps a window on some assets is one consistent read of their calendars, however
+//! many assets; an asset busier than a calendar keeps ([`CALENDAR_MAX`]) is looked up by
+//! a range query over its entries (those ending after the window starts) instead. Either
+//! way the cost follows the changes on those assets, never the size of the workspace.
+//!
+//! A write that moves a change's bookings rewrites each calendar it touches on the
+//! condition that the calendar is as it read it, in the change's own transaction: two
+//! writers on one asset cannot both rewrite it from the same read, and a move whose
+//! gate read a calendar fails if the calendar moved since.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +30,7 @@ use crate::retrying;
 use crate::services::changes::require_author_or;
 use crate::services::records::{decode, decode_ref, to_data};
 use crate::store::{Condition, Item, Key, Query, Table, WriteOp};
-use crate::txn::{epoch_stamp, AuditEntry, Tx};
+use crate::txn::{epoch_copy, epoch_stamp, AuditEntry, Tx};
 use crate::Vigilo;
 
 /// What a change occupies: its window on each of its assets, while it is live.
@@ -58,23 +66,111 @@ pub fn window_entries(
     ops
 }
 
+/// Most bookings an asset's calendar keeps. An asset with more is no longer given a
+/// calendar: its conflicts are found by the range query over its entries from then on.
+pub const CALENDAR_MAX: usize = 250;
+
+/// A live change's window on one asset, as the asset's calendar keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Booking {
+    pub number: ChangeNumber,
+    pub start: jiff::Timestamp,
+    pub end: jiff::Timestamp,
+}
+
+/// An asset's epoch as read, with its calendar when one is kept (`None`: too busy, or
+/// written before calendars were kept; look its entries up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetCalendar {
+    pub asset: String,
+    pub stamp: Option<String>,
+    pub bookings: Option<Vec<Booking>>,
+}
+
+/// The calendars of some assets, read in one consistent snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Calendars(Vec<AssetCalendar>);
+
+impl Calendars {
+    pub fn get(&self, asset: &str) -> Option<&AssetCalendar> {
+        self.0.iter().find(|c| c.asset == asset)
+    }
+
+    /// Whether every one of `assets` was read.
+    pub fn covers<'a>(&self, mut assets: impl Iterator<Item = &'a String>) -> bool {
+        assets.all(|a| self.get(a).is_some())
+    }
+}
+
+/// The assets a move from `old` to `new` books or frees: their calendars are rewritten.
+pub fn touched<'a>(old: Option<(Window, &'a [String])>, new: Option<(Window, &'a [String])>) -> Vec<String> {
+    let mut assets: Vec<String> = Vec::new();
+    if old != new {
+        for (_, a) in old.into_iter().chain(new) {
+            assets.extend(a.iter().cloned());
+        }
+    }
+    assets.sort();
+    assets.dedup();
+    assets
+}
+
+/// The calendars a write rewrites: those it read, on its first attempt. A write retried
+/// after losing a race rewrites none (so the calendars it touches are no longer kept):
+/// an asset that writers race on is looked up by its entries from then on, and writers
+/// on it never race on one item again. The race lost may have been on something else;
+/// giving a calendar up is never wrong, only slower.
+pub fn kept_unless_lost(read: &Calendars, attempts: u32) -> &Calendars {
+    static NONE: Calendars = Calendars(Vec::new());
+    if attempts <= 1 {
+        read
+    } else {
+        &NONE
+    }
+}
+
+/// An asset's epoch item with a calendar of `bookings`, for seeding a table directly
+/// (benchmarks); the service writes calendars through [`write_occupancy`].
+pub fn calendar_item(w: &str, asset: &str, mut bookings: Vec<Booking>) -> Item {
+    bookings.sort_by_key(|b| (b.end, b.number));
+    let mut data = json!({"stamp": uuid::Uuid::new_v4().simple().to_string()});
+    if bookings.len() <= CALENDAR_MAX {
+        data["bookings"] = json!(bookings);
+    }
+    Item::new(keys::asset_epoch(w, asset), data)
+}
+
 /// Writes a change's window entries as its occupancy moves from `old` to `new`, and
-/// moves the epoch of every asset whose entries change (in the main transaction): a
-/// schedule that read those entries, and holds the epochs, fails if they moved.
+/// rewrites the calendar of every asset whose bookings change, on the condition that
+/// it is as `read` (in the main transaction). A schedule that read those calendars,
+/// and holds their epochs, fails if they moved. An asset whose calendar was not read,
+/// or is not kept, has its epoch moved and keeps no calendar, so it is looked up by
+/// its entries: never a calendar that misses a booking.
 pub fn write_occupancy(
     tx: &mut Tx<'_>,
     w: &str,
     n: ChangeNumber,
     old: Option<(Window, &[String])>,
     new: Option<(Window, &[String])>,
+    read: &Calendars,
 ) {
-    let mut moved = std::collections::BTreeSet::new();
-    for (asset, op) in window_entries(w, n, old, new) {
+    for (_, op) in window_entries(w, n, old, new) {
         tx.derived(op);
-        moved.insert(asset);
     }
-    for asset in moved {
-        tx.move_epoch(keys::asset_epoch(w, &asset));
+    for asset in touched(old, new) {
+        let key = keys::asset_epoch(w, &asset);
+        match read.get(&asset) {
+            Some(AssetCalendar { stamp, bookings: Some(kept), .. }) => {
+                let mut bookings: Vec<Booking> = kept.iter().filter(|b| b.number != n).cloned().collect();
+                if let Some((win, _)) = new.filter(|(_, assets)| assets.contains(&asset)) {
+                    bookings.push(Booking { number: n, start: win.start, end: win.end });
+                }
+                bookings.sort_by_key(|b| (b.end, b.number));
+                let content = if bookings.len() <= CALENDAR_MAX { json!({ "bookings": bookings }) } else { json!({}) };
+                tx.rewrite_spare_copy(key, stamp.clone(), content);
+            }
+            _ => tx.move_epoch(key),
+        }
     }
 }
 
@@ -121,6 +217,24 @@ async fn load_changes(table: &dyn Table, ws: &str, numbers: &[ChangeNumber]) -> 
 }
 
 impl Vigilo {
+    /// The calendars of `assets`, in one consistent read per hundred assets. An asset
+    /// never booked has no epoch item, and so an empty calendar.
+    pub async fn asset_calendars(&self, ws: &str, assets: &[String]) -> AppResult<Calendars> {
+        let assets = vigilo_domain::change::dedup_keeping_order(assets.to_vec());
+        let mut out = Vec::with_capacity(assets.len());
+        for chunk in assets.chunks(100) {
+            let keys: Vec<Key> = chunk.iter().map(|a| keys::asset_epoch(ws, a)).collect();
+            for (asset, item) in chunk.iter().zip(self.table.snapshot(&keys).await?) {
+                let bookings = match &item {
+                    None => Some(vec![]),
+                    Some(_) => epoch_copy::<Vec<Booking>>(item.as_ref(), "bookings")?,
+                };
+                out.push(AssetCalendar { asset: asset.clone(), stamp: epoch_stamp(item.as_ref()), bookings });
+            }
+        }
+        Ok(Calendars(out))
+    }
+
     /// The live changes other than `own` that share an asset with `assets` in a window
     /// overlapping `window`, with any acceptance `own` has for them.
     pub async fn find_conflicts(
@@ -130,11 +244,36 @@ impl Vigilo {
         window: Window,
         assets: &[String],
     ) -> AppResult<ConflictReport> {
+        let calendars = self.asset_calendars(ws, assets).await?;
+        self.conflicts_in(ws, own, window, assets, &calendars).await
+    }
+
+    /// As [`Vigilo::find_conflicts`], over calendars already read (which must cover
+    /// `assets`; one not read is looked up by its entries).
+    pub async fn conflicts_in(
+        &self,
+        ws: &str,
+        own: Option<ChangeNumber>,
+        window: Window,
+        assets: &[String],
+        calendars: &Calendars,
+    ) -> AppResult<ConflictReport> {
         let mut shared: BTreeMap<ChangeNumber, Vec<String>> = BTreeMap::new();
         let mut items_read = 0;
         let mut epochs = Vec::with_capacity(assets.len());
         let (lo, hi) = keys::ending_after(&time::format(window.start));
         for asset in assets {
+            let calendar = calendars.get(asset);
+            if let Some(bookings) = calendar.and_then(|c| c.bookings.as_ref()) {
+                items_read += 1;
+                for b in bookings.iter().filter(|b| b.end > window.start && b.start < window.end) {
+                    if Some(b.number) != own {
+                        shared.entry(b.number).or_default().push(asset.clone());
+                    }
+                }
+                epochs.push((keys::asset_epoch(ws, asset), calendar.and_then(|c| c.stamp.clone())));
+                continue;
+            }
             let mut q = Query::table(keys::window_partition(ws, asset)).between(lo.clone(), hi.clone()).limit(500);
             // The asset's epoch sorts after every entry, so the same query reads it.
             let mut epoch = None;
@@ -156,7 +295,9 @@ impl Vigilo {
                     None => break,
                 }
             }
-            epochs.push((keys::asset_epoch(ws, asset), epoch));
+            // Held as first read: if the calendar moved since, the move is retried.
+            let held = calendar.map_or(epoch, |c| c.stamp.clone());
+            epochs.push((keys::asset_epoch(ws, asset), held));
         }
         let numbers: Vec<ChangeNumber> = shared.keys().copied().collect();
         let changes = load_changes(&*self.table, ws, &numbers).await?;
@@ -209,17 +350,24 @@ impl Vigilo {
     }
 
     /// A change's conflicts with the epochs of its assets as read with them, for a move
-    /// whose gate refuses on conflicts (schedule).
-    pub(crate) async fn conflicts_held(
-        &self,
-        c: &ChangeRequest,
-    ) -> AppResult<(Vec<Conflict>, Vec<(Key, Option<String>)>)> {
-        match occupancy(c) {
-            Some((w, assets)) => {
-                let report = self.find_conflicts(&c.workspace_id, Some(c.number), w, assets).await?;
-                Ok((report.items, report.epochs))
+    /// whose gate refuses on conflicts (schedule), and the calendars read.
+    pub(crate) async fn conflicts_held(&self, c: &ChangeRequest) -> AppResult<(ConflictReport, Calendars)> {
+        let calendars = self.asset_calendars(&c.workspace_id, &c.affected_assets).await?;
+        let report = match occupancy(c) {
+            Some((w, assets)) => self.conflicts_in(&c.workspace_id, Some(c.number), w, assets, &calendars).await?,
+            None => ConflictReport { items: vec![], items_read: 0, epochs: vec![] },
+        };
+        Ok((report, calendars))
+    }
+
+    /// The conflicts of a change, over calendars already read when they cover its
+    /// assets (a move that read them answers without reading them again).
+    pub(crate) async fn conflicts_with(&self, c: &ChangeRequest, read: Option<&Calendars>) -> AppResult<Vec<Conflict>> {
+        match (occupancy(c), read) {
+            (Some((w, assets)), Some(cals)) if cals.covers(assets.iter()) => {
+                Ok(self.conflicts_in(&c.workspace_id, Some(c.number), w, assets, cals).await?.items)
             }
-            None => Ok((vec![], vec![])),
+            _ => self.conflicts_of(c).await,
         }
     }
 

@@ -108,7 +108,7 @@ impl Vigilo {
             );
             let members = self.all_members(&ws.id).await?;
             let round = self.round_steps(change).await?;
-            let (details, _) = self.change_details(change, &round, &members, None).await?;
+            let (details, _) = self.change_details(change, &round, &members, None, None).await?;
             let event = Event { ws, change, members: &members, details: Some(&details), now };
             let mut notes = self.approval_requests(&event, &[&new], NoticeKind::ApprovalEscalated);
             notes.extend(self.admin_notices(&event, &new));

@@ -115,7 +115,7 @@ impl Vigilo {
 
     /// What the decision page shows of an opened link's change beyond the change itself.
     pub async fn link_details(&self, open: &OpenLink) -> AppResult<vigilo_domain::notice::ChangeDetails> {
-        Ok(self.change_details(&open.change, &open.round, &[], None).await?.0)
+        Ok(self.change_details(&open.change, &open.round, &[], None, None).await?.0)
     }
 
     /// Uses a token: `decision` is `approve` or `reject` (which needs a comment).

@@ -262,6 +262,7 @@ impl Vigilo {
         round: &[ApprovalStep],
         members: &[Member],
         freezes: Option<Vec<FreezeWindow>>,
+        calendars: Option<&crate::services::conflicts::Calendars>,
     ) -> AppResult<(ChangeDetails, Vec<Conflict>)> {
         let author_name = match members.iter().find(|m| m.user_id == c.author) {
             Some(m) => m.name.clone(),
@@ -269,7 +270,7 @@ impl Vigilo {
                 .await?
                 .and_then(|m| m.name),
         };
-        let conflicts = self.conflicts_of(c).await?;
+        let conflicts = self.conflicts_with(c, calendars).await?;
         let freezes = match (freezes, c.planned_start, c.planned_end) {
             (Some(known), _, _) => known,
             (None, Some(start), Some(end)) => self.blocking_windows(&c.workspace_id, c, start, end).await?,

@@ -26,7 +26,7 @@ use crate::retrying;
 use crate::services::access::Access;
 use crate::services::changes::require_author_or;
 use crate::services::changes::Epochs;
-use crate::services::conflicts::{occupancy, write_occupancy};
+use crate::services::conflicts::{kept_unless_lost, occupancy, touched, write_occupancy, Calendars};
 use crate::services::freeze;
 use crate::services::notices::grant_item;
 use crate::services::notices::Event;
@@ -85,6 +85,7 @@ fn write_change(
     new: &mut ChangeRequest,
     action: Action,
     meta: Value,
+    calendars: &Calendars,
     now: jiff::Timestamp,
 ) {
     new.version = old.version + 1;
@@ -92,7 +93,7 @@ fn write_change(
     let (before, after) = diff(old, new);
     tx.put(change_item(new), Some(Condition::version(old.version)));
     // A change that ends frees its assets; a reopened one holds them again.
-    write_occupancy(tx, &new.workspace_id, new.number, occupancy(old), occupancy(new));
+    write_occupancy(tx, &new.workspace_id, new.number, occupancy(old), occupancy(new), calendars);
     let entry = AuditEntry::new(format!("change.{}", action.audit_verb()), "ChangeRequest", &new.id);
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
 }
@@ -119,6 +120,8 @@ struct Read {
     freezes: Option<Vec<FreezeWindow>>,
     /// The epochs of the assets whose window entries the conflict gate read.
     asset_epochs: Vec<(crate::store::Key, Option<String>)>,
+    /// The calendars of the assets the gate read or the move books or frees.
+    calendars: Option<Calendars>,
 }
 
 impl Vigilo {
@@ -133,7 +136,9 @@ impl Vigilo {
         if_match: Option<u64>,
     ) -> AppResult<ChangeRequest> {
         let action = Action::parse(action).ok_or(AppError::NotFound)?;
+        let mut attempts = 0;
         let moved = retrying!({
+            attempts += 1;
             let (access, mut tx, old, epochs) = self.change_for_write(actor, slug, number).await?;
             check_len("comment", &input.comment)?;
             check_len("reason", &input.reason)?;
@@ -160,6 +165,13 @@ impl Vigilo {
                 }
                 other => other?,
             };
+            // A move that books or frees assets rewrites their calendars from a read.
+            let booked = touched(occupancy(&old), occupancy(&mv.change));
+            if !booked.is_empty() && !read.calendars.as_ref().is_some_and(|c| c.covers(booked.iter())) {
+                let mut assets = booked;
+                assets.extend(mv.change.affected_assets.iter().cloned());
+                read.calendars = Some(self.asset_calendars(access.ws(), &assets).await?);
+            }
             if self.delivery.is_some() && mv.notifies() {
                 if read.members.is_none() {
                     read.members = Some(self.all_members(access.ws()).await?);
@@ -176,7 +188,8 @@ impl Vigilo {
                         _ => Some(vec![]),
                     }
                 });
-                let (details, conflicts) = self.change_details(&mv.change, &round, members, freezes).await?;
+                let (details, conflicts) =
+                    self.change_details(&mv.change, &round, members, freezes, read.calendars.as_ref()).await?;
                 read.details = Some(details);
                 // The answer carries the same conflicts: read once.
                 mv.conflicts.get_or_insert(conflicts);
@@ -190,8 +203,13 @@ impl Vigilo {
             for (key, stamp) in std::mem::take(&mut read.asset_epochs) {
                 tx.hold_epoch(key, stamp);
             }
+            // The answer's conflicts, from calendars read for the move: they are held,
+            // so they stand as read once the move commits.
+            if mv.conflicts.is_none() && read.calendars.is_some() {
+                mv.conflicts = Some(self.conflicts_with(&mv.change, read.calendars.as_ref()).await?);
+            }
             let tasks = TasksRead { held: needs.tasks, epochs: &epochs };
-            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, tasks, now);
+            let new = self.write_move(&access, &mut tx, &old, action, &input, mv, read, tasks, attempts, now);
             tx.commit(now).await?;
             Ok(new)
         });
@@ -252,9 +270,10 @@ impl Vigilo {
             }
         }
         if needs.conflicts {
-            let (conflicts, epochs) = self.conflicts_held(c).await?;
-            g.conflicts = conflicts;
-            read.asset_epochs = epochs;
+            let (report, calendars) = self.conflicts_held(c).await?;
+            g.conflicts = report.items;
+            read.asset_epochs = report.epochs;
+            read.calendars = Some(calendars);
         }
         if needs.planning {
             let (planning, members) = self.planning(ws).await?;
@@ -301,6 +320,7 @@ impl Vigilo {
         mv: Move,
         read: Read,
         tasks: TasksRead<'_>,
+        attempts: u32,
         now: jiff::Timestamp,
     ) -> ChangeRequest {
         let ws = access.ws();
@@ -320,7 +340,9 @@ impl Vigilo {
             write_steps(tx, &old.id, &steps);
         }
         if mv.moved {
-            write_change(tx, old, &mut new, action, Value::Object(mv.meta), now);
+            let calendars = read.calendars.clone().unwrap_or_default();
+            let rewrite = kept_unless_lost(&calendars, attempts);
+            write_change(tx, old, &mut new, action, Value::Object(mv.meta), rewrite, now);
         } else {
             // Still in review: the change itself is untouched, but it must not have
             // moved under us (a concurrent cancel, say).
