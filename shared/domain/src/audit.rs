@@ -198,6 +198,8 @@ pub struct ChainVerifier {
     rows_checked: u64,
     first_hash: Option<String>,
     chain_break: Option<ChainBreak>,
+    /// For a later part of a chain: its first row's id, seq and `prev_hash`, once seen.
+    joined: Option<Option<(String, u64, String)>>,
 }
 
 impl ChainVerifier {
@@ -209,6 +211,79 @@ impl ChainVerifier {
             rows_checked: 0,
             first_hash: None,
             chain_break: None,
+            joined: None,
+        }
+    }
+
+    /// A verifier for a later part of a chain, walked beside the part before it: its
+    /// first row's `seq` and `prev_hash` are taken as found, and [`ChainVerifier::join`]
+    /// checks them against the end of the part before.
+    pub fn later_part(workspace_id: &str) -> ChainVerifier {
+        ChainVerifier { joined: Some(None), ..ChainVerifier::new(workspace_id) }
+    }
+
+    /// Records a row that is not readable as a row at all: a break in itself.
+    pub fn unreadable(&mut self, row_id: Option<String>, seq: u64) {
+        if self.chain_break.is_none() {
+            self.chain_break = Some(ChainBreak {
+                row_id,
+                seq,
+                reason: "unreadable_row".into(),
+                detail: "the stored row is not a valid audit row".into(),
+            });
+        }
+    }
+
+    /// The report over this part and the `later` one walked beside it, ending at `head`:
+    /// the first break in `seq` order, where the two parts meet included.
+    pub fn join(self, later: ChainVerifier, head: Option<&ChainHead>) -> VerifyReport {
+        if self.broken() {
+            return self.report();
+        }
+        let first_hash = self.first_hash.clone();
+        let at = |id: &str, seq: u64, reason: &str, detail: String| ChainBreak {
+            row_id: Some(id.to_owned()),
+            seq,
+            reason: reason.into(),
+            detail,
+        };
+        let meets = match &later.joined {
+            Some(Some((id, seq, _))) if *seq != self.expected_seq => {
+                let detail = format!("expected seq {}, found {seq}: rows are missing or reordered", self.expected_seq);
+                Some(at(id, *seq, "seq_gap", detail))
+            }
+            Some(Some((id, seq, prev))) if *prev != self.expected_prev => {
+                let detail = format!("prev_hash {prev} does not match the previous row's hash {}", self.expected_prev);
+                Some(at(id, *seq, "prev_hash_mismatch", detail))
+            }
+            _ => None,
+        };
+        if let Some(b) = meets {
+            let mut report = self.report();
+            report.ok = false;
+            report.chain_break = Some(b);
+            return report;
+        }
+        if later.rows_checked == 0 && !later.broken() {
+            // Nothing after the first part: it ends the chain.
+            return ChainVerifier { expected_seq: self.expected_seq, ..self }.finish(head);
+        }
+        let (rows, last) = (self.rows_checked, (self.rows_checked > 0).then_some(self.expected_prev));
+        let mut report = if later.broken() { later.report() } else { later.finish(head) };
+        report.rows_checked += rows;
+        report.first_hash = first_hash.or(report.first_hash);
+        report.last_hash = report.last_hash.or(last);
+        report
+    }
+
+    /// What was walked, with no head to compare with (a part of a chain, or a broken one).
+    fn report(self) -> VerifyReport {
+        VerifyReport {
+            ok: self.chain_break.is_none(),
+            rows_checked: self.rows_checked,
+            first_hash: self.first_hash,
+            last_hash: (self.rows_checked > 0).then_some(self.expected_prev),
+            chain_break: self.chain_break,
         }
     }
 
@@ -252,6 +327,15 @@ impl ChainVerifier {
         }
         if row.workspace_id != self.workspace_id {
             self.fail(row, "workspace_mismatch", format!("row belongs to workspace {}", row.workspace_id));
+        } else if let Some(joined @ None) = &mut self.joined {
+            // The first row of a later part: its seq and link are checked where the
+            // parts meet, its content here.
+            *joined = Some((row.id.to_owned(), row.seq, row.prev_hash.to_owned()));
+            self.expected_seq = row.seq;
+            if !matches(row.hash) {
+                let detail = format!("stored hash {} but the row's content hashes to {}", row.hash, computed());
+                self.fail(row, "hash_mismatch", detail);
+            }
         } else if row.seq != self.expected_seq {
             let detail =
                 format!("expected seq {}, found {}: rows are missing or reordered", self.expected_seq, row.seq);
@@ -348,6 +432,56 @@ mod tests {
             }
         }
         v.finish(Some(head))
+    }
+
+    /// Verifies `rows` in two parts split before index `at`, as verification over two
+    /// readers does.
+    fn verify_split(rows: &[AuditRow], head: &ChainHead, at: usize) -> VerifyReport {
+        let (a, b) = rows.split_at(at.min(rows.len()));
+        let (mut first, mut later) = (ChainVerifier::new("w1"), ChainVerifier::later_part("w1"));
+        for r in a {
+            if !first.push(r) {
+                break;
+            }
+        }
+        for r in b {
+            if !later.push(r) {
+                break;
+            }
+        }
+        first.join(later, Some(head))
+    }
+
+    #[test]
+    fn a_chain_split_anywhere_verifies_as_one_walk_does() {
+        type Tamper = Box<dyn Fn(&mut Vec<AuditRow>, &mut ChainHead)>;
+        let tampers: Vec<Tamper> = vec![
+            Box::new(|_, _| {}),
+            Box::new(|r, _| r[3].new_value = json!({"title": "forged"})),
+            Box::new(|r, _| drop(r.remove(3))),
+            Box::new(|r, _| drop(r.drain(2..5))),
+            Box::new(|r, _| r.swap(2, 3)),
+            Box::new(|r, _| {
+                r[3].new_value = json!({"title": "forged"});
+                r[3].hash = r[3].hash_input().hash();
+            }),
+            Box::new(|r, _| r.truncate(5)),
+            Box::new(|r, _| drop(r.drain(0..4))),
+            Box::new(|r, _| r[4].workspace_id = "w2".into()),
+            Box::new(|_, h| h.hash = "0".repeat(64)),
+            Box::new(|r, h| {
+                r.clear();
+                h.seq = 0;
+            }),
+        ];
+        for (i, tamper) in tampers.iter().enumerate() {
+            let (mut rows, mut head) = chain("w1", 8);
+            tamper(&mut rows, &mut head);
+            let whole = verify(&rows, &head);
+            for at in 0..=rows.len() {
+                assert_eq!(verify_split(&rows, &head, at), whole, "tamper {i}, split at {at}");
+            }
+        }
     }
 
     #[test]

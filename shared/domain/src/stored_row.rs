@@ -170,15 +170,24 @@ impl Fields {
 }
 
 /// Whether key `b` comes strictly after key `a` in UTF-16 code-unit order (RFC 8785
-/// section 3.2.3). Byte order agrees with it except between characters from U+E000
-/// up and those beyond U+FFFF, whose UTF-8 starts at 0xEE or above.
+/// section 3.2.3). UTF-8's byte order is code-point order, which UTF-16's agrees with
+/// except between characters from U+E000 to U+FFFF (lead byte 0xEE or 0xEF) and those
+/// beyond U+FFFF (lead byte 0xF0 and up, surrogates in UTF-16): only a first
+/// difference between two such lead bytes sorts the other way.
 fn rises(a: &[u8], b: &[u8]) -> bool {
-    if a.iter().chain(b).all(|&c| c < 0xEE) {
-        return a < b;
-    }
-    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
-        (Ok(a), Ok(b)) => a.encode_utf16().lt(b.encode_utf16()),
-        _ => false,
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        None => a.len() < b.len(),
+        Some(i) => {
+            let (x, y) = (a[i], b[i]);
+            let high_bmp = |c: u8| c == 0xEE || c == 0xEF;
+            if high_bmp(x) && y >= 0xF0 {
+                false
+            } else if x >= 0xF0 && high_bmp(y) {
+                true
+            } else {
+                x < y
+            }
+        }
     }
 }
 
@@ -499,6 +508,17 @@ mod tests {
             shallow = json!({ "a": shallow });
         }
         assert!(agrees(&stored(&row(shallow, Value::Null, json!({})))));
+    }
+
+    #[test]
+    fn keys_rise_in_utf16_order() {
+        let keys = ["", "a", "ab", "b", "é", "€", "\u{E000}", "\u{FFFF}", "😀", "\u{10FFFF}"];
+        for a in keys {
+            for b in keys {
+                let utf16 = a.encode_utf16().lt(b.encode_utf16());
+                assert_eq!(rises(a.as_bytes(), b.as_bytes()), utf16, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

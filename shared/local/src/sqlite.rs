@@ -190,12 +190,15 @@ fn query_sql(q: &Query, columns: &str) -> (String, Vec<String>) {
 }
 
 /// Runs `q`, turning each row (`columns`, then the index sort key) into an item with
-/// `row`; the page ends at the limit, with the position of its last item.
+/// `row`; the page ends at the limit, with the position of its last item (`key` names
+/// an item's key). Only the last row's position is kept: a long page costs no more
+/// than its items.
 fn run<T>(
     conn: &Connection,
     q: &Query,
     columns: &str,
-    row: impl Fn(&rusqlite::Row<'_>) -> Result<(Key, T), StoreError>,
+    row: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    key: impl Fn(&T) -> &Key,
 ) -> Result<(Vec<T>, Option<Position>), StoreError> {
     let (sql, args) = query_sql(q, columns);
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
@@ -203,36 +206,36 @@ fn run<T>(
     let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).map_err(backend)?;
     let limit = q.limit.max(1);
     let mut items = Vec::new();
-    let mut last = None;
+    let mut last_isk = String::new();
     while let Some(r) = rows.next().map_err(backend)? {
         if items.len() == limit {
             // One more exists: the page stops at the one before it.
+            let last = items.last().map(|i| Position { key: key(i).clone(), index_sk: last_isk });
             return Ok((items, last));
         }
-        let (key, item) = row(r)?;
-        last = Some(Position { key, index_sk: r.get::<_, String>(isk).map_err(backend)? });
-        items.push(item);
+        items.push(row(r)?);
+        last_isk.clear();
+        last_isk.push_str(r.get_ref(isk).and_then(|v| v.as_str().map_err(Into::into)).map_err(backend)?);
     }
     Ok((items, None))
 }
 
 fn run_query(conn: &Connection, q: &Query) -> Result<Page, StoreError> {
-    let (items, last) = run(conn, q, "i.pk, i.sk, i.data, i.indexes", |r| {
+    let row = |r: &rusqlite::Row<'_>| {
         let text = |n: usize| r.get::<_, String>(n).map_err(backend);
-        let key = Key { pk: text(0)?, sk: text(1)? };
-        let item = decode_item(key.pk.clone(), key.sk.clone(), &text(2)?, &text(3)?)?;
-        Ok((key, item))
-    })?;
+        decode_item(text(0)?, text(1)?, &text(2)?, &text(3)?)
+    };
+    let (items, last) = run(conn, q, "i.pk, i.sk, i.data, i.indexes", row, |i: &Item| &i.key)?;
     Ok(Page { items, last })
 }
 
 /// As [`run_query`], with each item's data as stored: no decoding.
 fn run_text_query(conn: &Connection, q: &Query) -> Result<TextPage, StoreError> {
-    let (items, last) = run(conn, q, "i.pk, i.sk, i.data", |r| {
+    let row = |r: &rusqlite::Row<'_>| {
         let text = |n: usize| r.get::<_, String>(n).map_err(backend);
-        let key = Key { pk: text(0)?, sk: text(1)? };
-        Ok((key.clone(), TextItem { key, text: text(2)? }))
-    })?;
+        Ok(TextItem { key: Key { pk: text(0)?, sk: text(1)? }, text: text(2)? })
+    };
+    let (items, last) = run(conn, q, "i.pk, i.sk, i.data", row, |i: &TextItem| &i.key)?;
     Ok(TextPage { items, last })
 }
 
