@@ -70,6 +70,10 @@ pub fn window_entries(
 /// calendar: its conflicts are found by the range query over its entries from then on.
 pub const CALENDAR_MAX: usize = 250;
 
+/// Calendars read in one consistent read at most: DynamoDB's `TransactGetItems`
+/// takes 100 items today, but 25 on its emulator and on DynamoDB before 2022.
+pub const CALENDARS_PER_READ: usize = 25;
+
 /// A live change's window on one asset, as the asset's calendar keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
@@ -217,12 +221,13 @@ async fn load_changes(table: &dyn Table, ws: &str, numbers: &[ChangeNumber]) -> 
 }
 
 impl Vigilo {
-    /// The calendars of `assets`, in one consistent read per hundred assets. An asset
-    /// never booked has no epoch item, and so an empty calendar.
+    /// The calendars of `assets`, in one consistent read per [`CALENDARS_PER_READ`]
+    /// assets (each calendar is held by its own stamp, so the reads need not be one).
+    /// An asset never booked has no epoch item, and so an empty calendar.
     pub async fn asset_calendars(&self, ws: &str, assets: &[String]) -> AppResult<Calendars> {
         let assets = vigilo_domain::change::dedup_keeping_order(assets.to_vec());
         let mut out = Vec::with_capacity(assets.len());
-        for chunk in assets.chunks(100) {
+        for chunk in assets.chunks(CALENDARS_PER_READ) {
             let keys: Vec<Key> = chunk.iter().map(|a| keys::asset_epoch(ws, a)).collect();
             for (asset, item) in chunk.iter().zip(self.table.snapshot(&keys).await?) {
                 let bookings = match &item {
