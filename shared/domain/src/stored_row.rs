@@ -63,9 +63,10 @@ pub fn hash_stored(text: &str) -> Option<StoredRow<'_>> {
     Some(StoredRow { link, computed: h.finalize().into() })
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Lowercase hex of a hash, without going through the formatter.
 pub fn hex(hash: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
     for b in hash {
         out.push(DIGITS[(b >> 4) as usize] as char);
@@ -76,7 +77,6 @@ pub fn hex(hash: &[u8; 32]) -> String {
 
 /// Whether `text` is the lowercase hex of `hash`.
 pub fn is_hex_of(text: &str, hash: &[u8; 32]) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let t = text.as_bytes();
     t.len() == 64
         && hash
@@ -119,18 +119,8 @@ impl Fields {
     fn scan(b: &[u8]) -> Option<Fields> {
         let mut s = Scan { b, i: 0 };
         let mut f = Fields::default();
-        s.eat(b'{')?;
-        let mut previous: Option<Span> = None;
         let mut ignored = None;
-        loop {
-            let key = s.string(false)?;
-            if let Some(p) = previous {
-                if !rises(&b[p.0 + 1..p.1 - 1], &b[key.0 + 1..key.1 - 1]) {
-                    return None;
-                }
-            }
-            previous = Some(key);
-            s.eat(b':')?;
+        s.object(|s, key| {
             let start = s.i;
             let first = s.peek()?;
             s.value(1)?;
@@ -159,12 +149,8 @@ impl Fields {
                 _ => &mut ignored,
             };
             *slot = Some(span);
-            match s.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
-        }
+            Some(())
+        })?;
         (s.i == b.len()).then_some(f)
     }
 }
@@ -222,7 +208,7 @@ impl Scan<'_> {
             return None;
         }
         match self.peek()? {
-            b'{' => self.object(depth),
+            b'{' => self.object(|s, _| s.value(depth + 1)),
             b'[' => self.array(depth),
             b'"' => self.string(true).map(drop),
             b't' => self.literal(b"true"),
@@ -233,7 +219,8 @@ impl Scan<'_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    /// An object whose keys rise in UTF-16 order; `field(self, key)` reads each value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, Span) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
@@ -249,7 +236,7 @@ impl Scan<'_> {
             }
             previous = Some(key);
             self.eat(b':')?;
-            self.value(depth + 1)?;
+            field(self, key)?;
             match self.next()? {
                 b',' => {}
                 b'}' => return Some(()),

@@ -318,7 +318,7 @@ impl Vigilo {
         action: Action,
         input: &ActionInput,
         mv: Move,
-        read: Read,
+        mut read: Read,
         tasks: TasksRead<'_>,
         attempts: u32,
         now: jiff::Timestamp,
@@ -340,7 +340,7 @@ impl Vigilo {
             write_steps(tx, &old.id, &steps);
         }
         if mv.moved {
-            let calendars = read.calendars.clone().unwrap_or_default();
+            let calendars = read.calendars.take().unwrap_or_default();
             let rewrite = kept_unless_lost(&calendars, attempts);
             write_change(tx, old, &mut new, action, Value::Object(mv.meta), rewrite, now);
         } else {
