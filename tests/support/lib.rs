@@ -66,6 +66,18 @@ impl Table for Meddler {
         self.inner.transact(ops).await
     }
 
+    async fn transact_sealing(
+        &self,
+        ops: Vec<WriteOp>,
+        workspace_id: &str,
+    ) -> Result<Option<vigilo_app::seal::Sealed>, StoreError> {
+        let meddle = self.next.lock().unwrap().take();
+        if let Some(m) = meddle {
+            m().await;
+        }
+        self.inner.transact_sealing(ops, workspace_id).await
+    }
+
     fn extra_items(&self, op: &WriteOp) -> usize {
         self.inner.extra_items(op)
     }

@@ -260,6 +260,49 @@ pub async fn audit_chain_has_no_fork_under_32_concurrent_writers(t: Arc<dyn Tabl
     assert_eq!(writers.len(), 32, "every writer's row is in the chain exactly once");
 }
 
+/// 32 audited transactions at once, each sealed by its commit where the store can
+/// (`Table::transact_sealing`), half of them racing for one key: every one that
+/// commits has its row in the chain, a refused one leaves neither row nor entry, and
+/// the chain comes out gapless and verified with nothing left waiting.
+pub async fn sealing_commits_race_and_fail_alone(t: Arc<dyn Table>) {
+    let sealer = Arc::new(crate::seal::Sealer::default());
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let (t, sealer) = (t.clone(), sealer.clone());
+        tasks.push(tokio::spawn(async move {
+            let table: &dyn Table = &*t;
+            let mut tx = Tx::new(table, "w", None).sealed_by(Some(&sealer));
+            tx.put(Item::new(Key::new("S", format!("own-{i}")), json!({"i": i})), Some(Condition::NotExists));
+            if i % 2 == 0 {
+                tx.put(Item::new(Key::new("S", "contested"), json!({"winner": i})), Some(Condition::NotExists));
+            }
+            tx.audit(AuditEntry::new("test.write", "test", format!("writer-{i}")));
+            (i, tx.commit(jiff::Timestamp::now()).await)
+        }));
+    }
+    let mut committed = Vec::new();
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        match result {
+            Ok(_) => committed.push(format!("writer-{i}")),
+            Err(crate::AppError::Contended) => assert!(i % 2 == 0, "writer {i} was refused"),
+            Err(e) => panic!("writer {i}: {e}"),
+        }
+    }
+    assert_eq!(committed.len(), 17, "the 16 that race for nothing and one racer commit");
+    assert_eq!(crate::seal::waiting(&*t, "w", 100).await.unwrap(), 0, "every committed entry is sealed");
+    let rows = t.query(&Query::table(crate::keys::audit_rows("w"))).await.unwrap().items;
+    let seqs: Vec<u64> = rows.iter().map(|r| r.data["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=17).collect::<Vec<u64>>(), "seq is gapless");
+    let mut in_chain: Vec<String> = rows.iter().map(|r| r.data["target_id"].as_str().unwrap().to_owned()).collect();
+    in_chain.sort();
+    committed.sort();
+    assert_eq!(in_chain, committed, "the chain holds exactly the committed writers");
+    let app = crate::Vigilo::new(t.clone(), Arc::new(crate::SystemClock));
+    let report = app.verify_chain("w", |_, _| {}).await.unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
 /// 64 transactions at once, 32 of them racing for one key: each of the 32 others
 /// commits, exactly one of the racers does, and a refused one writes none of its items
 /// (stores that commit transactions in groups keep each one all or nothing).
@@ -421,6 +464,7 @@ macro_rules! table_contract_tests {
             racing_adds_hand_out_every_number_once,
             sealing_takes_large_entries_in_order,
             racing_transactions_fail_alone,
+            sealing_commits_race_and_fail_alone,
             text_queries_page_as_queries_do,
         );
     };

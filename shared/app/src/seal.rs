@@ -24,8 +24,8 @@ use vigilo_domain::audit::{genesis_hash, AuditRow, ChainHead, HashInput};
 
 use crate::error::{AppError, AppResult};
 use crate::keys;
-use crate::store::{Condition, Item, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
-use crate::txn::load_head;
+use crate::store::{Condition, InPlace, Item, Query, StoreError, Table, WriteOp, MAX_TRANSACTION_ITEMS};
+use crate::txn::{decode_head, load_head};
 
 /// An audit entry as it waits in the queue: the row without its place in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,12 +88,8 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
             Some(head) => head,
             None => load_head(table, workspace_id).await?,
         };
-        let (mut seq, mut prev, mut last_time) = match &head {
-            Some(h) => (h.seq, h.hash.clone(), h.created_at.clone().unwrap_or_default()),
-            None => (0, genesis_hash(workspace_id), String::new()),
-        };
-        sealed.head_seq = seq;
-        let page = table.query(&Query::table(keys::audit_queue(workspace_id)).limit(SEAL_BATCH)).await?;
+        sealed.head_seq = head.as_ref().map_or(0, |h| h.seq);
+        let page = table.query(&queue_page(workspace_id)).await?;
         if page.items.is_empty() {
             return Ok(sealed);
         }
@@ -101,10 +97,84 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
         // followed by a pass of its own (its writer's, or its stream record's).
         let whole_queue = page.last.is_none();
         let queued = page.items.len();
-        let mut ops = Vec::with_capacity(2 * page.items.len() + 1);
+        let round = Round::plan(workspace_id, head.as_ref(), page.items, |op| table.extra_items(op))?;
+        let (count, new_head) = (round.count, round.head.clone());
+        match table.transact(round.ops).await {
+            Ok(()) => {
+                sealed.rows += count as u64;
+                sealed.head_seq = new_head.seq;
+                lost = 0;
+                if whole_queue && count == queued {
+                    return Ok(sealed);
+                }
+                known = Some(Some(new_head));
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                // Another sealer moved the head or took these entries first.
+                lost += 1;
+                if lost >= MAX_LOST_RACES {
+                    return Err(AppError::Contended);
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Seals a workspace's queue inside a transaction of a store with one writer, where
+/// nothing else can move the head meanwhile: the same rows as [`seal`], written in the
+/// commit that queued them, so a write costs one commit, not two. Each round is
+/// decoded and planned before anything of it is written: an entry that cannot be read
+/// leaves the queue as it was from that round on.
+pub fn seal_in_place(view: &mut dyn InPlace, workspace_id: &str) -> AppResult<Sealed> {
+    let mut head = decode_head(view.get(&keys::chain_head(workspace_id))?)?;
+    let mut sealed = Sealed { rows: 0, head_seq: head.as_ref().map_or(0, |h| h.seq) };
+    loop {
+        let page = view.query(&queue_page(workspace_id))?;
+        if page.items.is_empty() {
+            return Ok(sealed);
+        }
+        let round = Round::plan(workspace_id, head.as_ref(), page.items, |op| view.extra_items(op))?;
+        // The conditions hold by construction: the writer read the head itself.
+        for op in &round.ops {
+            view.write(op)?;
+        }
+        sealed.rows += round.count as u64;
+        sealed.head_seq = round.head.seq;
+        head = Some(round.head);
+    }
+}
+
+/// The first page of a workspace's queue, oldest first.
+fn queue_page(workspace_id: &str) -> Query {
+    Query::table(keys::audit_queue(workspace_id)).limit(SEAL_BATCH)
+}
+
+/// One round of sealing: the rows for the first entries of a page of the queue, each
+/// entry's removal, and the head moved over them, conditioned on the head as read.
+struct Round {
+    ops: Vec<WriteOp>,
+    /// How many entries of the page it seals (what fits in one transaction).
+    count: usize,
+    head: ChainHead,
+}
+
+impl Round {
+    fn plan(
+        workspace_id: &str,
+        head: Option<&ChainHead>,
+        page: Vec<Item>,
+        extra_items: impl Fn(&WriteOp) -> usize,
+    ) -> AppResult<Round> {
+        let (mut seq, mut prev, mut last_time) = match head {
+            Some(h) => (h.seq, h.hash.clone(), h.created_at.clone().unwrap_or_default()),
+            None => (0, genesis_hash(workspace_id), String::new()),
+        };
+        let mut ops = Vec::with_capacity(2 * page.len() + 1);
         let mut weight = 1;
         let mut count = 0;
-        for item in page.items {
+        for item in page {
             let entry: Queued =
                 serde_json::from_value(item.data).map_err(|e| AppError::Corrupt(format!("queued audit entry: {e}")))?;
             let created_at = if entry.created_at > last_time { entry.created_at.clone() } else { last_time.clone() };
@@ -137,9 +207,9 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
             };
             let put =
                 WriteOp::Put { item: row_item(&row, entry.subject.as_deref()), condition: Some(Condition::NotExists) };
-            let w = 2 + table.extra_items(&put);
+            let w = 2 + extra_items(&put);
             if weight + w > MAX_TRANSACTION_ITEMS && count > 0 {
-                // The rest waits for the next round of this pass.
+                // The rest waits for the next round.
                 break;
             }
             weight += w;
@@ -150,32 +220,13 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
             ops.push(put);
             ops.push(WriteOp::Delete { key: item.key, condition: Some(Condition::Exists) });
         }
-        let expected = match &head {
+        let expected = match head {
             Some(h) => Condition::Equals(vec![("seq".into(), json!(h.seq)), ("hash".into(), json!(h.hash))]),
             None => Condition::NotExists,
         };
         let new_head = json!({"seq": seq, "hash": prev, "created_at": last_time, "workspace_id": workspace_id});
         ops.push(WriteOp::Put { item: Item::new(keys::chain_head(workspace_id), new_head), condition: Some(expected) });
-        match table.transact(ops).await {
-            Ok(()) => {
-                sealed.rows += count as u64;
-                sealed.head_seq = seq;
-                lost = 0;
-                if whole_queue && count == queued {
-                    return Ok(sealed);
-                }
-                known = Some(Some(ChainHead { seq, hash: prev, created_at: Some(last_time) }));
-            }
-            Err(StoreError::ConditionFailed { .. }) => {
-                // Another sealer moved the head or took these entries first.
-                lost += 1;
-                if lost >= MAX_LOST_RACES {
-                    return Err(AppError::Contended);
-                }
-                tokio::task::yield_now().await;
-            }
-            Err(e) => return Err(e.into()),
-        }
+        Ok(Round { ops, count, head: ChainHead { seq, hash: prev, created_at: Some(last_time) } })
     }
 }
 

@@ -225,6 +225,19 @@ pub trait Table: Send + Sync {
     /// before the transaction, and the first that fails is reported by its index.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 
+    /// As [`Table::transact`], for a transaction that queues audit entries of
+    /// `workspace_id`: a store whose writes all go through one writer seals the
+    /// workspace's queue in the same commit ([`crate::seal::seal_in_place`]) and says
+    /// what it sealed. `None`: nothing was sealed, and the caller's own pass seals (as
+    /// on DynamoDB, where writers race and only a conditioned pass may move the head).
+    async fn transact_sealing(
+        &self,
+        ops: Vec<WriteOp>,
+        _workspace_id: &str,
+    ) -> Result<Option<crate::seal::Sealed>, StoreError> {
+        self.transact(ops).await.map(|()| None)
+    }
+
     /// Adds `by` to the number `field` of the item at `key`, creating the item as
     /// `{field: by}` when it is missing, atomically and outside any transaction, and
     /// returns the new value (DynamoDB's atomic counter). Racing adds never fail and
@@ -236,6 +249,19 @@ pub trait Table: Send + Sync {
     /// item's data out of line, in parts). A transaction of `ops` may touch
     /// [`MAX_TRANSACTION_ITEMS`] items in all, parts included; writers that fill a
     /// transaction up to the limit count these in.
+    fn extra_items(&self, _op: &WriteOp) -> usize {
+        0
+    }
+}
+
+/// The state as one writer sees it in the middle of its transaction: what sealing in
+/// place reads and writes. Writes are applied as they come, without conditions (the
+/// writer is alone, so what it read still holds).
+pub trait InPlace {
+    fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    fn query(&self, query: &Query) -> Result<Page, StoreError>;
+    fn write(&mut self, op: &WriteOp) -> Result<(), StoreError>;
+    /// As [`Table::extra_items`].
     fn extra_items(&self, _op: &WriteOp) -> usize {
         0
     }

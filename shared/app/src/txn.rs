@@ -279,13 +279,20 @@ impl<'a> Tx<'a> {
             }
         }
         let mut batches = batches.into_iter().map(|(_, ops)| ops);
+        // The entries ride in the main transaction; a store with one writer seals them
+        // in its commit, and then no pass of our own is needed.
+        let mut sealed = false;
         if let Some(main) = batches.next().filter(|ops| !ops.is_empty()) {
-            self.table.transact(main).await?;
+            if self.sealer.is_some() && !ids.is_empty() {
+                sealed = self.table.transact_sealing(main, &self.workspace_id).await?.is_some();
+            } else {
+                self.table.transact(main).await?;
+            }
         }
         for later in batches {
             derived_write(self.table, later).await?;
         }
-        if let (Some(sealer), false) = (self.sealer, ids.is_empty()) {
+        if let (Some(sealer), false) = (self.sealer, ids.is_empty() || sealed) {
             // Committed: a sealing pass that fails leaves the entries queued for the
             // next write's pass or the sweep, never lost.
             if let Err(e) = sealer.seal(self.table, &self.workspace_id).await {
