@@ -120,6 +120,45 @@ pub async fn table_queries_honour_key_conditions_order_and_cursors(t: Arc<dyn Ta
     assert_eq!(seen, [6, 5, 4, 3, 2, 1, 0]);
 }
 
+/// A page as long as its limit allows, whole and in order, however the store reads it
+/// (SQLite reads the first items of a long page apart from the rest).
+pub async fn long_pages_come_whole_and_in_order(t: Arc<dyn Table>) {
+    let tagged = |i: i64| item("L", &format!("{i:03}"), i).index(BY_STATUS, Key::new("S#long", format!("{i:03}")));
+    t.transact((0..70).map(|i| put(tagged(i), None)).collect()).await.unwrap();
+    let values = |items: &[Item]| items.iter().map(|i| i.data["v"].as_i64().unwrap()).collect::<Vec<_>>();
+
+    let first = t.query(&Query::table("L").limit(60)).await.unwrap();
+    assert_eq!(values(&first.items), (0..60).collect::<Vec<_>>());
+    let rest = t.query(&Query::table("L").limit(60).after(first.last.clone())).await.unwrap();
+    assert!(first.last.is_some(), "more follow a full page");
+    assert_eq!(values(&rest.items), (60..70).collect::<Vec<_>>());
+    assert_eq!(rest.last, None);
+
+    let back = t.query(&Query::table("L").backward().limit(100)).await.unwrap();
+    assert_eq!(values(&back.items), (0..70).rev().collect::<Vec<_>>());
+    assert_eq!(back.last, None);
+    let exact = t.query(&Query::table("L").limit(70)).await.unwrap();
+    assert_eq!(exact.items.len(), 70);
+    assert_eq!(exact.last, None, "a page that takes the last item says none follow");
+
+    let mut q = Query::index(BY_STATUS, "S#long").limit(30);
+    let mut seen = Vec::new();
+    loop {
+        let page = t.query(&q).await.unwrap();
+        assert!(page.items.len() <= 30);
+        seen.extend(values(&page.items));
+        match page.last {
+            Some(p) => q.after = Some(p),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..70).collect::<Vec<_>>());
+    let text = t.query_text(&Query::table("L").limit(50)).await.unwrap();
+    let keys: Vec<String> = text.items.iter().map(|i| i.key.sk.clone()).collect();
+    assert_eq!(keys, (0..50).map(|i| format!("{i:03}")).collect::<Vec<_>>());
+    assert!(text.last.is_some());
+}
+
 /// Text queries page exactly as queries do, each item's text its data (compact JSON
 /// with sorted keys, as the verifier's fast path expects of a store).
 pub async fn text_queries_page_as_queries_do(t: Arc<dyn Table>) {
@@ -189,6 +228,15 @@ pub async fn indexes_are_sparse_and_follow_rewrites(t: Arc<dyn Table>) {
         1,
         "dropping the index key leaves the index"
     );
+
+    let rewritten = item("P", "c", 7).index(BY_STATUS, Key::new("S#open", "same"));
+    t.transact(vec![put(rewritten.clone(), None)]).await.unwrap();
+    let open = t.query(&Query::index(BY_STATUS, "S#open")).await.unwrap();
+    assert_eq!(open.items.len(), 1, "a rewrite that keeps its index key keeps one entry");
+    assert_eq!(open.items[0].data, rewritten.data, "read through the index, the rewrite shows");
+    t.transact(vec![WriteOp::Delete { key: rewritten.key.clone(), condition: None }]).await.unwrap();
+    assert!(t.query(&Query::index(BY_STATUS, "S#open")).await.unwrap().items.is_empty());
+    assert_eq!(t.query(&Query::index(BY_STATUS, "S#closed")).await.unwrap().items.len(), 1);
 }
 
 pub async fn malformed_transactions_are_refused(t: Arc<dyn Table>) {
@@ -369,6 +417,43 @@ pub async fn racing_adds_hand_out_every_number_once(t: Arc<dyn Table>) {
     assert_eq!(t.get(&other).await.unwrap().unwrap().data, json!({"last": 10, "name": "n"}));
 }
 
+/// A sealing commit behind entries already waiting (a pass that failed) seals them
+/// first and its own after, more than one round takes, in the order written; behind
+/// an entry that cannot be read it still commits, and its entries wait in the queue.
+pub async fn sealing_commits_keep_the_queue_order(t: Arc<dyn Table>) {
+    let sealer = crate::seal::Sealer::default();
+    let mut waiting = Tx::new(&*t, "w", None);
+    for j in 0..3 {
+        waiting.audit(AuditEntry::new("test.write", "test", format!("old-{j}")));
+    }
+    waiting.commit(jiff::Timestamp::now()).await.unwrap();
+    assert_eq!(crate::seal::waiting(&*t, "w", 100).await.unwrap(), 3);
+
+    let mut tx = Tx::new(&*t, "w", None).sealed_by(Some(&sealer));
+    for j in 0..60 {
+        tx.audit(AuditEntry::new("test.write", "test", format!("new-{j:02}")));
+    }
+    tx.commit(jiff::Timestamp::now()).await.unwrap();
+    assert_eq!(crate::seal::waiting(&*t, "w", 100).await.unwrap(), 0);
+    let rows = t.query(&Query::table(crate::keys::audit_rows("w"))).await.unwrap().items;
+    let order: Vec<String> = rows.iter().map(|r| r.data["target_id"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> =
+        (0..3).map(|j| format!("old-{j}")).chain((0..60).map(|j| format!("new-{j:02}"))).collect();
+    assert_eq!(order, expected);
+    let app = crate::Vigilo::new(t.clone(), Arc::new(crate::SystemClock));
+    assert!(app.verify_chain("w", |_, _| {}).await.unwrap().ok);
+
+    let corrupt = Item::new(Key::new(crate::keys::audit_queue("w"), "0000-corrupt"), json!({"not": "an entry"}));
+    t.transact(vec![put(corrupt, None)]).await.unwrap();
+    let mut tx = Tx::new(&*t, "w", None).sealed_by(Some(&sealer));
+    tx.audit(AuditEntry::new("test.write", "test", "after-corrupt"));
+    tx.put(item("P", "written", 1), None);
+    tx.commit(jiff::Timestamp::now()).await.unwrap();
+    assert!(t.get(&Key::new("P", "written")).await.unwrap().is_some(), "the write commits");
+    assert_eq!(crate::seal::waiting(&*t, "w", 100).await.unwrap(), 2, "its entry waits behind the unreadable one");
+    assert_eq!(t.query(&Query::table(crate::keys::audit_rows("w"))).await.unwrap().items.len(), 63);
+}
+
 /// Entries over DynamoDB's item size seal like small ones: in the order written, each
 /// once, the chain verifying and the queue left empty.
 pub async fn sealing_takes_large_entries_in_order(t: Arc<dyn Table>) {
@@ -466,6 +551,8 @@ macro_rules! table_contract_tests {
             racing_transactions_fail_alone,
             sealing_commits_race_and_fail_alone,
             text_queries_page_as_queries_do,
+            long_pages_come_whole_and_in_order,
+            sealing_commits_keep_the_queue_order,
         );
     };
     (@cases $attrs:tt $make:expr; $($case:ident),+ $(,)?) => {

@@ -124,22 +124,51 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
 
 /// Seals a workspace's queue inside a transaction of a store with one writer, where
 /// nothing else can move the head meanwhile: the same rows as [`seal`], written in the
-/// commit that queued them, so a write costs one commit, not two. Each round is
+/// commit that queued them, so a write costs one commit, not two. `fresh` holds the
+/// entries that very commit queues, not yet written: they are sealed from memory, in
+/// their place among the stored ones, and so never written to the queue only to be
+/// removed again; what is left in `fresh` afterwards (entries a full round could not
+/// take, or all of them after an error) the caller writes to the queue. Each round is
 /// decoded and planned before anything of it is written: an entry that cannot be read
 /// leaves the queue as it was from that round on.
-pub fn seal_in_place(view: &mut dyn InPlace, workspace_id: &str) -> AppResult<Sealed> {
+pub fn seal_in_place(view: &mut dyn InPlace, workspace_id: &str, fresh: &mut Vec<Item>) -> AppResult<Sealed> {
     let mut head = decode_head(view.get(&keys::chain_head(workspace_id))?)?;
     let mut sealed = Sealed { rows: 0, head_seq: head.as_ref().map_or(0, |h| h.seq) };
     loop {
-        let page = view.query(&queue_page(workspace_id))?;
-        if page.items.is_empty() {
+        let stored = view.query(&queue_page(workspace_id))?;
+        // Fresh entries join the page where they sort among the stored ones it holds;
+        // a stored page that stops short of the queue's end bounds them.
+        let bound = stored.last.as_ref().map(|p| p.key.sk.clone());
+        let (joining, later): (Vec<Item>, Vec<Item>) =
+            std::mem::take(fresh).into_iter().partition(|i| bound.as_ref().is_none_or(|b| i.key.sk < *b));
+        *fresh = later;
+        let mut page = stored.items;
+        page.extend(joining.iter().cloned());
+        page.sort_by(|a, b| a.key.sk.cmp(&b.key.sk));
+        page.truncate(SEAL_BATCH);
+        if page.is_empty() {
             return Ok(sealed);
         }
-        let round = Round::plan(workspace_id, head.as_ref(), page.items, |op| view.extra_items(op))?;
-        // The conditions hold by construction: the writer read the head itself.
+        let round = match Round::plan(workspace_id, head.as_ref(), page, |op| view.extra_items(op)) {
+            Ok(round) => round,
+            Err(e) => {
+                fresh.extend(joining);
+                return Err(e);
+            }
+        };
+        // The conditions hold by construction: the writer read the head itself. A fresh
+        // entry's removal is its not being written.
+        let mut taken = std::collections::HashSet::new();
         for op in &round.ops {
-            view.write(op)?;
+            match op {
+                WriteOp::Delete { key, .. } if joining.iter().any(|i| &i.key == key) => {
+                    taken.insert(key.clone());
+                }
+                op => view.write(op)?,
+            }
         }
+        fresh.extend(joining.into_iter().filter(|i| !taken.contains(&i.key)));
+        fresh.sort_by(|a, b| a.key.sk.cmp(&b.key.sk));
         sealed.rows += round.count as u64;
         sealed.head_seq = round.head.seq;
         head = Some(round.head);
