@@ -11,6 +11,7 @@ mod bench_limits;
 mod bench_verify;
 mod mail;
 mod serve;
+mod sweep;
 mod token;
 
 use std::path::PathBuf;
@@ -91,6 +92,16 @@ enum Command {
         #[command(subcommand)]
         command: AwsCommand,
     },
+    /// Run one sweep once, as its schedule would, and print its report as JSON (exit 1
+    /// when it passed over a workspace it could not sweep).
+    Sweep {
+        /// checkpoint, freeze, escalate, notices, webhooks or numbers.
+        name: String,
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
+    },
     /// Email replies.
     Mail {
         #[command(subcommand)]
@@ -167,6 +178,7 @@ fn main() -> ExitCode {
         Command::Bench { backend: Backend::Local, changes, data, .. } => bench::run(changes, data),
         Command::Bench { backend: Backend::Aws, changes, .. } => bench_aws::run(changes),
         Command::Mail { command: MailCommand::Receive { data, backend } } => mail::receive(&data, backend),
+        Command::Sweep { name, data, backend } => sweep::run(&name, &data, backend),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(vigilo_http::api::openapi()).unwrap_or_default());
             Ok(std::process::ExitCode::SUCCESS)

@@ -98,13 +98,20 @@ pub async fn pass<T: Send + 'static>(
     }
 }
 
-/// The local stand-in for the escalation, delivery retry and number schedules: every
-/// minute, steps past their SLA are escalated, whatever failed to go out is tried
-/// again, and change numbers taken by requests that died are voided.
+/// The local stand-in for the freeze, escalation, delivery retry and number schedules:
+/// every minute, scheduled changes are taken out of freezes filed over them, steps past
+/// their SLA are escalated, whatever failed to go out is tried again, and change
+/// numbers taken by requests that died are voided.
 async fn redeliver(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
+        let a = app.clone();
+        match pass("freeze", async move { a.freeze_sweep_all().await }).await {
+            Some(Ok(r)) if !r.unscheduled.is_empty() || r.warned > 0 => tracing::info!(?r, "freeze sweep"),
+            Some(Err(e)) => tracing::error!(error = %e, "the freeze sweep failed"),
+            _ => {}
+        }
         let a = app.clone();
         match pass("escalations", async move { a.escalate_all().await }).await {
             Some(Ok(r)) if r.escalated > 0 => tracing::info!(?r, "approval steps escalated"),

@@ -141,6 +141,47 @@ async fn serve_token_and_verify_work_together() {
     assert!(text.contains("reason: hash_mismatch"), "{text}");
 }
 
+/// `vigilo sweep freeze` takes a change out of a freeze filed over it and prints what
+/// it did; a second run has nothing to do; an unknown sweep is refused with the list.
+#[tokio::test]
+async fn sweep_runs_one_sweep_and_prints_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let (alice, bob) = (token(&data, "alice"), token(&data, "bob"));
+    let b = &server.base;
+    call(b, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
+    let member = json!({"email": "bob@example.com", "role": "approver"});
+    call(b, &alice, reqwest::Method::PUT, "/ws/acme/members/bob", member).await;
+    let at = |h: i64| vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(h));
+    let change = json!({"title": "db upgrade", "affected_assets": ["db"], "planned_start": at(72),
+                        "planned_end": at(74), "min_lead_time_hours": 1});
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes", change).await;
+    for (who, action) in [(&alice, "submit"), (&bob, "approve"), (&alice, "schedule")] {
+        call(b, who, reqwest::Method::POST, &format!("/ws/acme/changes/CHG-00001/{action}"), json!({})).await;
+    }
+    let freeze = json!({"name": "close", "start": at(70), "end": at(80), "scope": {"assets": ["db"]}});
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/freeze-windows", freeze).await;
+
+    let out = vigilo(&["sweep", "freeze"], &data);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((report["workspaces"].as_u64(), &report["unscheduled"]), (Some(1), &json!(["CHG-00001"])), "{report}");
+    let change = call(b, &alice, reqwest::Method::GET, "/ws/acme/changes/CHG-00001", json!(null)).await;
+    assert_eq!(change["status"], "approved");
+    let again: Value = serde_json::from_str(&stdout(&vigilo(&["sweep", "freeze"], &data))).unwrap();
+    assert_eq!(again["unscheduled"], json!([]));
+    let checkpoint: Value = serde_json::from_str(&stdout(&vigilo(&["sweep", "checkpoint"], &data))).unwrap();
+    assert_eq!(checkpoint["written"].as_u64(), Some(1), "{checkpoint}");
+
+    let unknown = vigilo(&["sweep", "everything"], &data);
+    assert_eq!(unknown.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&unknown.stderr).into_owned();
+    assert!(err.contains("no sweep named \"everything\"") && err.contains("freeze"), "{err}");
+    let nowhere = vigilo(&["sweep", "freeze"], &tmp.path().join("missing"));
+    assert_eq!(nowhere.status.code(), Some(2), "a data folder that is not there");
+}
+
 /// The bar is drawn on a terminal only: `script` gives the command one.
 #[tokio::test]
 async fn verify_draws_a_progress_bar_on_a_terminal_only() {
@@ -284,6 +325,23 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
         .output()
         .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stderr));
+
+    // The sweeps run on DynamoDB too; the checkpoint goes to the archive bucket.
+    let sweep = |name: &str| {
+        let out = Command::new(BIN)
+            .args(["sweep", name, "--backend", "aws"])
+            .arg("--data")
+            .arg(&data)
+            .envs(envs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()
+    };
+    assert_eq!(sweep("freeze")["workspaces"].as_u64(), Some(1));
+    assert_eq!(sweep("checkpoint")["written"].as_u64(), Some(1));
+    let stored = aws.s3().list_objects_v2().bucket(&archive).prefix("checkpoints/").send().await.unwrap();
+    assert_eq!(stored.contents().len(), 1, "one checkpoint in the archive bucket");
 }
 
 /// Without `VIGILO_TABLE`, `vigilo aws init` creates the default table and `vigilo serve

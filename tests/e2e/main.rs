@@ -7,6 +7,7 @@ mod auth;
 mod changes;
 mod chat;
 mod escalations;
+mod freeze_sweep;
 mod gates;
 mod hardening;
 mod http_edges;

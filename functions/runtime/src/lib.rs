@@ -16,6 +16,7 @@ use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use lambda_http::request::RequestContext;
 use serde_json::Value;
 use tracing_subscriber::EnvFilter;
+use vigilo_app::services::sweeps::Sweep;
 use vigilo_app::Blobs;
 use vigilo_app::{SystemClock, Table, Vigilo};
 use vigilo_aws::{Aws, S3Blobs, Settings};
@@ -112,37 +113,16 @@ pub fn off_the_request(app: Vigilo) -> Vigilo {
     app.sealing_elsewhere().delivering_elsewhere()
 }
 
-/// Runs the sweep a schedule's event names (`{"sweep": "checkpoints"}`) and returns
-/// its summary, which Lambda logs as the invocation's result.
+/// Runs the sweep a schedule's event names (`{"sweep": "checkpoint"}`) and returns
+/// its report, which Lambda logs as the invocation's result.
 pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<Value, lambda_http::Error> {
-    match event.get("sweep").and_then(Value::as_str) {
-        Some("checkpoints") => {
-            let summary = app.checkpoint_all(archive).await?;
-            tracing::info!(?summary, "checkpoints written");
-            Ok(serde_json::to_value(summary)?)
-        }
-        Some("escalations") => {
-            let report = app.escalate_all().await?;
-            tracing::info!(?report, "approval escalations");
-            Ok(serde_json::to_value(report)?)
-        }
-        Some("notices") => {
-            // What the stream function did not finish: queued entries sealed, notices
-            // sent, webhooks fed, in every workspace.
-            let report = app.follow_up_all().await?;
-            tracing::info!(?report, "audit queues sealed, notices and webhooks delivered");
-            Ok(serde_json::to_value(report)?)
-        }
-        Some("numbers") => {
-            let report = app.void_all_gaps().await?;
-            tracing::info!(?report, "change numbers checked");
-            Ok(serde_json::to_value(report)?)
-        }
-        other => Err(format!(
-            "unknown sweep {other:?}; expected \"checkpoints\", \"escalations\", \"notices\" or \"numbers\""
-        )
-        .into()),
-    }
+    let name = event.get("sweep").and_then(Value::as_str);
+    let Some(sweep) = name.and_then(Sweep::parse) else {
+        return Err(format!("unknown sweep {name:?}; expected one of {}", Sweep::names()).into());
+    };
+    let report = app.run_sweep(sweep, archive).await?;
+    tracing::info!(sweep = sweep.name(), %report, "sweep done");
+    Ok(report)
 }
 
 /// Starts the sweeps function: the same start-up, then a loop over scheduled events.

@@ -284,7 +284,7 @@ async fn the_checkpoint_schedule_event_archives_each_chain_head() {
     let app = Vigilo::new(table.clone(), Arc::new(SystemClock));
     let archive = vigilo_local::FolderBlobs::new(dir.path().join("archive"));
     let schedule: Value =
-        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/checkpoints.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/checkpoint.json")).unwrap()).unwrap();
 
     let summary = vigilo_lambda::sweep(&app, &archive, &schedule).await.unwrap();
     assert_eq!((summary["workspaces"].as_u64(), summary["written"].as_u64()), (Some(1), Some(1)), "{summary}");
@@ -303,7 +303,41 @@ async fn the_checkpoint_schedule_event_archives_each_chain_head() {
     let report = vigilo_lambda::sweep(&app, &archive, &notices).await.unwrap();
     assert_eq!(report["notices"]["sent"], 0, "nothing waits: {report}");
     let escalations: Value =
-        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/escalations.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/escalate.json")).unwrap()).unwrap();
     let report = vigilo_lambda::sweep(&app, &archive, &escalations).await.unwrap();
     assert_eq!((report["workspaces"].as_u64(), report["escalated"].as_u64()), (Some(1), Some(0)), "{report}");
+    let freeze: Value =
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/freeze.json")).unwrap()).unwrap();
+    let report = vigilo_lambda::sweep(&app, &archive, &freeze).await.unwrap();
+    assert_eq!((report["workspaces"].as_u64(), report["unscheduled"].as_array().map(Vec::len)), (Some(1), Some(0)));
+    // Schedules deployed before the sweeps took the names they have now still run.
+    let old = vigilo_lambda::sweep(&app, &archive, &serde_json::json!({"sweep": "escalations"})).await.unwrap();
+    assert_eq!(old["workspaces"].as_u64(), Some(1), "{old}");
+}
+
+/// Every sample event of the sweeps function names a sweep, and every schedule in the
+/// template sends one of those events.
+#[test]
+fn every_schedule_sends_a_sweep_with_a_sample_event() {
+    let template = std::fs::read_to_string(events_dir().join("../infra/template.yaml")).unwrap();
+    let mut scheduled: Vec<String> = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Input: '"))
+        .filter_map(|l| l.strip_suffix('\''))
+        .map(|json| serde_json::from_str::<Value>(json).unwrap()["sweep"].as_str().unwrap().to_owned())
+        .collect();
+    scheduled.sort();
+    let mut samples: Vec<String> = std::fs::read_dir(events_dir().join("sweeps"))
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()["sweep"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    samples.sort();
+    assert_eq!(scheduled, samples);
+    for name in &samples {
+        let sweep = vigilo_app::services::sweeps::Sweep::parse(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(sweep.name(), name, "schedules send the sweeps' own names");
+    }
 }

@@ -353,6 +353,12 @@ pub fn ending_after(after: &str) -> (String, String) {
     (format!("{after}#~"), "~".to_owned())
 }
 
+/// That the authors of change `n` heard of the freeze window `id` (its occurrence
+/// starting at `start`) ahead of it: written with the notice, so they hear once.
+pub fn freeze_heads_up(w: &str, id: &str, start: &str, n: ChangeNumber) -> Key {
+    Key::new(format!("{}#HEADSUP", ws(w)), format!("{id}#{start}#{}", num(n)))
+}
+
 pub fn policy(w: &str, id: &str) -> Key {
     Key::new(ws(w), format!("POLICY#{id}"))
 }

@@ -139,6 +139,11 @@ pub struct ChangeRequest {
     pub rolled_back_at: Option<Timestamp>,
     pub rolled_back_by: Option<UserId>,
     pub cancel_reason: Option<String>,
+    /// The freeze windows someone allowed to override did override for this change,
+    /// with a reason on its `change.freeze_override` row: the freeze sweep leaves the
+    /// change scheduled over these, and only these.
+    #[serde(default)]
+    pub freeze_overrides: Vec<String>,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     /// Derived on reading one change (never stored): `null` in lists and in storage.
@@ -457,6 +462,7 @@ impl ChangeRequest {
             rolled_back_at: None,
             rolled_back_by: None,
             cancel_reason: None,
+            freeze_overrides: vec![],
             started_at: None,
             ended_at: None,
             conflicts: None,

@@ -17,6 +17,8 @@ crate::change::wire_enum!(NoticeKind {
     ChangeRejected = "change.rejected",
     ChangeRolledBack = "change.rolled_back",
     ApprovalEscalated = "approval.escalated",
+    ChangeUnscheduled = "change.unscheduled",
+    FreezeUpcoming = "freeze.upcoming",
 });
 
 /// Where an approver can decide without opening the app.

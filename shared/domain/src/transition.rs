@@ -200,6 +200,7 @@ pub fn transition(
             fsm::check_submittable(&new)?;
             fsm::check_lead_time(&new, now)?;
             m.freeze_override = freeze_gate(&gates.freezes, action, by.role, input.override_freeze, &reason)?;
+            overridden(&mut new, &m, &gates.freezes);
             new.status = fsm::status_after_submit(new.change_type);
             new.submitted_at = Some(now);
             new.approval_round += 1;
@@ -216,6 +217,7 @@ pub fn transition(
             fsm::check_schedulable(&new)?;
             fsm::check_lead_time(&new, new.submitted_at.unwrap_or(now))?;
             m.freeze_override = freeze_gate(&gates.freezes, action, by.role, input.override_freeze, &reason)?;
+            overridden(&mut new, &m, &gates.freezes);
             let open: Vec<Value> = gates.conflicts.iter().filter(|x| !x.accepted).map(Conflict::summary).collect();
             if !open.is_empty() {
                 return Err(DomainError::ConflictDetected { conflicts: open });
@@ -227,6 +229,7 @@ pub fn transition(
             fsm::check_dependencies(&gates.dependencies)?;
             task::check_start_gate(&gates.tasks)?;
             m.freeze_override = freeze_gate(&gates.freezes, action, by.role, input.override_freeze, &reason)?;
+            overridden(&mut new, &m, &gates.freezes);
             new.status = Status::InProgress;
             new.started_at = Some(now);
         }
@@ -363,6 +366,18 @@ pub fn freeze_brief(f: &FreezeWindow) -> Value {
         "timezone": f.timezone, "local_start": f.local_start, "local_end": f.local_end,
         "allow_override": f.allow_override,
     })
+}
+
+/// Records on the change the windows a move overrode, so the freeze sweep leaves it
+/// alone over them.
+fn overridden(c: &mut ChangeRequest, m: &Move, blocking: &[FreezeWindow]) {
+    if m.freeze_override.is_some() {
+        for f in blocking {
+            if !c.freeze_overrides.contains(&f.id) {
+                c.freeze_overrides.push(f.id.clone());
+            }
+        }
+    }
 }
 
 /// The freeze gate over the windows that block the move: clear, overridden (the

@@ -66,5 +66,22 @@ pub fn waiting_on(locale: Locale, users: &[&str]) -> String {
     format!("{}: {}", term(locale, "label.waiting_on"), users.join(", "))
 }
 
+/// Freeze windows named for a notice, each with its span on the workspace's wall
+/// clock: `Freeze "Year end": 24 Dec 2026, 18:00 – 2 Jan 2027, 06:00`.
+pub fn freezes_named(locale: Locale, timezone: &str, windows: &[vigilo_domain::notice::FreezeBrief]) -> String {
+    let tz = vigilo_domain::time::zone(timezone);
+    let when = |t| vigilo_domain::time::readable(t, &tz, locale);
+    let label = term(locale, "label.freeze");
+    let (open, close) = match locale {
+        Locale::De => ("\u{201e}", "\u{201c}"),
+        _ => ("\u{201c}", "\u{201d}"),
+    };
+    windows
+        .iter()
+        .map(|f| format!("{label} {open}{}{close}: {} \u{2013} {}", f.name, when(f.start), when(f.end)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,8 @@ fn template(kind: NoticeKind) -> &'static str {
         NoticeKind::ChangeRejected => "change_rejected",
         NoticeKind::ChangeRolledBack => "change_rolled_back",
         NoticeKind::ApprovalEscalated => "approval_escalated",
+        NoticeKind::ChangeUnscheduled => "change_unscheduled",
+        NoticeKind::FreezeUpcoming => "freeze_upcoming",
     }
 }
 

@@ -89,12 +89,14 @@ fn notice(kind: NoticeKind, locale: Locale) -> Notice {
     }
 }
 
-const KINDS: [NoticeKind; 5] = [
+const KINDS: [NoticeKind; 7] = [
     NoticeKind::ApprovalRequested,
     NoticeKind::ApprovalEscalated,
     NoticeKind::ChangeApproved,
     NoticeKind::ChangeRejected,
     NoticeKind::ChangeRolledBack,
+    NoticeKind::ChangeUnscheduled,
+    NoticeKind::FreezeUpcoming,
 ];
 
 fn confirmation_page(locale: Locale, chosen: Option<&str>) -> String {
@@ -304,4 +306,25 @@ fn chat_messages_carry_buttons_only_when_a_decision_is_asked() {
         assert!(!text.contains('<') && !text.contains('>'), "{text}");
         assert!(text.contains("&lt;!channel&gt; &lt;https://evil.example|Approve here&gt; &amp; more"), "{text}");
     }
+}
+
+#[test]
+fn freezes_are_named_on_the_workspace_clock_in_each_language() {
+    let f = vigilo_domain::notice::FreezeBrief {
+        name: "Year <end>".into(),
+        start: at("2026-12-24T17:00:00Z"),
+        end: at("2027-01-02T05:00:00Z"),
+        allow_override: false,
+    };
+    let two = [f.clone(), vigilo_domain::notice::FreezeBrief { name: "B".into(), ..f.clone() }];
+    assert_eq!(
+        crate::freezes_named(Locale::En, "Europe/Berlin", &two[..1]),
+        "Freeze \u{201c}Year <end>\u{201d}: Thu 24 Dec 2026, 18:00 CET \u{2013} Sat 2 Jan 2027, 06:00 CET"
+    );
+    assert_eq!(
+        crate::freezes_named(Locale::De, "Europe/Berlin", &two[..1]),
+        "\u{c4}nderungssperre \u{201e}Year <end>\u{201c}: 24.12.2026, 18:00 CET \u{2013} 02.01.2027, 06:00 CET"
+    );
+    assert!(crate::freezes_named(Locale::En, "UTC", &two)
+        .contains("; Freeze \u{201c}B\u{201d}: Thu 24 Dec 2026, 17:00 UTC"));
 }

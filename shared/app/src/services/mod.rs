@@ -11,6 +11,7 @@ pub mod conflicts;
 pub mod escalations;
 pub mod follow_up;
 pub mod freeze;
+pub mod freeze_sweep;
 pub mod idempotency;
 pub mod insight;
 pub mod links;

@@ -1,5 +1,5 @@
-//! The sweeps' walk over every workspace (escalations, notice retries, webhook
-//! deliveries, checkpoints). A workspace whose pass fails is logged as an error and
+//! The sweeps by name, and their walk over every workspace (escalations, notice
+//! retries, webhook deliveries, checkpoints, freezes). A workspace whose pass fails is logged as an error and
 //! named in the report, and the walk goes on: one damaged or throttled workspace must
 //! not hold back every other workspace's reminders, notices, deliveries and
 //! checkpoints. Only failing to list the workspaces fails a sweep.
@@ -8,11 +8,62 @@ use std::future::Future;
 
 use serde_json::Value;
 
+use crate::blobs::Blobs;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging;
 use crate::store::Query;
 use crate::Vigilo;
+
+/// A sweep that schedules run (EventBridge on AWS, timers under `vigilo serve`) and an
+/// operator can run once (`vigilo sweep NAME`): one list, so the three cannot drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Signs and stores every workspace's checkpoint.
+    Checkpoint,
+    /// Takes scheduled changes out of freezes and warns of freezes a day ahead.
+    Freeze,
+    /// Escalates approval steps past their SLA.
+    Escalate,
+    /// Seals what waits in the audit queues, sends the notices that failed to go out
+    /// and feeds webhooks: everything a request left to be followed up.
+    Notices,
+    /// Feeds webhooks alone.
+    Webhooks,
+    /// Voids the change numbers taken by requests that died.
+    Numbers,
+}
+
+impl Sweep {
+    pub const ALL: [Sweep; 6] =
+        [Sweep::Checkpoint, Sweep::Freeze, Sweep::Escalate, Sweep::Notices, Sweep::Webhooks, Sweep::Numbers];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sweep::Checkpoint => "checkpoint",
+            Sweep::Freeze => "freeze",
+            Sweep::Escalate => "escalate",
+            Sweep::Notices => "notices",
+            Sweep::Webhooks => "webhooks",
+            Sweep::Numbers => "numbers",
+        }
+    }
+
+    /// A sweep by its name; the plural names earlier schedules sent are kept, so a
+    /// schedule deployed before the rename still runs its sweep.
+    pub fn parse(name: &str) -> Option<Sweep> {
+        match name {
+            "checkpoints" => Some(Sweep::Checkpoint),
+            "escalations" => Some(Sweep::Escalate),
+            other => Sweep::ALL.into_iter().find(|s| s.name() == other),
+        }
+    }
+
+    /// The names, for a refusal that lists them.
+    pub fn names() -> String {
+        Sweep::ALL.map(Sweep::name).join(", ")
+    }
+}
 
 /// A sweep's report: one workspace's, and the sum of all of them.
 pub trait Tally: Default {
@@ -41,6 +92,20 @@ macro_rules! tally {
 pub(crate) use tally;
 
 impl Vigilo {
+    /// Runs `sweep` once over every workspace and returns its report; checkpoints go
+    /// to `archive`.
+    pub async fn run_sweep(&self, sweep: Sweep, archive: &dyn Blobs) -> AppResult<Value> {
+        let report = match sweep {
+            Sweep::Checkpoint => serde_json::to_value(self.checkpoint_all(archive).await?),
+            Sweep::Freeze => serde_json::to_value(self.freeze_sweep_all().await?),
+            Sweep::Escalate => serde_json::to_value(self.escalate_all().await?),
+            Sweep::Notices => serde_json::to_value(self.follow_up_all().await?),
+            Sweep::Webhooks => serde_json::to_value(self.dispatch_all_webhooks().await?),
+            Sweep::Numbers => serde_json::to_value(self.void_all_gaps().await?),
+        };
+        report.map_err(|e| AppError::Corrupt(format!("a sweep report did not serialise: {e}")))
+    }
+
     /// Every workspace's id, from the registry partition.
     pub async fn workspace_ids(&self) -> AppResult<Vec<String>> {
         let q = Query::table(keys::WORKSPACE_REGISTRY).limit(200);
