@@ -101,6 +101,12 @@ pub struct FreezeBrief {
     pub allow_override: bool,
 }
 
+impl FreezeBrief {
+    pub fn of(f: &FreezeWindow) -> FreezeBrief {
+        FreezeBrief { name: f.name.clone(), start: f.start, end: f.end, allow_override: f.allow_override }
+    }
+}
+
 /// One decision already given in the current round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionBrief {
@@ -155,15 +161,7 @@ impl ChangeDetails {
                     accepted: x.accepted,
                 })
                 .collect(),
-            freezes: freezes
-                .iter()
-                .map(|f| FreezeBrief {
-                    name: f.name.clone(),
-                    start: f.start,
-                    end: f.end,
-                    allow_override: f.allow_override,
-                })
-                .collect(),
+            freezes: freezes.iter().map(FreezeBrief::of).collect(),
             decisions,
         }
     }

@@ -200,7 +200,6 @@ pub fn transition(
             fsm::check_submittable(&new)?;
             fsm::check_lead_time(&new, now)?;
             m.freeze_override = freeze_gate(&gates.freezes, action, by.role, input.override_freeze, &reason)?;
-            overridden(&mut new, &m, &gates.freezes);
             new.status = fsm::status_after_submit(new.change_type);
             new.submitted_at = Some(now);
             new.approval_round += 1;
@@ -217,7 +216,6 @@ pub fn transition(
             fsm::check_schedulable(&new)?;
             fsm::check_lead_time(&new, new.submitted_at.unwrap_or(now))?;
             m.freeze_override = freeze_gate(&gates.freezes, action, by.role, input.override_freeze, &reason)?;
-            overridden(&mut new, &m, &gates.freezes);
             let open: Vec<Value> = gates.conflicts.iter().filter(|x| !x.accepted).map(Conflict::summary).collect();
             if !open.is_empty() {
                 return Err(DomainError::ConflictDetected { conflicts: open });
@@ -229,7 +227,6 @@ pub fn transition(
             fsm::check_dependencies(&gates.dependencies)?;
             task::check_start_gate(&gates.tasks)?;
             m.freeze_override = freeze_gate(&gates.freezes, action, by.role, input.override_freeze, &reason)?;
-            overridden(&mut new, &m, &gates.freezes);
             new.status = Status::InProgress;
             new.started_at = Some(now);
         }
@@ -269,6 +266,9 @@ pub fn transition(
         Action::Approve | Action::Reject | Action::RequestChanges => {
             return decide(old, action, input, now, gates, m);
         }
+    }
+    if m.freeze_override.is_some() {
+        overridden(&mut new, &gates.freezes);
     }
     let ended = matches!(action, Action::Complete | Action::Fail | Action::Rollback);
     m.review_due = ended && new.change_type == ChangeType::Emergency && task::needs_review(&new, &gates.tasks);
@@ -370,12 +370,10 @@ pub fn freeze_brief(f: &FreezeWindow) -> Value {
 
 /// Records on the change the windows a move overrode, so the freeze sweep leaves it
 /// alone over them.
-fn overridden(c: &mut ChangeRequest, m: &Move, blocking: &[FreezeWindow]) {
-    if m.freeze_override.is_some() {
-        for f in blocking {
-            if !c.freeze_overrides.contains(&f.id) {
-                c.freeze_overrides.push(f.id.clone());
-            }
+fn overridden(c: &mut ChangeRequest, blocking: &[FreezeWindow]) {
+    for f in blocking {
+        if !c.freeze_overrides.contains(&f.id) {
+            c.freeze_overrides.push(f.id.clone());
         }
     }
 }

@@ -107,7 +107,7 @@ impl Vigilo {
                 created_at: now,
                 version: 1,
             };
-            let (stamp, mut windows) = self.calendar_for_write(&ws, now).await?;
+            let (stamp, mut windows) = self.calendar_with_stamp(&ws, now).await?;
             for item in window_items(&window) {
                 tx.put(item, Some(Condition::NotExists));
             }
@@ -160,7 +160,7 @@ impl Vigilo {
             let window: FreezeWindow =
                 load(&*self.table, &keys::freeze_window(ws, id)).await?.ok_or(AppError::NotFound)?;
             let now = self.now();
-            let (stamp, mut windows) = self.calendar_for_write(ws, now).await?;
+            let (stamp, mut windows) = self.calendar_with_stamp(ws, now).await?;
             tx.delete(keys::freeze_window(ws, id), Some(Condition::version(window.version)));
             tx.delete(keys::freeze_by_end(ws, &time::format(window.end), id), None);
             windows.retain(|f| f.id != window.id);
@@ -174,9 +174,13 @@ impl Vigilo {
         })
     }
 
-    /// The calendar's stamp and windows, for a freeze write to rewrite. A calendar not
-    /// kept yet is filled from the windows' range query.
-    async fn calendar_for_write(&self, ws: &str, now: Timestamp) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
+    /// The calendar's stamp and windows, for a freeze write to rewrite or the freeze
+    /// sweep to hold. A calendar not kept yet is filled from the windows' range query.
+    pub(crate) async fn calendar_with_stamp(
+        &self,
+        ws: &str,
+        now: Timestamp,
+    ) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
         let item = self.table.get(&keys::freezes_epoch(ws)).await?;
         let windows = match calendar(item.as_ref())? {
             Some(w) => w,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use vigilo_domain::change::{ChangeRequest, Status};
 use vigilo_domain::freeze::FreezeWindow;
-use vigilo_domain::notice::{ChangeDetails, FreezeBrief, NoticeKind};
+use vigilo_domain::notice::{ChangeDetails, NoticeKind};
 use vigilo_domain::transition::freeze_brief;
 use vigilo_domain::workspace::{Member, Workspace};
 
@@ -24,13 +24,12 @@ use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging;
 use crate::retrying;
-use crate::services::freeze::calendar;
 use crate::services::notices::Event;
 use crate::services::records::{change_item, load};
 use crate::services::sweeps::tally;
 use crate::services::views::diff;
 use crate::store::{Condition, Item, Query};
-use crate::txn::{epoch_stamp, AuditEntry};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
 /// How long before a freeze begins the people of the changes in its scope hear of it.
@@ -68,13 +67,6 @@ fn ahead<'w>(windows: &'w [FreezeWindow], c: &ChangeRequest, now: Timestamp) -> 
         .collect()
 }
 
-fn briefs(windows: &[FreezeWindow]) -> Vec<FreezeBrief> {
-    windows
-        .iter()
-        .map(|f| FreezeBrief { name: f.name.clone(), start: f.start, end: f.end, allow_override: f.allow_override })
-        .collect()
-}
-
 impl Vigilo {
     /// Sweeps every workspace.
     pub async fn freeze_sweep_all(&self) -> AppResult<FreezeReport> {
@@ -86,7 +78,7 @@ impl Vigilo {
     pub async fn freeze_sweep(&self, ws: &str) -> AppResult<FreezeReport> {
         let workspace: Workspace = load(&*self.table, &keys::workspace(ws)).await?.ok_or(AppError::NotFound)?;
         let now = self.now();
-        let windows = self.freeze_calendar(ws, now).await?.1;
+        let windows = self.live_calendar(ws, now).await?.1;
         let q = Query::index(keys::BY_STATUS, keys::status_partition(ws, Status::Scheduled)).limit(200);
         let scheduled: Vec<ChangeRequest> = paging::query_all(&*self.table, q).await?;
         let mut report = FreezeReport { workspaces: 1, scheduled: scheduled.len(), ..FreezeReport::default() };
@@ -116,17 +108,9 @@ impl Vigilo {
     }
 
     /// The freeze calendar's stamp and the windows not over at `now`.
-    async fn freeze_calendar(&self, ws: &str, now: Timestamp) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
-        let item = self.table.get(&keys::freezes_epoch(ws)).await?;
-        let windows = match calendar(item.as_ref())? {
-            Some(w) => w.into_iter().filter(|f| f.end > now).collect(),
-            None => {
-                let (lo, hi) = keys::ending_after(&vigilo_domain::time::format(now));
-                let q = Query::table(keys::freeze_partition(ws)).between(lo, hi).limit(500);
-                paging::query_all(&*self.table, q).await?
-            }
-        };
-        Ok((epoch_stamp(item.as_ref()), windows))
+    async fn live_calendar(&self, ws: &str, now: Timestamp) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
+        let (stamp, windows) = self.calendar_with_stamp(ws, now).await?;
+        Ok((stamp, windows.into_iter().filter(|f| f.end > now).collect()))
     }
 
     /// Takes change `n` back to `approved` if, read again, it is still scheduled over a
@@ -139,7 +123,7 @@ impl Vigilo {
     ) -> AppResult<Option<String>> {
         retrying!({
             let now = self.now();
-            let (stamp, windows) = self.freeze_calendar(&ws.id, now).await?;
+            let (stamp, windows) = self.live_calendar(&ws.id, now).await?;
             let Some(old) = load::<ChangeRequest>(&*self.table, &keys::change(&ws.id, n)).await? else {
                 return Ok(None);
             };
@@ -165,8 +149,7 @@ impl Vigilo {
                     .subject(&new.id)
                     .meta(meta),
             );
-            let detail = vigilo_render::freezes_named(ws.locale, &ws.timezone, &briefs(&holding));
-            for op in self.freeze_notices(ws, &new, members, &holding, NoticeKind::ChangeUnscheduled, detail, now) {
+            for op in self.freeze_notices(ws, &new, members, &holding, NoticeKind::ChangeUnscheduled, now) {
                 tx.derived(op);
             }
             tx.commit(now).await?;
@@ -196,9 +179,8 @@ impl Vigilo {
             item: Item::new(mark, data).expires(until),
             condition: Some(Condition::NotExists),
         });
-        let detail = vigilo_render::freezes_named(ws.locale, &ws.timezone, &briefs(std::slice::from_ref(f)));
         let windows = std::slice::from_ref(f);
-        for op in self.freeze_notices(ws, c, members, windows, NoticeKind::FreezeUpcoming, detail, now) {
+        for op in self.freeze_notices(ws, c, members, windows, NoticeKind::FreezeUpcoming, now) {
             tx.derived(op);
         }
         match tx.commit(now).await {
@@ -210,8 +192,7 @@ impl Vigilo {
     }
 
     /// Notices of `kind` about `c` to its author and assignee, with the change's
-    /// details and the freeze windows concerned.
-    #[allow(clippy::too_many_arguments)]
+    /// details and the freeze windows concerned, named in the notice's own words too.
     fn freeze_notices(
         &self,
         ws: &Workspace,
@@ -219,11 +200,11 @@ impl Vigilo {
         members: &[Member],
         windows: &[FreezeWindow],
         kind: NoticeKind,
-        detail: String,
         now: Timestamp,
     ) -> Vec<crate::store::WriteOp> {
         let author_name = members.iter().find(|m| m.user_id == c.author).and_then(|m| m.name.clone());
         let details = ChangeDetails::of(c, author_name, &[], windows, &[]);
+        let detail = vigilo_render::freezes_named(ws.locale, &ws.timezone, &details.freezes);
         let event = Event { ws, change: c, members, details: Some(&details), now };
         self.change_notices(&event, kind, Some(detail))
     }
