@@ -14,6 +14,10 @@ fn in_hours(hours: i64) -> String {
     vigilo_domain::time::format(base + jiff::SignedDuration::from_hours(hours))
 }
 
+fn instant(v: &Value) -> jiff::Timestamp {
+    v.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("not an instant: {v}"))
+}
+
 async fn team() -> TestServer {
     let s = TestServer::start().await;
     s.workspace("olga", "acme", &[("alice", "admin"), ("bob", "approver"), ("mia", "member"), ("vic", "viewer")]).await;
@@ -637,4 +641,64 @@ async fn a_change_on_a_hundred_assets_books_them_all() {
     }
     let c = s.get("vic", &format!("/ws/acme/changes/{wide}")).await.expect(200);
     assert_eq!(c["conflicts"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_recurring_freeze_holds_every_occurrence_and_only_those() {
+    let s = team().await;
+    let daily = json!({"name": "nightly batch", "start": in_hours(-48), "end": in_hours(-46),
+        "scope": {"assets": ["db"]}, "recurrence": "rrule:FREQ=DAILY"});
+    let made = s.post("alice", "/ws/acme/freeze-windows", daily).await.expect(201);
+    assert_eq!((&made["recurrence"], &made["series_end"]), (&json!("RRULE:FREQ=DAILY"), &Value::Null));
+    // Its first occurrence is over, the series is not: it stays on the current list.
+    let current = s.get("vic", "/ws/acme/freeze-windows?current=true").await.expect(200);
+    assert_eq!(current["items"][0]["id"], made["id"]);
+
+    // A change meeting a later occurrence is refused, that occurrence named.
+    let n = s.change("mia", "acme", change_on("db work", "db", 72, 73)).await;
+    let r = s.act("mia", "acme", &n, "submit", json!({})).await;
+    r.refused(409, "freeze_window_blocked");
+    let named = &r.body["error"]["details"]["windows"][0];
+    assert_eq!(named["id"], made["id"]);
+    assert_eq!(
+        (instant(&named["start"]), instant(&named["end"])),
+        (instant(&json!(in_hours(72))), instant(&json!(in_hours(74))))
+    );
+    // Between two occurrences (touching one's end and the next's start) it passes.
+    approved(&s, change_on("db between", "db", 74, 96)).await;
+    approved(&s, change_on("web work", "web", 72, 73)).await;
+
+    // The sweep sees each occurrence too: a recurring freeze filed over a scheduled change.
+    let cache = approved(&s, change_on("cache work", "cache", 96, 97)).await;
+    s.act("mia", "acme", &cache, "schedule", json!({})).await.expect(200);
+    let weekly = json!({"name": "cache freeze", "start": in_hours(-48), "end": in_hours(-47),
+        "scope": {"assets": ["cache"]}, "recurrence": "RRULE:FREQ=DAILY;INTERVAL=2"});
+    s.post("alice", "/ws/acme/freeze-windows", weekly).await.expect(201);
+    let report = s.app.freeze_sweep_all().await.unwrap();
+    assert_eq!(report.unscheduled, vec![cache.clone()], "{report:?}");
+    let row = &audit_rows(&s, "change.unschedule").await[0];
+    assert_eq!(instant(&row["metadata"]["windows"][0]["start"]), instant(&json!(in_hours(96))));
+}
+
+#[tokio::test]
+async fn a_bounded_series_ends_and_bad_rules_are_refused() {
+    let s = team().await;
+    let twice = json!({"name": "twice", "start": in_hours(-48), "end": in_hours(-46),
+        "scope": {"all": true}, "recurrence": "RRULE:FREQ=DAILY;COUNT=2"});
+    let made = s.post("alice", "/ws/acme/freeze-windows", twice).await.expect(201);
+    assert_eq!(instant(&made["series_end"]), instant(&json!(in_hours(-22))));
+    let current = s.get("vic", "/ws/acme/freeze-windows?current=true").await.expect(200);
+    assert!(current["items"].as_array().unwrap().is_empty(), "{current}");
+    approved(&s, change_on("after the series", "db", 72, 73)).await;
+
+    for bad in ["FREQ=DAILY", "RRULE:FREQ=HOURLY", "RRULE:FREQ=WEEKLY;BYDAY=XY", "RRULE:FREQ=DAILY\r\nX:Y"] {
+        let body = json!({"name": "bad", "start": in_hours(1), "end": in_hours(2), "scope": {"all": true},
+            "recurrence": bad});
+        let r = s.post("alice", "/ws/acme/freeze-windows", body).await;
+        r.refused(422, "validation_failed");
+        assert!(r.body["error"]["details"]["fields"]["recurrence"].is_string(), "{bad}: {}", r.body);
+    }
+    let body =
+        json!({"name": "bad", "start": in_hours(1), "end": in_hours(2), "scope": {"all": true}, "recurrence": 7});
+    s.post("alice", "/ws/acme/freeze-windows", body).await.refused(400, "bad_request");
 }

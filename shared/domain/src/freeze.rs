@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{check_assets, ChangeRequest, ChangeType, TITLE_MAX};
 use crate::ids::UserId;
+use crate::recurrence::Series;
 use crate::FieldErrors;
 
 /// Which changes a window holds. With `all`, every change; otherwise a change must
@@ -47,20 +48,82 @@ pub struct FreezeWindow {
     pub local_end: String,
     pub scope: FreezeScope,
     pub allow_override: bool,
+    /// An RFC 5545 rule repeating the window from `start`/`end` (its first occurrence)
+    /// on the wall clock of `timezone`: `RRULE:FREQ=WEEKLY;BYDAY=FR`.
+    #[serde(default)]
+    pub recurrence: Option<String>,
+    /// The end of a recurring window's last occurrence; `null` for a one-off window
+    /// (it ends at `end`) or a rule without end.
+    #[serde(default)]
+    pub series_end: Option<Timestamp>,
     pub created_by: UserId,
     pub created_at: Timestamp,
     pub version: u64,
 }
 
+/// Where an index by end time files a window without end: after every instant.
+pub const FOREVER: Timestamp = Timestamp::constant(253_370_764_800, 0);
+
 impl FreezeWindow {
-    /// Whether `[from, to)` meets the window (a span touching its end does not).
+    /// The rule, when the window recurs and its rule still reads (it was checked when
+    /// filed; one that no longer reads is taken as its first occurrence alone).
+    pub fn series(&self) -> Option<Series> {
+        let rule = self.recurrence.as_deref()?;
+        Series::parse(rule, self.start, self.end, &crate::time::zone(&self.timezone)).ok()
+    }
+
+    /// After this instant the window never holds again.
+    pub fn holds_until(&self) -> Timestamp {
+        match &self.recurrence {
+            Some(_) => self.series_end.unwrap_or(FOREVER),
+            None => self.end,
+        }
+    }
+
+    /// The first occurrence meeting `[from, to)` (a span touching its end does not).
+    pub fn occurrence_over(&self, from: Timestamp, to: Timestamp) -> Option<(Timestamp, Timestamp)> {
+        match self.series() {
+            Some(series) => series.first_between(from, to),
+            None => (from < self.end && self.start < to).then_some((self.start, self.end)),
+        }
+    }
+
+    /// The occurrences meeting `[from, to)`, earliest first, at most `limit`.
+    pub fn occurrences(&self, from: Timestamp, to: Timestamp, limit: usize) -> Vec<(Timestamp, Timestamp)> {
+        match self.series() {
+            Some(series) => series.between(from, to, limit),
+            None => self.occurrence_over(from, to).into_iter().collect(),
+        }
+    }
+
+    /// Whether `[from, to)` meets an occurrence of the window.
     pub fn overlaps(&self, from: Timestamp, to: Timestamp) -> bool {
-        from < self.end && self.start < to
+        self.occurrence_over(from, to).is_some()
     }
 
     /// Whether this window blocks `c` over `[from, to)`.
     pub fn blocks(&self, c: &ChangeRequest, from: Timestamp, to: Timestamp) -> bool {
-        self.overlaps(from, to) && self.scope.covers(c)
+        self.scope.covers(c) && self.overlaps(from, to)
+    }
+
+    /// This window as one occurrence, `start`..`end`: what a refusal or a notice names.
+    pub fn occurring(&self, (start, end): (Timestamp, Timestamp)) -> FreezeWindow {
+        let tz = crate::time::zone(&self.timezone);
+        FreezeWindow {
+            start,
+            end,
+            local_start: local_time(start, &tz),
+            local_end: local_time(end, &tz),
+            ..self.clone()
+        }
+    }
+
+    /// The occurrence of this window that blocks `c` over `[from, to)`.
+    pub fn blocking(&self, c: &ChangeRequest, from: Timestamp, to: Timestamp) -> Option<FreezeWindow> {
+        if !self.scope.covers(c) {
+            return None;
+        }
+        self.occurrence_over(from, to).map(|o| self.occurring(o))
     }
 }
 
@@ -97,6 +160,8 @@ pub struct RawFreezeWindow {
     pub end: Option<String>,
     pub scope: Option<RawScope>,
     pub allow_override: Option<bool>,
+    /// `RRULE:...` (RFC 5545): `start`/`end` are then the first occurrence.
+    pub recurrence: Option<String>,
 }
 
 /// A window's checked values, before it has an id.
@@ -110,6 +175,8 @@ pub struct FreezeFields {
     pub local_end: String,
     pub scope: FreezeScope,
     pub allow_override: bool,
+    pub recurrence: Option<String>,
+    pub series_end: Option<Timestamp>,
 }
 
 /// Resolves a bound: an instant with an offset as is; a wall-clock date-time, or a bare
@@ -177,6 +244,13 @@ impl RawFreezeWindow {
         if !scope.all && scope.assets.is_empty() && scope.change_types.is_empty() {
             e.add("scope", "name all: true, assets or change_types");
         }
+        let mut series = None;
+        if let (Some(rule), Some(s), Some(en)) = (self.recurrence.as_deref(), start, end) {
+            match Series::check(rule, s, en, &tz) {
+                Ok(checked) => series = Some(checked),
+                Err(reason) => e.add("recurrence", reason),
+            }
+        }
         if !e.is_empty() {
             return Err(e);
         }
@@ -190,6 +264,8 @@ impl RawFreezeWindow {
             local_end: local_time(end, &tz),
             scope,
             allow_override: self.allow_override.unwrap_or(false),
+            recurrence: series.as_ref().map(|c| c.rule.clone()),
+            series_end: series.and_then(|c| c.last_end),
         })
     }
 }

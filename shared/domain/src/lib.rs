@@ -16,6 +16,7 @@ pub mod link;
 pub mod locale;
 pub mod notice;
 pub mod policy;
+pub mod recurrence;
 pub mod risk;
 pub mod role;
 pub mod sla;

@@ -551,6 +551,8 @@ mod tests {
             local_end: "2026-11-21T00:00:00".into(),
             scope: FreezeScope { all: true, ..FreezeScope::default() },
             allow_override,
+            recurrence: None,
+            series_end: None,
             created_by: user("alice"),
             created_at: at("2026-11-01T00:00:00Z"),
             version: 1,

@@ -44,7 +44,7 @@ pub(crate) fn blocking(
     from: Timestamp,
     to: Timestamp,
 ) -> Vec<FreezeWindow> {
-    windows.iter().filter(|f| f.blocks(c, from, to)).cloned().collect()
+    windows.iter().filter_map(|f| f.blocking(c, from, to)).collect()
 }
 
 /// Moves the freeze epoch after a freeze write, held as read (`read`; `None`: it did
@@ -56,7 +56,7 @@ pub(crate) fn write_calendar(
     windows: Vec<FreezeWindow>,
     now: Timestamp,
 ) {
-    let windows: Vec<FreezeWindow> = windows.into_iter().filter(|f| f.end > now).collect();
+    let windows: Vec<FreezeWindow> = windows.into_iter().filter(|f| f.holds_until() > now).collect();
     let key = keys::freezes_epoch(ws);
     tx.hold_epoch(key.clone(), read);
     tx.rewrite_epoch(key, json!({ "windows": windows }));
@@ -66,7 +66,7 @@ fn window_items(f: &FreezeWindow) -> [Item; 2] {
     let w = &f.workspace_id;
     [
         Item::new(keys::freeze_window(w, &f.id), to_data(f)),
-        Item::new(keys::freeze_by_end(w, &time::format(f.end), &f.id), to_data(f)),
+        Item::new(keys::freeze_by_end(w, &time::format(f.holds_until()), &f.id), to_data(f)),
     ]
 }
 
@@ -103,6 +103,8 @@ impl Vigilo {
                 local_end: fields.local_end,
                 scope: fields.scope,
                 allow_override: fields.allow_override,
+                recurrence: fields.recurrence,
+                series_end: fields.series_end,
                 created_by: actor.user_id.clone(),
                 created_at: now,
                 version: 1,
@@ -162,7 +164,7 @@ impl Vigilo {
             let now = self.now();
             let (stamp, mut windows) = self.calendar_with_stamp(ws, now).await?;
             tx.delete(keys::freeze_window(ws, id), Some(Condition::version(window.version)));
-            tx.delete(keys::freeze_by_end(ws, &time::format(window.end), id), None);
+            tx.delete(keys::freeze_by_end(ws, &time::format(window.holds_until()), id), None);
             windows.retain(|f| f.id != window.id);
             write_calendar(&mut tx, ws, stamp, windows, now);
             tx.audit(

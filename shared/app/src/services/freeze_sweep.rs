@@ -54,16 +54,20 @@ tally!(FreezeReport { sum: [workspaces, scheduled, warned], lists: [unscheduled,
 /// The windows that hold `c` over its planned window and that nobody overrode for it.
 fn not_overridden(windows: &[FreezeWindow], c: &ChangeRequest) -> Vec<FreezeWindow> {
     let (Some(from), Some(to)) = (c.planned_start, c.planned_end) else { return vec![] };
-    windows.iter().filter(|f| f.blocks(c, from, to) && !c.freeze_overrides.contains(&f.id)).cloned().collect()
+    windows.iter().filter(|f| !c.freeze_overrides.contains(&f.id)).filter_map(|f| f.blocking(c, from, to)).collect()
 }
 
-/// The windows beginning within [`HEADS_UP`] of `now` whose scope covers `c`, planned
-/// to start before the window ends (a change planned for after it is not affected).
-fn ahead<'w>(windows: &'w [FreezeWindow], c: &ChangeRequest, now: Timestamp) -> Vec<&'w FreezeWindow> {
+/// The occurrences of windows beginning within [`HEADS_UP`] of `now` whose scope
+/// covers `c`, planned to start before the occurrence ends (a change planned for after
+/// it is not affected).
+fn ahead(windows: &[FreezeWindow], c: &ChangeRequest, now: Timestamp) -> Vec<FreezeWindow> {
     let Some(start) = c.planned_start else { return vec![] };
+    let soon = now + HEADS_UP;
     windows
         .iter()
-        .filter(|f| f.start > now && f.start <= now + HEADS_UP && f.scope.covers(c) && start < f.end)
+        .filter(|f| f.scope.covers(c))
+        .flat_map(|f| f.occurrences(now, soon, 2).into_iter().map(move |o| f.occurring(o)))
+        .filter(|o| o.start > now && o.start <= soon && start < o.end)
         .collect()
 }
 
@@ -94,7 +98,7 @@ impl Vigilo {
                 continue;
             }
             for f in ahead(&windows, read, now) {
-                if self.heads_up(&workspace, read, f, &members).await? {
+                if self.heads_up(&workspace, read, &f, &members).await? {
                     report.warned += 1;
                 }
             }
@@ -110,7 +114,7 @@ impl Vigilo {
     /// The freeze calendar's stamp and the windows not over at `now`.
     async fn live_calendar(&self, ws: &str, now: Timestamp) -> AppResult<(Option<String>, Vec<FreezeWindow>)> {
         let (stamp, windows) = self.calendar_with_stamp(ws, now).await?;
-        Ok((stamp, windows.into_iter().filter(|f| f.end > now).collect()))
+        Ok((stamp, windows.into_iter().filter(|f| f.holds_until() > now).collect()))
     }
 
     /// Takes change `n` back to `approved` if, read again, it is still scheduled over a
@@ -238,6 +242,8 @@ mod tests {
                 change_types: vec![],
             },
             allow_override: false,
+            recurrence: None,
+            series_end: None,
             created_by: UserId::parse("olga").unwrap(),
             created_at: at("2026-01-01T00:00:00Z"),
             version: 1,
@@ -262,7 +268,8 @@ mod tests {
         let elsewhere = window("web", "2026-12-24T00:00:00Z", "2026-12-27T00:00:00Z", &["web"]);
         let after = window("later", "2026-12-24T11:00:00Z", "2026-12-25T00:00:00Z", &["db"]);
         let all = [over.clone(), elsewhere, after];
-        assert_eq!(not_overridden(&all, &c), vec![over], "touching the end does not hold it; other assets do not");
+        let ids = |c: &ChangeRequest| not_overridden(&all, c).into_iter().map(|f| f.id).collect::<Vec<_>>();
+        assert_eq!(ids(&c), [over.id], "touching the end does not hold it; other assets do not");
         let mut overridden = c.clone();
         overridden.freeze_overrides = vec!["xmas".into()];
         assert!(not_overridden(&all, &overridden).is_empty());
@@ -279,9 +286,17 @@ mod tests {
         let too_far = window("far", "2026-12-24T12:00:01Z", "2026-12-27T00:00:00Z", &["db"]);
         let begun = window("begun", "2026-12-23T11:59:59Z", "2026-12-27T00:00:00Z", &["db"]);
         let other = window("other", "2026-12-24T00:00:00Z", "2026-12-27T00:00:00Z", &["web"]);
-        let all = [soon, too_far, begun, other];
+        let mut weekly = window("weekly", "2026-12-03T00:00:00Z", "2026-12-03T06:00:00Z", &["db"]);
+        weekly.recurrence = Some("RRULE:FREQ=WEEKLY".into());
+        let mut fortnightly = window("fortnightly", "2026-12-10T00:00:00Z", "2026-12-10T06:00:00Z", &["db"]);
+        fortnightly.recurrence = Some("RRULE:FREQ=WEEKLY;INTERVAL=2".into());
+        let all = [soon, too_far, begun, other, weekly, fortnightly];
         let ids = |c: &ChangeRequest| ahead(&all, c, now).iter().map(|f| f.id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(&before), ["soon"]);
+        // The weekly window's fourth occurrence begins on the 24th; the fortnightly
+        // one's next is on the 24th too, its last was on the 10th.
+        assert_eq!(ids(&before), ["soon", "weekly", "fortnightly"]);
+        let occurrence = &ahead(&all, &before, now)[1];
+        assert_eq!((occurrence.start, occurrence.end), (at("2026-12-24T00:00:00Z"), at("2026-12-24T06:00:00Z")));
         let after = scheduled("2026-12-28T10:00:00Z", "2026-12-28T11:00:00Z");
         assert!(ids(&after).is_empty(), "a change planned after the freeze is not affected");
     }
