@@ -12,6 +12,7 @@ mod gates;
 mod hardening;
 mod http_edges;
 mod lifecycle;
+mod metrics;
 mod notices;
 mod policies;
 mod replies;

@@ -22,13 +22,14 @@
 //! | asset's epoch (moved by its window entries) | `WS#{w}#WINDOW#{asset}` | `~` | |
 //! | idempotency record | `IDEM#{user}` | `{scope}#{key}` | |
 //! | freeze window | `WS#{w}` | `FREEZE#{id}` | |
-//! | freeze window by end | `WS#{w}#FREEZE` | `{end}#{id}` | |
+//! | freeze window by end (a series by its last end) | `WS#{w}#FREEZE` | `{end}#{id}` | |
 //! | approval policy | `WS#{w}` | `POLICY#{id}` | |
 //! | runbook task | `WS#{w}#CHG#{n:012}` | `TASK#{id}` | |
 //! | comment | `WS#{w}#CHG#{n:012}` | `COMMENT#{at}#{id}` | |
 //! | conflict acceptance | `WS#{w}#CHG#{n:012}` | `ACCEPT#{other:012}` | |
 //! | risk assessment | `WS#{w}#CHG#{n:012}` | `RISK` | |
 //! | window entry | `WS#{w}#WINDOW#{asset}` | `{end}#{n:012}` | |
+//! | ended change (index by completion time) | `WS#{w}#ENDED` | `{ended_at}#{n:012}` | |
 //! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
 //! | decision link grant | `LINK#{id}` | `#` | |
 //! | webhook | `WS#{w}` | `WEBHOOK#{id}` | |
@@ -216,6 +217,17 @@ pub fn asset_entry(w: &str, asset: &str, n: ChangeNumber) -> Key {
 
 pub fn asset_partition(w: &str, asset: &str) -> String {
     format!("{}#ASSET#{asset}", ws(w))
+}
+
+/// The index by completion time: one entry per change while it has ended (complete,
+/// fail, roll back), under its end instant, so the DORA metrics of a range read that
+/// range alone. A reopen deletes it; the next end files it again.
+pub fn change_ended(w: &str, ended_at: &str, n: ChangeNumber) -> Key {
+    Key::new(ended_partition(w), format!("{ended_at}#{}", num(n)))
+}
+
+pub fn ended_partition(w: &str) -> String {
+    format!("{}#ENDED", ws(w))
 }
 
 /// Recovers a change number from a sort key written by [`change`] or [`asset_entry`].
@@ -511,6 +523,7 @@ mod tests {
             delegators_of("w", &u),
             freeze_partition("w"),
             window_partition("w", "x"),
+            ended_partition("w"),
         ];
         let mut uniq = pks.to_vec();
         uniq.sort();

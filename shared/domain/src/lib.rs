@@ -7,6 +7,7 @@ pub mod audit;
 pub mod canonical;
 pub mod change;
 pub mod conflict;
+pub mod dora;
 pub mod eligibility;
 pub mod error;
 pub mod freeze;

@@ -155,7 +155,8 @@ route_table! {
         governance::delete_webhook,
         governance::webhook_deliveries,
     ],
-    /// Around one change: runbook tasks, comments, conflicts, similar changes, risk.
+    /// Around one change: runbook tasks, comments, conflicts, similar changes, risk;
+    /// and around all of them: the DORA metrics.
     Planning => planning_router, "planning", "PlanningFunction": [
         planning::tasks,
         planning::add_task,
@@ -169,6 +170,7 @@ route_table! {
         planning::similar,
         planning::risk,
         planning::assess,
+        planning::dora,
     ],
     /// The audit log: list, read, verify.
     Audit => audit_router, "audit", "AuditFunction": [
@@ -317,7 +319,7 @@ mod tests {
         let doc = openapi();
         assert_eq!(doc["openapi"], "3.1.0");
         let ops: usize = doc["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 54);
+        assert_eq!(ops, 55);
         let act = &doc["paths"]["/ws/{slug}/changes/{number}/{action}"]["post"];
         for status in ["200", "400", "401", "403", "404", "409", "412", "413", "422", "503"] {
             assert!(act["responses"][status].is_object(), "Act answers {status}");

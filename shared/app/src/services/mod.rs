@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod insight;
 pub mod links;
 pub mod members;
+pub mod metrics;
 pub mod notices;
 pub mod numbers;
 pub mod policies;

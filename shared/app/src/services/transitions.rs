@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tracing::instrument;
 use vigilo_domain::approval::ApprovalStep;
 use vigilo_domain::change::{ChangeRequest, Status};
+use vigilo_domain::dora::Ended;
 use vigilo_domain::eligibility;
 use vigilo_domain::freeze::{guarded_span, FreezeWindow};
 use vigilo_domain::fsm::{self, Action};
@@ -33,7 +34,7 @@ use crate::services::notices::Event;
 use crate::services::records::{change_item, load, step_item, to_data};
 use crate::services::tasks::{review_task, task_created, task_item, write_tasks};
 use crate::services::views::diff;
-use crate::store::{Condition, Query};
+use crate::store::{Condition, Item, Query};
 use crate::txn::{AuditEntry, Tx};
 use crate::Vigilo;
 
@@ -94,8 +95,26 @@ fn write_change(
     tx.put(change_item(new), Some(Condition::version(old.version)));
     // A change that ends frees its assets; a reopened one holds them again.
     write_occupancy(tx, &new.workspace_id, new.number, occupancy(old), occupancy(new), calendars);
+    write_ended(tx, old, new);
     let entry = AuditEntry::new(format!("change.{}", action.audit_verb()), "ChangeRequest", &new.id);
     tx.audit(entry.values(before, after).subject(&new.id).meta(meta));
+}
+
+/// Keeps the index by completion time as the move leaves the change: filed when it
+/// ends, dropped when it is reopened. In the move's transaction, so the metrics never
+/// count a change that did not end or miss one that did.
+fn write_ended(tx: &mut Tx<'_>, old: &ChangeRequest, new: &ChangeRequest) {
+    let (was, is) = (Ended::of(old), Ended::of(new));
+    if was == is {
+        return;
+    }
+    let key = |e: &Ended| keys::change_ended(&new.workspace_id, &vigilo_domain::time::format(e.ended_at), e.number);
+    if let Some(e) = &was {
+        tx.delete(key(e), None);
+    }
+    if let Some(e) = &is {
+        tx.put(Item::new(key(e), to_data(e)), None);
+    }
 }
 
 /// The tasks a move read with the change, and whether its gate rests on them.

@@ -215,3 +215,31 @@ pub async fn assess(
 ) -> Result {
     Ok(ok(s.app.assess_risk(&actor, &slug, number, input).await?))
 }
+
+#[derive(Deserialize)]
+pub struct DoraParams {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// DORA's four keys over the changes that ended in `[from, to)` (viewer+): deployments
+/// are changes that reached completed, failed or rolled_back; failures those that
+/// failed, were rolled back or closed unsuccessful; lead time from submission to the
+/// end; time to restore from a failure to the next successful end of a change sharing
+/// one of its assets within the range. `to` defaults to now, `from` to 30 days before.
+#[utoipa::path(get, path = "/ws/{slug}/metrics/dora", operation_id = "DoraMetrics",
+    params(WsPath,
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339; default 30 days before `to`"),
+        ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive; default now")),
+    responses(
+        (status = 200, body = vigilo_domain::dora::Dora),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed: a bound unreadable, reversed, or a range over 400 days"),
+    ))]
+pub async fn dora(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(WsPath { slug }): PathParams<WsPath>,
+    QueryParams(p): QueryParams<DoraParams>,
+) -> Result {
+    Ok(ok(s.app.dora_metrics(&actor, &slug, p.from.as_deref(), p.to.as_deref()).await?))
+}
