@@ -4,6 +4,7 @@
 mod approvals;
 mod audit;
 mod auth;
+mod calendar;
 mod changes;
 mod chat;
 mod escalations;

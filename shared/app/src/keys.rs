@@ -29,6 +29,8 @@
 //! | conflict acceptance | `WS#{w}#CHG#{n:012}` | `ACCEPT#{other:012}` | |
 //! | risk assessment | `WS#{w}#CHG#{n:012}` | `RISK` | |
 //! | window entry | `WS#{w}#WINDOW#{asset}` | `{end}#{n:012}` | |
+//! | calendar feed token | `FEED#{sha256(token)}` | `#` | |
+//! | member's calendar feed | `WS#{w}` | `FEED#{user}` | |
 //! | ended change (index by completion time) | `WS#{w}#ENDED` | `{ended_at}#{n:012}` | |
 //! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
 //! | decision link grant | `LINK#{id}` | `#` | |
@@ -228,6 +230,18 @@ pub fn change_ended(w: &str, ended_at: &str, n: ChangeNumber) -> Key {
 
 pub fn ended_partition(w: &str) -> String {
     format!("{}#ENDED", ws(w))
+}
+
+/// A calendar feed token, by the SHA-256 of the token (the token itself is never
+/// stored): what a `?token=` fetch looks up.
+pub fn calendar_feed(token_hash: &str) -> Key {
+    Key::new(format!("FEED#{token_hash}"), "#")
+}
+
+/// A member's current calendar feed: which token hash to revoke when it is replaced
+/// or withdrawn.
+pub fn member_feed(w: &str, u: &UserId) -> Key {
+    Key::new(ws(w), format!("FEED#{u}"))
 }
 
 /// Recovers a change number from a sort key written by [`change`] or [`asset_entry`].

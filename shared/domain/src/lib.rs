@@ -12,6 +12,7 @@ pub mod eligibility;
 pub mod error;
 pub mod freeze;
 pub mod fsm;
+pub mod ical;
 pub mod ids;
 pub mod link;
 pub mod locale;

@@ -156,7 +156,7 @@ route_table! {
         governance::webhook_deliveries,
     ],
     /// Around one change: runbook tasks, comments, conflicts, similar changes, risk;
-    /// and around all of them: the DORA metrics.
+    /// and around all of them: the calendar and its feed tokens, the DORA metrics.
     Planning => planning_router, "planning", "PlanningFunction": [
         planning::tasks,
         planning::add_task,
@@ -171,6 +171,9 @@ route_table! {
         planning::risk,
         planning::assess,
         planning::dora,
+        planning::calendar,
+        planning::create_feed,
+        planning::delete_feed,
     ],
     /// The audit log: list, read, verify.
     Audit => audit_router, "audit", "AuditFunction": [
@@ -319,7 +322,7 @@ mod tests {
         let doc = openapi();
         assert_eq!(doc["openapi"], "3.1.0");
         let ops: usize = doc["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 55);
+        assert_eq!(ops, 58);
         let act = &doc["paths"]["/ws/{slug}/changes/{number}/{action}"]["post"];
         for status in ["200", "400", "401", "403", "404", "409", "412", "413", "422", "503"] {
             assert!(act["responses"][status].is_object(), "Act answers {status}");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vigilo_app::Vigilo;
 
@@ -71,6 +71,12 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+/// A request's span: method and path, never the query, which may carry a calendar feed
+/// token (a secret a log reader must not be able to replay).
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version())
+}
+
 /// The layers every group shares: JSON 404/405, request ids, tracing, the security
 /// headers, and a last-resort panic guard that still answers in the error shape.
 pub(crate) fn finish(routes: Router<AppState>, state: AppState) -> Router {
@@ -82,7 +88,7 @@ pub(crate) fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::map_response(security_headers))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -243,3 +243,91 @@ pub async fn dora(
 ) -> Result {
     Ok(ok(s.app.dora_metrics(&actor, &slug, p.from.as_deref(), p.to.as_deref()).await?))
 }
+
+#[derive(Deserialize)]
+pub struct CalendarParams {
+    token: Option<String>,
+}
+
+fn ics(body: String) -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, no-store"),
+            (header::CONTENT_DISPOSITION, "inline; filename=\"calendar.ics\""),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The workspace calendar (RFC 5545): scheduled and in-progress changes and the freeze
+/// windows not yet over, recurring ones as their RRULE on the workspace's clock. Read
+/// with a bearer token where the host verifies it (`vigilo serve`), or with `?token=`
+/// from `POST /calendar/feed`, which is how calendar apps read it (on AWS the route is
+/// outside the gateway's authorizer so that they can).
+#[utoipa::path(get, path = "/ws/{slug}/calendar.ics", operation_id = "GetCalendar",
+    security((), ("bearer" = [])),
+    params(WsPath, ("token" = Option<String>, Query, description = "A feed token from `POST /calendar/feed`")),
+    responses(
+        (status = 200, description = "The calendar", content_type = "text/calendar", body = String),
+        (status = 401, body = ErrorEnvelope, description = "unauthenticated: no bearer token, or a feed token unknown, revoked or no longer a member's"),
+        (status = 429, body = ErrorEnvelope, description = "rate_limited: too many refused feed tokens from this source"),
+    ))]
+pub async fn calendar(
+    State(s): State<AppState>,
+    PathParams(WsPath { slug }): PathParams<WsPath>,
+    QueryParams(p): QueryParams<CalendarParams>,
+    req: axum::extract::Request,
+) -> Result {
+    use axum::extract::FromRequestParts;
+    let (mut parts, _) = req.into_parts();
+    let Some(token) = p.token else {
+        let Caller(actor) = Caller::from_request_parts(&mut parts, &s).await?;
+        return Ok(ics(s.app.calendar_ics(&actor, &slug).await?));
+    };
+    let request = vigilo_app::RequestInfo { channel: Some("feed".into()), ..crate::auth::request_info(&parts) };
+    let via =
+        vigilo_app::services::links::Via { channel: "feed".into(), request: request.clone(), ..Default::default() };
+    if s.app.braked(&via).is_some() {
+        return Err(ApiError::LinkRefused(vigilo_domain::link::Refusal::RateLimited));
+    }
+    match s.app.calendar_ics_by_token(&slug, &token, request).await? {
+        Some(body) => Ok(ics(body)),
+        None => {
+            tracing::warn!(ip = ?via.request.ip, request_id = ?via.request.request_id, "a calendar fetched with an unusable feed token");
+            s.app.count_refusal(&via);
+            Err(ApiError::Unauthenticated("the feed token is unknown or revoked".into()))
+        }
+    }
+}
+
+/// A feed token for the caller's calendar app (viewer+): the calendar's address with
+/// `?token=`. Asking again replaces the token; the old address stops working.
+#[utoipa::path(post, path = "/ws/{slug}/calendar/feed", operation_id = "CreateCalendarFeed",
+    params(WsPath), responses((status = 201, body = vigilo_app::services::calendar::FeedUrl)))]
+pub async fn create_feed(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(WsPath { slug }): PathParams<WsPath>,
+) -> Result {
+    use axum::response::IntoResponse;
+    let url = s.app.create_calendar_feed(&actor, &slug).await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(url)).into_response())
+}
+
+/// Revokes the caller's feed token.
+#[utoipa::path(delete, path = "/ws/{slug}/calendar/feed", operation_id = "DeleteCalendarFeed",
+    params(WsPath),
+    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorEnvelope, description = "not_found: no feed token")))]
+pub async fn delete_feed(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(WsPath { slug }): PathParams<WsPath>,
+) -> Result {
+    use axum::response::IntoResponse;
+    s.app.delete_calendar_feed(&actor, &slug).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
