@@ -31,6 +31,8 @@
 //! | window entry | `WS#{w}#WINDOW#{asset}` | `{end}#{n:012}` | |
 //! | calendar feed token | `FEED#{sha256(token)}` | `#` | |
 //! | member's calendar feed | `WS#{w}` | `FEED#{user}` | |
+//! | member's subscriptions | `WS#{w}` | `SUBS#{user}` | |
+//! | asset's subscribers | `WS#{w}#SUBSCRIBERS` | `{asset}` | |
 //! | ended change (index by completion time) | `WS#{w}#ENDED` | `{ended_at}#{n:012}` | |
 //! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
 //! | decision link grant | `LINK#{id}` | `#` | |
@@ -242,6 +244,17 @@ pub fn calendar_feed(token_hash: &str) -> Key {
 /// or withdrawn.
 pub fn member_feed(w: &str, u: &UserId) -> Key {
     Key::new(ws(w), format!("FEED#{u}"))
+}
+
+/// A member's asset subscriptions, as they set them.
+pub fn subscription(w: &str, u: &UserId) -> Key {
+    Key::new(ws(w), format!("SUBS#{u}"))
+}
+
+/// The subscribers of one asset: one item per asset naming its members, so the people
+/// to tell about a change are one consistent read of its assets' items.
+pub fn asset_subscribers(w: &str, asset: &str) -> Key {
+    Key::new(format!("{}#SUBSCRIBERS", ws(w)), asset.to_owned())
 }
 
 /// Recovers a change number from a sort key written by [`change`] or [`asset_entry`].

@@ -347,7 +347,7 @@ impl RawChange {
 
 /// Trims and de-duplicates asset names, recording bad ones under `field`. A list
 /// longer than the limit is refused before any asset is looked at.
-pub(crate) fn check_assets(e: &mut FieldErrors, field: &str, assets: Vec<String>) -> Vec<String> {
+pub fn check_assets(e: &mut FieldErrors, field: &str, assets: Vec<String>) -> Vec<String> {
     if assets.len() > ASSETS_MAX {
         e.add(field, format!("at most {ASSETS_MAX} assets"));
         return vec![];

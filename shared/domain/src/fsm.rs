@@ -85,6 +85,14 @@ impl Action {
         matches!(self, Action::Submit | Action::Approve | Action::Reject | Action::RequestChanges | Action::Rollback)
     }
 
+    /// Whether members following a change's assets hear of this action.
+    pub fn watched(self) -> bool {
+        matches!(
+            self,
+            Action::Submit | Action::Schedule | Action::Start | Action::Complete | Action::Fail | Action::Rollback
+        )
+    }
+
     /// Whether this action is an approver's decision rather than the author's move.
     pub fn is_decision(self) -> bool {
         matches!(self, Action::Approve | Action::Reject | Action::RequestChanges)

@@ -19,6 +19,9 @@ crate::change::wire_enum!(NoticeKind {
     ApprovalEscalated = "approval.escalated",
     ChangeUnscheduled = "change.unscheduled",
     FreezeUpcoming = "freeze.upcoming",
+    ChangeWatched = "change.watched",
+    ReviewDue = "review.due",
+    ReviewOverdue = "review.overdue",
 });
 
 /// Where an approver can decide without opening the app.

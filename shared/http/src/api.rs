@@ -99,7 +99,7 @@ macro_rules! route_table {
 }
 
 route_table! {
-    /// Workspaces, members, groups and delegation, plus `/health` and this document
+    /// Workspaces, members, groups, delegation and subscriptions, plus `/health` and this document
     /// (the function that serves them answers the unauthenticated checks).
     Workspaces => workspaces_router, "workspaces", "WorkspacesFunction": [
         health::health,
@@ -112,6 +112,8 @@ route_table! {
         workspaces::put_member,
         workspaces::remove_member,
         workspaces::delegate,
+        workspaces::subscriptions,
+        workspaces::put_subscriptions,
         workspaces::chat_link,
         workspaces::groups,
         workspaces::put_group,
@@ -322,7 +324,7 @@ mod tests {
         let doc = openapi();
         assert_eq!(doc["openapi"], "3.1.0");
         let ops: usize = doc["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 58);
+        assert_eq!(ops, 60);
         let act = &doc["paths"]["/ws/{slug}/changes/{number}/{action}"]["post"];
         for status in ["200", "400", "401", "403", "404", "409", "412", "413", "422", "503"] {
             assert!(act["responses"][status].is_object(), "Act answers {status}");

@@ -66,6 +66,18 @@ pub fn waiting_on(locale: Locale, users: &[&str]) -> String {
     format!("{}: {}", term(locale, "label.waiting_on"), users.join(", "))
 }
 
+/// What happened to a change on a followed asset, in the locale's words: `verb` is
+/// the action (`submit`, `schedule`, `start`, `complete`, `fail`, `rollback`).
+pub fn watched_event(locale: Locale, verb: &str) -> String {
+    term(locale, &format!("watched.{verb}")).into_owned()
+}
+
+/// When a task is due, on the workspace's wall clock: `Due: Tue 15 Jan 2030, 10:00 CET`.
+pub fn due_at(locale: Locale, timezone: &str, at: jiff::Timestamp) -> String {
+    let tz = vigilo_domain::time::zone(timezone);
+    format!("{}: {}", term(locale, "label.due"), vigilo_domain::time::readable(at, &tz, locale))
+}
+
 /// Freeze windows named for a notice, each with its span on the workspace's wall
 /// clock: `Freeze "Year end": 24 Dec 2026, 18:00 – 2 Jan 2027, 06:00`.
 pub fn freezes_named(locale: Locale, timezone: &str, windows: &[vigilo_domain::notice::FreezeBrief]) -> String {

@@ -27,6 +27,9 @@ fn template(kind: NoticeKind) -> &'static str {
         NoticeKind::ApprovalEscalated => "approval_escalated",
         NoticeKind::ChangeUnscheduled => "change_unscheduled",
         NoticeKind::FreezeUpcoming => "freeze_upcoming",
+        NoticeKind::ChangeWatched => "change_watched",
+        NoticeKind::ReviewDue => "review_due",
+        NoticeKind::ReviewOverdue => "review_overdue",
     }
 }
 

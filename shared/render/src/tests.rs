@@ -89,7 +89,7 @@ fn notice(kind: NoticeKind, locale: Locale) -> Notice {
     }
 }
 
-const KINDS: [NoticeKind; 7] = [
+const KINDS: [NoticeKind; 10] = [
     NoticeKind::ApprovalRequested,
     NoticeKind::ApprovalEscalated,
     NoticeKind::ChangeApproved,
@@ -97,6 +97,9 @@ const KINDS: [NoticeKind; 7] = [
     NoticeKind::ChangeRolledBack,
     NoticeKind::ChangeUnscheduled,
     NoticeKind::FreezeUpcoming,
+    NoticeKind::ChangeWatched,
+    NoticeKind::ReviewDue,
+    NoticeKind::ReviewOverdue,
 ];
 
 fn confirmation_page(locale: Locale, chosen: Option<&str>) -> String {

@@ -235,6 +235,31 @@ impl Vigilo {
         self.notices_to(ws, c, kind, audience, fill, now)
     }
 
+    /// A move on a change, told to the members following one of its assets who are not
+    /// on it themselves (its author and assignee hear of it their own way) and did not
+    /// make the move. Members no longer in the workspace are not in `members`.
+    pub(crate) fn watcher_notices(
+        &self,
+        e: &Event<'_>,
+        watchers: &std::collections::BTreeSet<UserId>,
+        action: vigilo_domain::fsm::Action,
+        mover: &UserId,
+    ) -> Vec<WriteOp> {
+        let Event { ws, change: c, members, details, now } = *e;
+        let audience = members.iter().filter(|m| {
+            watchers.contains(&m.user_id)
+                && m.user_id != c.author
+                && c.assignee.as_ref() != Some(&m.user_id)
+                && &m.user_id != mover
+        });
+        let detail = Some(vigilo_render::watched_event(ws.locale, action.as_str()));
+        let fill = |n: &mut Notice| {
+            n.detail = detail.clone();
+            n.details = details.cloned();
+        };
+        self.notices_to(ws, c, NoticeKind::ChangeWatched, audience, fill, now)
+    }
+
     /// An overdue step, told to the workspace's admins and owners who are not asked on
     /// it themselves (those get the reminder with their link).
     pub(crate) fn admin_notices(&self, e: &Event<'_>, step: &ApprovalStep) -> Vec<WriteOp> {

@@ -137,6 +137,8 @@ struct Read {
     round: Vec<ApprovalStep>,
     /// The freeze windows over the planned window, when the freeze gate read them.
     freezes: Option<Vec<FreezeWindow>>,
+    /// Members following the change's assets, to be told of the move.
+    watchers: std::collections::BTreeSet<vigilo_domain::ids::UserId>,
     /// The epochs of the assets whose window entries the conflict gate read.
     asset_epochs: Vec<(crate::store::Key, Option<String>)>,
     /// The calendars of the assets the gate read or the move books or frees.
@@ -191,7 +193,11 @@ impl Vigilo {
                 assets.extend(mv.change.affected_assets.iter().cloned());
                 read.calendars = Some(self.asset_calendars(access.ws(), &assets).await?);
             }
-            if self.delivery.is_some() && mv.notifies() {
+            // Members following the change's assets hear of the moves they follow.
+            if self.delivery.is_some() && mv.moved && action.watched() {
+                read.watchers = self.subscribers_of(access.ws(), &mv.change.affected_assets).await?;
+            }
+            if self.delivery.is_some() && (mv.notifies() || !read.watchers.is_empty()) {
                 if read.members.is_none() {
                     read.members = Some(self.all_members(access.ws()).await?);
                 }
@@ -247,7 +253,8 @@ impl Vigilo {
         };
         // Notices written by the move go out now, and webhooks hear of it, unless the
         // stream function does both (on AWS); whatever fails waits for the sweep.
-        if let (Ok(c), true) = (&moved, self.delivers_inline && self.delivery.is_some() && action.may_notify()) {
+        let may_notify = action.may_notify() || action.watched();
+        if let (Ok(c), true) = (&moved, self.delivers_inline && self.delivery.is_some() && may_notify) {
             if let Err(e) = self.deliver_pending(&c.workspace_id).await {
                 tracing::warn!(error = %e, "notice delivery deferred");
             }
@@ -343,7 +350,7 @@ impl Vigilo {
         now: jiff::Timestamp,
     ) -> ChangeRequest {
         let ws = access.ws();
-        let notifies = mv.notifies();
+        let notifies = mv.notifies() || !read.watchers.is_empty();
         let mut new = mv.change;
         let (mut steps, closing): (Vec<StepWrite>, Vec<StepWrite>) =
             mv.steps.into_iter().partition(|w| w.verb != "cancel");
@@ -420,6 +427,7 @@ impl Vigilo {
                     fsm::reason(if action == Action::Rollback { &input.reason } else { &input.comment }.as_deref());
                 notes.extend(self.change_notices(&event, kind, words));
             }
+            notes.extend(self.watcher_notices(&event, &read.watchers, action, access.user()));
             for op in notes {
                 tx.derived(op);
             }

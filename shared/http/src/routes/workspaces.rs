@@ -187,3 +187,41 @@ pub async fn put_group(
     let v = g.version;
     Ok(versioned(g, v))
 }
+
+/// The assets a member follows (self or admin+).
+#[utoipa::path(get, path = "/ws/{slug}/members/{user_id}/subscriptions", operation_id = "GetSubscriptions",
+    params(MemberPath),
+    responses(
+        (status = 200, body = vigilo_app::services::subscriptions::Subscriptions),
+        (status = 403, body = ErrorEnvelope, description = "forbidden: another member's, below admin"),
+    ))]
+pub async fn subscriptions(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(MemberPath { slug, user_id: user }): PathParams<MemberPath>,
+) -> Result {
+    let subs = s.app.get_subscriptions(&actor, &slug, &user).await?;
+    let v = subs.version;
+    Ok(versioned(subs, v))
+}
+
+/// Replaces the assets a member follows (self or admin+): they are told, by email and
+/// chat, when a change touching one of them is submitted, scheduled, started,
+/// completed, failed or rolled back.
+#[utoipa::path(put, path = "/ws/{slug}/members/{user_id}/subscriptions", operation_id = "PutSubscriptions",
+    params(MemberPath), request_body = vigilo_app::services::subscriptions::SubscriptionsInput,
+    responses(
+        (status = 200, body = vigilo_app::services::subscriptions::Subscriptions),
+        (status = 403, body = ErrorEnvelope, description = "forbidden: another member's, below admin"),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed"),
+    ))]
+pub async fn put_subscriptions(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(MemberPath { slug, user_id: user }): PathParams<MemberPath>,
+    JsonBody(input, _): JsonBody<vigilo_app::services::subscriptions::SubscriptionsInput>,
+) -> Result {
+    let subs = s.app.put_subscriptions(&actor, &slug, &user, input).await?;
+    let v = subs.version;
+    Ok(versioned(subs, v))
+}
