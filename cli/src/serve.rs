@@ -98,9 +98,9 @@ pub async fn pass<T: Send + 'static>(
     }
 }
 
-/// The local stand-in for the freeze, escalation, delivery retry and number schedules:
-/// every minute, scheduled changes are taken out of freezes filed over them, steps past
-/// their SLA are escalated, whatever failed to go out is tried again, and change
+/// The local stand-in for the freeze, review, escalation, delivery retry and number
+/// schedules: every minute, scheduled changes are taken out of freezes filed over them,
+/// post-implementation reviews due are reminded of, steps past their SLA are escalated, whatever failed to go out is tried again, and change
 /// numbers taken by requests that died are voided.
 async fn redeliver(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -110,6 +110,12 @@ async fn redeliver(app: Vigilo) {
         match pass("freeze", async move { a.freeze_sweep_all().await }).await {
             Some(Ok(r)) if !r.unscheduled.is_empty() || r.warned > 0 => tracing::info!(?r, "freeze sweep"),
             Some(Err(e)) => tracing::error!(error = %e, "the freeze sweep failed"),
+            _ => {}
+        }
+        let a = app.clone();
+        match pass("pir", async move { a.review_sweep_all().await }).await {
+            Some(Ok(r)) if !r.reminded.is_empty() || !r.escalated.is_empty() => tracing::info!(?r, "review sweep"),
+            Some(Err(e)) => tracing::error!(error = %e, "the review sweep failed"),
             _ => {}
         }
         let a = app.clone();

@@ -17,6 +17,7 @@ mod metrics;
 mod notices;
 mod policies;
 mod replies;
+mod reviews;
 mod subscriptions;
 mod time;
 mod webhooks;

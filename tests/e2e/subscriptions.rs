@@ -95,10 +95,7 @@ async fn followers_hear_of_each_move_they_follow_and_no_one_else_does() {
     let to_sam = "To: sam@example.com";
     let german = s.outbox().into_iter().filter(|(n, t)| n.ends_with(".eml") && t.contains(to_sam)).count();
     assert_eq!(german, 5);
-    assert!(s
-        .outbox()
-        .iter()
-        .any(|(_, t)| t.contains(to_sam) && t.contains("Sie wurde zur Genehmigung eingereicht.")));
+    assert!(s.outbox().iter().any(|(_, t)| t.contains(to_sam) && t.contains("Sie wurde zur Genehmigung eingereicht.")));
     assert_eq!(s.delete("olga", "/ws/acme/members/sam").await.status, 204);
     s.act("bob", "acme", &m, "approve", json!({})).await.expect(200);
     s.act("mia", "acme", &m, "schedule", json!({})).await.expect(200);

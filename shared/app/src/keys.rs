@@ -33,6 +33,7 @@
 //! | member's calendar feed | `WS#{w}` | `FEED#{user}` | |
 //! | member's subscriptions | `WS#{w}` | `SUBS#{user}` | |
 //! | asset's subscribers | `WS#{w}#SUBSCRIBERS` | `{asset}` | |
+//! | open post-implementation review | `WS#{w}#REVIEWS` | `{due}#{n:012}#{task}` | |
 //! | ended change (index by completion time) | `WS#{w}#ENDED` | `{ended_at}#{n:012}` | |
 //! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
 //! | decision link grant | `LINK#{id}` | `#` | |
@@ -255,6 +256,16 @@ pub fn subscription(w: &str, u: &UserId) -> Key {
 /// to tell about a change are one consistent read of its assets' items.
 pub fn asset_subscribers(w: &str, asset: &str) -> Key {
     Key::new(format!("{}#SUBSCRIBERS", ws(w)), asset.to_owned())
+}
+
+/// An open post-implementation review, under its due time: what the review sweep
+/// reads (the reviews due within a day, or overdue), never every change.
+pub fn review_entry(w: &str, due: &str, n: ChangeNumber, task: &str) -> Key {
+    Key::new(reviews(w), format!("{due}#{}#{task}", num(n)))
+}
+
+pub fn reviews(w: &str) -> String {
+    format!("{}#REVIEWS", ws(w))
 }
 
 /// Recovers a change number from a sort key written by [`change`] or [`asset_entry`].

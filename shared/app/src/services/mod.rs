@@ -23,6 +23,7 @@ pub mod numbers;
 pub mod policies;
 pub mod records;
 pub mod replies;
+pub mod reviews;
 pub mod subscriptions;
 pub mod sweeps;
 pub mod tasks;

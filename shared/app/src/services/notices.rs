@@ -203,7 +203,7 @@ impl Vigilo {
     }
 
     /// Plain notices (no link) of `kind` to each of `to`, completed by `fill`.
-    fn notices_to<'m>(
+    pub(crate) fn notices_to<'m>(
         &self,
         ws: &Workspace,
         c: &ChangeRequest,

@@ -1,5 +1,5 @@
 //! The sweeps by name, and their walk over every workspace (escalations, notice
-//! retries, webhook deliveries, checkpoints, freezes). A workspace whose pass fails is logged as an error and
+//! retries, webhook deliveries, checkpoints, freezes, reviews). A workspace whose pass fails is logged as an error and
 //! named in the report, and the walk goes on: one damaged or throttled workspace must
 //! not hold back every other workspace's reminders, notices, deliveries and
 //! checkpoints. Only failing to list the workspaces fails a sweep.
@@ -32,11 +32,20 @@ pub enum Sweep {
     Webhooks,
     /// Voids the change numbers taken by requests that died.
     Numbers,
+    /// Reminds of post-implementation reviews due, and tells admins of overdue ones.
+    Pir,
 }
 
 impl Sweep {
-    pub const ALL: [Sweep; 6] =
-        [Sweep::Checkpoint, Sweep::Freeze, Sweep::Escalate, Sweep::Notices, Sweep::Webhooks, Sweep::Numbers];
+    pub const ALL: [Sweep; 7] = [
+        Sweep::Checkpoint,
+        Sweep::Freeze,
+        Sweep::Escalate,
+        Sweep::Notices,
+        Sweep::Webhooks,
+        Sweep::Numbers,
+        Sweep::Pir,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +55,7 @@ impl Sweep {
             Sweep::Notices => "notices",
             Sweep::Webhooks => "webhooks",
             Sweep::Numbers => "numbers",
+            Sweep::Pir => "pir",
         }
     }
 
@@ -102,6 +112,7 @@ impl Vigilo {
             Sweep::Notices => serde_json::to_value(self.follow_up_all().await?),
             Sweep::Webhooks => serde_json::to_value(self.dispatch_all_webhooks().await?),
             Sweep::Numbers => serde_json::to_value(self.void_all_gaps().await?),
+            Sweep::Pir => serde_json::to_value(self.review_sweep_all().await?),
         };
         report.map_err(|e| AppError::Corrupt(format!("a sweep report did not serialise: {e}")))
     }

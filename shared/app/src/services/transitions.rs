@@ -380,6 +380,9 @@ impl Vigilo {
         match review_task(&new, known, now).filter(|_| mv.review_due) {
             Some(t) => {
                 tx.put(task_item(&t), Some(Condition::NotExists));
+                if let Some(entry) = crate::services::reviews::entry_item(&t) {
+                    tx.put(entry, Some(Condition::NotExists));
+                }
                 tx.audit(task_created(&t));
                 let mut all = known.to_vec();
                 all.push(t);
