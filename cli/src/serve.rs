@@ -98,9 +98,10 @@ pub async fn pass<T: Send + 'static>(
     }
 }
 
-/// The local stand-in for the freeze, review, escalation, delivery retry and number
+/// The local stand-in for the freeze, review, CAB, escalation, delivery retry and number
 /// schedules: every minute, scheduled changes are taken out of freezes filed over them,
-/// post-implementation reviews due are reminded of, steps past their SLA are escalated, whatever failed to go out is tried again, and change
+/// post-implementation reviews due are reminded of, the week's CAB agenda goes out on
+/// Monday mornings, steps past their SLA are escalated, whatever failed to go out is tried again, and change
 /// numbers taken by requests that died are voided.
 async fn redeliver(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -116,6 +117,12 @@ async fn redeliver(app: Vigilo) {
         match pass("pir", async move { a.review_sweep_all().await }).await {
             Some(Ok(r)) if !r.reminded.is_empty() || !r.escalated.is_empty() => tracing::info!(?r, "review sweep"),
             Some(Err(e)) => tracing::error!(error = %e, "the review sweep failed"),
+            _ => {}
+        }
+        let a = app.clone();
+        match pass("cab", async move { a.cab_sweep_all().await }).await {
+            Some(Ok(r)) if !r.mailed.is_empty() => tracing::info!(?r, "CAB agendas mailed"),
+            Some(Err(e)) => tracing::error!(error = %e, "the CAB agenda sweep failed"),
             _ => {}
         }
         let a = app.clone();

@@ -4,6 +4,7 @@
 mod approvals;
 mod audit;
 mod auth;
+mod cab;
 mod calendar;
 mod changes;
 mod chat;

@@ -34,6 +34,7 @@
 //! | member's subscriptions | `WS#{w}` | `SUBS#{user}` | |
 //! | asset's subscribers | `WS#{w}#SUBSCRIBERS` | `{asset}` | |
 //! | open post-implementation review | `WS#{w}#REVIEWS` | `{due}#{n:012}#{task}` | |
+//! | a week's CAB agenda mailed | `WS#{w}` | `#CAB#{week}` | |
 //! | ended change (index by completion time) | `WS#{w}#ENDED` | `{ended_at}#{n:012}` | |
 //! | outbox notice | `WS#{w}#OUTBOX` | `{at}#{id}` | |
 //! | decision link grant | `LINK#{id}` | `#` | |
@@ -266,6 +267,11 @@ pub fn review_entry(w: &str, due: &str, n: ChangeNumber, task: &str) -> Key {
 
 pub fn reviews(w: &str) -> String {
     format!("{}#REVIEWS", ws(w))
+}
+
+/// That a week's CAB agenda went out (`week`: `2026-W50`).
+pub fn cab_mailed(w: &str, week: &str) -> Key {
+    Key::new(ws(w), format!("#CAB#{week}"))
 }
 
 /// Recovers a change number from a sort key written by [`change`] or [`asset_entry`].

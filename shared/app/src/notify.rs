@@ -66,16 +66,38 @@ pub struct Delivery {
 /// encodes; nothing is pasted into a header line. The edge already refuses line breaks
 /// in names and titles; they are flattened here as well, for anything stored before.
 pub fn email(notice: &Notice, from: &str) -> Result<OutgoingEmail, String> {
-    let rendered = vigilo_render::email(notice);
+    let to = Recipient { email: &notice.recipient_email, name: notice.recipient_name.as_deref() };
+    let reply_to = notice.links.as_ref().and_then(|l| l.reply_to.as_deref());
+    mime(&notice.id, from, to, reply_to, vigilo_render::email(notice))
+}
+
+/// The MIME message of the CAB's weekly agenda to one member of the `cab` group.
+pub fn agenda_email(mail: &vigilo_domain::agenda::AgendaMail, from: &str) -> Result<OutgoingEmail, String> {
+    let to = Recipient { email: &mail.recipient_email, name: mail.recipient_name.as_deref() };
+    mime(&mail.id, from, to, None, vigilo_render::agenda_email(mail))
+}
+
+struct Recipient<'a> {
+    email: &'a str,
+    name: Option<&'a str>,
+}
+
+fn mime(
+    id: &str,
+    from: &str,
+    recipient: Recipient<'_>,
+    reply_to: Option<&str>,
+    rendered: vigilo_render::EmailText,
+) -> Result<OutgoingEmail, String> {
     let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("the address {:?}: {e}", text::one_line(a)));
-    let mut to = parse(&notice.recipient_email)?;
-    to.name = notice.recipient_name.as_deref().map(text::one_line);
+    let mut to = parse(recipient.email)?;
+    to.name = recipient.name.map(text::one_line);
     let mut builder = lettre::Message::builder()
         .from(parse(from)?)
         .to(to)
         .subject(text::one_line(&rendered.subject))
-        .message_id(Some(format!("<{}@vigilo>", notice.id)));
-    if let Some(reply) = notice.links.as_ref().and_then(|l| l.reply_to.as_deref()) {
+        .message_id(Some(format!("<{id}@vigilo>")));
+    if let Some(reply) = reply_to {
         builder = builder.reply_to(parse(reply)?);
     }
     let body = MultiPart::alternative()
@@ -83,9 +105,9 @@ pub fn email(notice: &Notice, from: &str) -> Result<OutgoingEmail, String> {
         .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html));
     let message = builder.multipart(body).map_err(|e| e.to_string())?;
     Ok(OutgoingEmail {
-        id: notice.id.clone(),
+        id: id.to_owned(),
         from: from.to_owned(),
-        to: notice.recipient_email.clone(),
+        to: recipient.email.to_owned(),
         raw: message.formatted(),
     })
 }

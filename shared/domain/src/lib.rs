@@ -2,6 +2,7 @@
 //! every rule can be tested with plain values, and every host (Lambda, `vigilo serve`,
 //! the offline CLI) applies exactly the same rules.
 
+pub mod agenda;
 pub mod approval;
 pub mod audit;
 pub mod canonical;

@@ -95,6 +95,18 @@ pub struct ConflictBrief {
     pub accepted: bool,
 }
 
+impl ConflictBrief {
+    pub fn of(x: &Conflict) -> ConflictBrief {
+        ConflictBrief {
+            number: x.number,
+            title: x.title.clone(),
+            status: x.status.to_string(),
+            shared_assets: x.shared_assets.clone(),
+            accepted: x.accepted,
+        }
+    }
+}
+
 /// A freeze window touching the change's planned window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FreezeBrief {
@@ -154,16 +166,7 @@ impl ChangeDetails {
             implementation_plan: c.implementation_plan.clone(),
             rollback_plan: c.rollback_plan.clone(),
             test_plan: c.test_plan.clone(),
-            conflicts: conflicts
-                .iter()
-                .map(|x| ConflictBrief {
-                    number: x.number,
-                    title: x.title.clone(),
-                    status: x.status.to_string(),
-                    shared_assets: x.shared_assets.clone(),
-                    accepted: x.accepted,
-                })
-                .collect(),
+            conflicts: conflicts.iter().map(ConflictBrief::of).collect(),
             freezes: freezes.iter().map(FreezeBrief::of).collect(),
             decisions,
         }

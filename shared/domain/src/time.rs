@@ -38,6 +38,15 @@ pub fn readable(ts: Timestamp, tz: &TimeZone, locale: crate::locale::Locale) -> 
     ts.to_zoned(tz.clone()).strftime(pattern).to_string()
 }
 
+/// A day as people read it in the workspace: `Mon 7 Dec 2026`, `07.12.2026`.
+pub fn readable_date(ts: Timestamp, tz: &TimeZone, locale: crate::locale::Locale) -> String {
+    let pattern = match locale {
+        crate::locale::Locale::De => "%d.%m.%Y",
+        crate::locale::Locale::En => "%a %-d %b %Y",
+    };
+    ts.to_zoned(tz.clone()).strftime(pattern).to_string()
+}
+
 /// Hours from `from` to `to` (negative when `to` is earlier).
 pub fn hours_between(from: Timestamp, to: Timestamp) -> f64 {
     (to.as_millisecond() - from.as_millisecond()) as f64 / 3_600_000.0

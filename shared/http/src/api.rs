@@ -158,7 +158,8 @@ route_table! {
         governance::webhook_deliveries,
     ],
     /// Around one change: runbook tasks, comments, conflicts, similar changes, risk;
-    /// and around all of them: the calendar and its feed tokens, the DORA metrics.
+    /// and around all of them: the calendar and its feed tokens, the CAB's agenda, the DORA
+    /// metrics.
     Planning => planning_router, "planning", "PlanningFunction": [
         planning::tasks,
         planning::add_task,
@@ -172,6 +173,7 @@ route_table! {
         planning::similar,
         planning::risk,
         planning::assess,
+        planning::cab_agenda,
         planning::dora,
         planning::calendar,
         planning::create_feed,
@@ -324,7 +326,7 @@ mod tests {
         let doc = openapi();
         assert_eq!(doc["openapi"], "3.1.0");
         let ops: usize = doc["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 60);
+        assert_eq!(ops, 61);
         let act = &doc["paths"]["/ws/{slug}/changes/{number}/{action}"]["post"];
         for status in ["200", "400", "401", "403", "404", "409", "412", "413", "422", "503"] {
             assert!(act["responses"][status].is_object(), "Act answers {status}");

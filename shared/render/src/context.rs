@@ -45,6 +45,12 @@ impl Facts<'_> {
         term(self.locale, word).into_owned()
     }
 
+    /// A conflicting change as the templates list it.
+    pub fn conflict(&self, c: &vigilo_domain::notice::ConflictBrief) -> Value {
+        json!({"number": c.number.to_string(), "title": self.text(&c.title), "status": self.term(&c.status),
+               "shared_assets": self.text(&c.shared_assets.join(", ")), "accepted": c.accepted})
+    }
+
     /// The planned window as people read it.
     pub fn window(&self, start: Option<Timestamp>, end: Option<Timestamp>) -> String {
         match (start, end) {
@@ -88,14 +94,7 @@ impl Facts<'_> {
                        "allow_override": f.allow_override})
             })
             .collect();
-        let conflicts: Vec<Value> = d
-            .conflicts
-            .iter()
-            .map(|c| {
-                json!({"number": c.number.to_string(), "title": self.text(&c.title), "status": self.term(&c.status),
-                       "shared_assets": self.text(&c.shared_assets.join(", ")), "accepted": c.accepted})
-            })
-            .collect();
+        let conflicts: Vec<Value> = d.conflicts.iter().map(|c| self.conflict(c)).collect();
         let decisions: Vec<Value> = d
             .decisions
             .iter()

@@ -7,6 +7,7 @@
 //! are escaped by the template engine for HTML and by [`escape::slack`] for chat;
 //! Markdown from authors is rendered and sanitised by [`markdown::to_html`].
 
+mod agenda;
 mod context;
 mod engine;
 pub mod escape;
@@ -15,6 +16,7 @@ pub mod notice;
 pub mod page;
 mod terms;
 
+pub use agenda::{agenda_email, agenda_subject};
 pub use notice::{chat, email, subject, EmailText};
 pub use page::{Confirmation, Page};
 pub use terms::term;

@@ -102,6 +102,61 @@ const KINDS: [NoticeKind; 10] = [
     NoticeKind::ReviewOverdue,
 ];
 
+fn agenda(locale: Locale, empty: bool) -> vigilo_domain::agenda::AgendaMail {
+    use vigilo_domain::agenda::{Agenda, AgendaItem, AgendaMail, Waiting};
+    let d = details();
+    let item = AgendaItem {
+        number: ChangeNumber::new(7).unwrap(),
+        title: "Rotate <the> cert".into(),
+        priority: "high".into(),
+        risk_level: "medium".into(),
+        risk_score: Some(14),
+        planned_start: Some(at("2026-12-09T09:00:00Z")),
+        planned_end: Some(at("2026-12-09T10:00:00Z")),
+        planned_this_week: true,
+        affected_assets: d.affected_assets.clone(),
+        author: user("mia"),
+        author_name: Some("Mia <Müller>".into()),
+        submitted_at: Some(at("2026-12-02T08:30:00Z")),
+        implementation_plan: d.implementation_plan.clone(),
+        test_plan: d.test_plan.clone(),
+        rollback_plan: "<img src=x onerror=alert(1)> restore".into(),
+        pending_approvers: vec![Waiting { step: "approval".into(), approvers: vec![user("bob"), user("carol")] }],
+        conflicts: d.conflicts.clone(),
+    };
+    let later = AgendaItem {
+        number: ChangeNumber::new(8).unwrap(),
+        title: "Resize the queue".into(),
+        risk_score: None,
+        planned_start: None,
+        planned_end: None,
+        planned_this_week: false,
+        pending_approvers: vec![],
+        conflicts: vec![],
+        implementation_plan: String::new(),
+        test_plan: String::new(),
+        rollback_plan: String::new(),
+        ..item.clone()
+    };
+    AgendaMail {
+        id: "m1".into(),
+        workspace_id: "w".into(),
+        workspace_name: "Acme".into(),
+        locale,
+        recipient: user("bob"),
+        recipient_email: "bob@example.com".into(),
+        recipient_name: Some("Bob <b>".into()),
+        agenda: Agenda {
+            week: "2026-W50".into(),
+            starts_at: at("2026-12-06T23:00:00Z"),
+            ends_at: at("2026-12-13T23:00:00Z"),
+            timezone: "Europe/Berlin".into(),
+            items: if empty { vec![] } else { vec![item, later] },
+        },
+        created_at: at("2026-12-07T07:00:00Z"),
+    }
+}
+
 fn confirmation_page(locale: Locale, chosen: Option<&str>) -> String {
     let d = details();
     let c = Confirmation {
@@ -131,6 +186,12 @@ fn everything(locale: Locale) -> Vec<(String, String)> {
         out.push((format!("{kind}.txt"), e.text));
         out.push((format!("{kind}.html"), e.html));
         out.push((format!("{kind}.chat"), serde_json::to_string_pretty(&chat(&n)).unwrap()));
+    }
+    for (name, empty) in [("cab.agenda", false), ("cab.agenda.empty", true)] {
+        let e = crate::agenda_email(&agenda(locale, empty));
+        out.push((format!("{name}.subject"), e.subject));
+        out.push((format!("{name}.txt"), e.text));
+        out.push((format!("{name}.html"), e.html));
     }
     out.push(("page.confirm".into(), confirmation_page(locale, None)));
     out.push(("page.confirm.reject".into(), confirmation_page(locale, Some("reject"))));

@@ -4,6 +4,7 @@ pub mod access;
 pub mod approvals;
 pub mod attempts;
 pub mod audit;
+pub mod cab;
 pub mod calendar;
 pub mod changes;
 pub mod checkpoints;

@@ -44,10 +44,12 @@ pub fn link_lifetime(t: ChangeType) -> SignedDuration {
     }
 }
 
-/// A notice waiting in the outbox, with what has gone out so far.
+/// A message waiting in the outbox (a notice, or a digest such as the CAB's agenda),
+/// with what has gone out so far.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    pub notice: Notice,
+#[serde(bound = "M: Serialize + serde::de::DeserializeOwned")]
+pub struct Pending<M = Notice> {
+    pub notice: M,
     pub email_sent: bool,
     pub chat_sent: bool,
     pub attempts: u32,
@@ -56,6 +58,62 @@ pub struct Pending {
     pub claimed_until: Option<Timestamp>,
     pub last_error: Option<String>,
     pub version: u64,
+}
+
+/// What the outbox sends: a message to one person, as an email and, where it has one,
+/// a chat message.
+pub(crate) trait Outbound: Serialize + serde::de::DeserializeOwned + Clone {
+    fn id(&self) -> &str;
+    fn recipient(&self) -> &str;
+    fn email(&self, from: &str) -> Result<notify::OutgoingEmail, String>;
+    /// `None`: it goes by email alone.
+    fn chat(&self) -> Option<Value>;
+}
+
+impl Outbound for Notice {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn recipient(&self) -> &str {
+        self.recipient.as_str()
+    }
+    fn email(&self, from: &str) -> Result<notify::OutgoingEmail, String> {
+        notify::email(self, from)
+    }
+    fn chat(&self) -> Option<Value> {
+        Some(vigilo_render::chat(self))
+    }
+}
+
+impl Outbound for vigilo_domain::agenda::AgendaMail {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn recipient(&self) -> &str {
+        self.recipient.as_str()
+    }
+    fn email(&self, from: &str) -> Result<notify::OutgoingEmail, String> {
+        notify::agenda_email(self, from)
+    }
+    fn chat(&self) -> Option<Value> {
+        None
+    }
+}
+
+/// The outbox entry that sends `m`, written on the condition that it is new.
+pub(crate) fn queued<M: Outbound>(m: &M, workspace_id: &str, id: &str, created_at: Timestamp) -> WriteOp {
+    let pending = Pending {
+        next_at: created_at,
+        notice: m.clone(),
+        email_sent: false,
+        chat_sent: m.chat().is_none(),
+        attempts: 0,
+        claimed_until: None,
+        last_error: None,
+        version: 1,
+    };
+    let key = keys::outbox_entry(workspace_id, &time::format(created_at), id);
+    WriteOp::Put { item: Item::new(key, to_data(&pending)), condition: Some(Condition::NotExists) }
 }
 
 /// What one delivery pass did.
@@ -75,10 +133,6 @@ tally!(DeliveryReport { sum: [sent, failed, waiting], lists: [failed_workspaces]
 pub(crate) fn grant_item(g: &Grant) -> Item {
     let keep_until = (g.expires_at + SignedDuration::from_hours(24 * 30)).as_second();
     Item::new(keys::link_grant(&g.id), to_data(g)).expires(keep_until)
-}
-
-fn outbox_key(w: &str, n: &Notice) -> crate::store::Key {
-    keys::outbox_entry(w, &time::format(n.created_at), &n.id)
 }
 
 fn random_id() -> String {
@@ -132,18 +186,7 @@ impl Vigilo {
     }
 
     fn queue(&self, n: Notice, ops: &mut Vec<WriteOp>) {
-        let pending = Pending {
-            next_at: n.created_at,
-            notice: n,
-            email_sent: false,
-            chat_sent: false,
-            attempts: 0,
-            claimed_until: None,
-            last_error: None,
-            version: 1,
-        };
-        let item = Item::new(outbox_key(&pending.notice.workspace_id, &pending.notice), to_data(&pending));
-        ops.push(WriteOp::Put { item, condition: Some(Condition::NotExists) });
+        ops.push(queued(&n, &n.workspace_id, &n.id, n.created_at));
     }
 
     /// A decision link for `to` on `step`: the grant to store and the links to show.
@@ -314,62 +357,82 @@ impl Vigilo {
         let now = self.now();
         let page = self.table.query(&Query::table(keys::outbox(ws)).limit(100)).await?;
         for item in page.items {
-            let key = item.key.clone();
-            let mut p: Pending = decode_ref(&item)?;
-            if p.next_at > now || p.claimed_until.is_some_and(|u| u > now) {
-                report.waiting += 1;
-                continue;
-            }
-            let claimed_from = p.version;
-            p.claimed_until = Some(now + SignedDuration::from_secs(120));
-            p.version += 1;
-            let claim = WriteOp::Put {
-                item: Item::new(key.clone(), to_data(&p)),
-                condition: Some(Condition::version(claimed_from)),
-            };
-            if self.table.transact(vec![claim]).await.is_err() {
-                report.waiting += 1;
-                continue;
-            }
-            let mut error = None;
-            if !p.email_sent {
-                match notify::email(&p.notice, &d.from) {
-                    Ok(mail) => match d.mailer.send(&mail).await {
-                        Ok(_) => p.email_sent = true,
-                        Err(e) => error = Some(format!("email: {e}")),
-                    },
-                    // Never dropped: it stays in the outbox with its error (`last_error`),
-                    // is retried with the same back-off as a failed send, and is logged
-                    // as an error to alarm on.
-                    Err(e) => {
-                        tracing::error!(notice = %p.notice.id, recipient = %p.notice.recipient, error = %e, "a notice email cannot be built");
-                        error = Some(format!("email: {e}"));
-                    }
-                }
-            }
-            if !p.chat_sent {
-                match d.chat.publish(&p.notice.id, &vigilo_render::chat(&p.notice)).await {
-                    Ok(_) => p.chat_sent = true,
-                    Err(e) => error = Some(format!("chat: {e}")),
-                }
-            }
-            let held = p.version;
-            let op = if p.email_sent && p.chat_sent {
-                report.sent += 1;
-                WriteOp::Delete { key, condition: Some(Condition::version(held)) }
+            // A digest carries its agenda where a notice carries a change.
+            if item.data["notice"].get("agenda").is_some() {
+                self.deliver_one::<vigilo_domain::agenda::AgendaMail>(item, &d, now, &mut report).await?;
             } else {
-                report.failed += 1;
-                tracing::warn!(notice = %p.notice.id, error = ?error, "notice delivery failed; will retry");
-                p.attempts += 1;
-                p.next_at = now + backoff(p.attempts);
-                p.claimed_until = None;
-                p.last_error = error;
-                p.version += 1;
-                WriteOp::Put { item: Item::new(key, to_data(&p)), condition: Some(Condition::version(held)) }
-            };
-            self.table.transact(vec![op]).await?;
+                self.deliver_one::<Notice>(item, &d, now, &mut report).await?;
+            }
         }
         Ok(report)
+    }
+
+    /// Sends one outbox entry, claimed first so that two senders never both send it.
+    async fn deliver_one<M: Outbound>(
+        &self,
+        item: Item,
+        d: &Delivery,
+        now: Timestamp,
+        report: &mut DeliveryReport,
+    ) -> AppResult<()> {
+        let key = item.key.clone();
+        let mut p: Pending<M> = decode_ref(&item)?;
+        if p.next_at > now || p.claimed_until.is_some_and(|u| u > now) {
+            report.waiting += 1;
+            return Ok(());
+        }
+        let claimed_from = p.version;
+        p.claimed_until = Some(now + SignedDuration::from_secs(120));
+        p.version += 1;
+        let claim = WriteOp::Put {
+            item: Item::new(key.clone(), to_data(&p)),
+            condition: Some(Condition::version(claimed_from)),
+        };
+        if self.table.transact(vec![claim]).await.is_err() {
+            report.waiting += 1;
+            return Ok(());
+        }
+        let mut error = None;
+        if !p.email_sent {
+            match p.notice.email(&d.from) {
+                Ok(mail) => match d.mailer.send(&mail).await {
+                    Ok(_) => p.email_sent = true,
+                    Err(e) => error = Some(format!("email: {e}")),
+                },
+                // Never dropped: it stays in the outbox with its error (`last_error`),
+                // is retried with the same back-off as a failed send, and is logged
+                // as an error to alarm on.
+                Err(e) => {
+                    tracing::error!(notice = %p.notice.id(), recipient = %p.notice.recipient(), error = %e, "a notice email cannot be built");
+                    error = Some(format!("email: {e}"));
+                }
+            }
+        }
+        if !p.chat_sent {
+            match p.notice.chat() {
+                None => p.chat_sent = true,
+                Some(message) => match d.chat.publish(p.notice.id(), &message).await {
+                    Ok(_) => p.chat_sent = true,
+                    Err(e) => error = Some(format!("chat: {e}")),
+                },
+            }
+        }
+        let held = p.version;
+        let op = if p.email_sent && p.chat_sent {
+            report.sent += 1;
+            WriteOp::Delete { key, condition: Some(Condition::version(held)) }
+        } else {
+            report.failed += 1;
+            tracing::warn!(notice = %p.notice.id(), error = ?error, "notice delivery failed; will retry");
+            p.attempts += 1;
+            p.next_at = now + backoff(p.attempts);
+            p.claimed_until = None;
+            p.last_error = error;
+            p.version += 1;
+            WriteOp::Put { item: Item::new(key, to_data(&p)), condition: Some(Condition::version(held)) }
+        };
+        self.table.transact(vec![op]).await?;
+        Ok(())
     }
 
     /// Delivers every workspace's outbox (the sweep's retry pass).

@@ -34,10 +34,12 @@ pub enum Sweep {
     Numbers,
     /// Reminds of post-implementation reviews due, and tells admins of overdue ones.
     Pir,
+    /// Mails the week's agenda to the `cab` group where it is Monday from 08:00.
+    Cab,
 }
 
 impl Sweep {
-    pub const ALL: [Sweep; 7] = [
+    pub const ALL: [Sweep; 8] = [
         Sweep::Checkpoint,
         Sweep::Freeze,
         Sweep::Escalate,
@@ -45,6 +47,7 @@ impl Sweep {
         Sweep::Webhooks,
         Sweep::Numbers,
         Sweep::Pir,
+        Sweep::Cab,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Sweep {
             Sweep::Webhooks => "webhooks",
             Sweep::Numbers => "numbers",
             Sweep::Pir => "pir",
+            Sweep::Cab => "cab",
         }
     }
 
@@ -113,6 +117,7 @@ impl Vigilo {
             Sweep::Webhooks => serde_json::to_value(self.dispatch_all_webhooks().await?),
             Sweep::Numbers => serde_json::to_value(self.void_all_gaps().await?),
             Sweep::Pir => serde_json::to_value(self.review_sweep_all().await?),
+            Sweep::Cab => serde_json::to_value(self.cab_sweep_all().await?),
         };
         report.map_err(|e| AppError::Corrupt(format!("a sweep report did not serialise: {e}")))
     }

@@ -331,3 +331,27 @@ pub async fn delete_feed(
     s.app.delete_calendar_feed(&actor, &slug).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
+
+#[derive(Deserialize)]
+pub struct AgendaParams {
+    week: Option<String>,
+}
+
+/// The CAB's week (viewer+): every normal change awaiting review, planned start first,
+/// with its risk score, plans, the approvers still to decide and its conflicts; those
+/// planned to start in the week are marked. The current ISO week of the workspace's
+/// clock by default.
+#[utoipa::path(get, path = "/ws/{slug}/cab/agenda", operation_id = "CabAgenda",
+    params(WsPath, ("week" = Option<String>, Query, description = "An ISO 8601 week, `2026-W50`")),
+    responses(
+        (status = 200, body = vigilo_domain::agenda::Agenda),
+        (status = 422, body = ErrorEnvelope, description = "validation_failed: not an ISO week"),
+    ))]
+pub async fn cab_agenda(
+    State(s): State<AppState>,
+    Caller(actor): Caller,
+    PathParams(WsPath { slug }): PathParams<WsPath>,
+    QueryParams(p): QueryParams<AgendaParams>,
+) -> Result {
+    Ok(ok(s.app.cab_agenda(&actor, &slug, p.week.as_deref()).await?))
+}
