@@ -173,6 +173,15 @@ async fn sweep_runs_one_sweep_and_prints_its_report() {
     assert_eq!(again["unscheduled"], json!([]));
     let checkpoint: Value = serde_json::from_str(&stdout(&vigilo(&["sweep", "checkpoint"], &data))).unwrap();
     assert_eq!(checkpoint["written"].as_u64(), Some(1), "{checkpoint}");
+    // Every sweep of the list runs by name and reports on the workspace.
+    for name in ["escalate", "notices", "webhooks", "numbers", "pir", "cab"] {
+        let out = vigilo(&["sweep", name], &data);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.is_object(), "{name}: {report}");
+    }
+    let pir: Value = serde_json::from_str(&stdout(&vigilo(&["sweep", "pir"], &data))).unwrap();
+    assert_eq!((pir["workspaces"].as_u64(), &pir["reminded"]), (Some(1), &json!([])), "{pir}");
 
     let unknown = vigilo(&["sweep", "everything"], &data);
     assert_eq!(unknown.status.code(), Some(2));
@@ -340,6 +349,9 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
     };
     assert_eq!(sweep("freeze")["workspaces"].as_u64(), Some(1));
     assert_eq!(sweep("checkpoint")["written"].as_u64(), Some(1));
+    for name in ["pir", "cab", "escalate"] {
+        assert_eq!(sweep(name)["workspaces"].as_u64(), Some(1), "{name}");
+    }
     let stored = aws.s3().list_objects_v2().bucket(&archive).prefix("checkpoints/").send().await.unwrap();
     assert_eq!(stored.contents().len(), 1, "one checkpoint in the archive bucket");
 }

@@ -698,7 +698,67 @@ async fn a_bounded_series_ends_and_bad_rules_are_refused() {
         r.refused(422, "validation_failed");
         assert!(r.body["error"]["details"]["fields"]["recurrence"].is_string(), "{bad}: {}", r.body);
     }
+    let old = json!({"name": "old", "start": in_hours(-24 * 400), "end": in_hours(-24 * 400 + 1), "scope": {"all": true},
+        "recurrence": "RRULE:FREQ=DAILY"});
+    let r = s.post("alice", "/ws/acme/freeze-windows", old).await;
+    r.refused(422, "validation_failed");
+    assert!(r.body["error"]["details"]["fields"]["start"].is_string(), "{}", r.body);
     let body =
         json!({"name": "bad", "start": in_hours(1), "end": in_hours(2), "scope": {"all": true}, "recurrence": 7});
     s.post("alice", "/ws/acme/freeze-windows", body).await.refused(400, "bad_request");
+}
+
+/// The last Sunday of March next year (Europe's change to summer time), as a date.
+fn summer_time_sunday() -> jiff::civil::Date {
+    let year = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).year() + 1;
+    let mut d = jiff::civil::date(year, 3, 31);
+    while d.weekday() != jiff::civil::Weekday::Sunday {
+        d = d.yesterday().unwrap();
+    }
+    d
+}
+
+#[tokio::test]
+async fn a_recurring_freeze_keeps_its_wall_clock_across_the_change_to_summer_time() {
+    let s = team().await;
+    s.patch("olga", "/ws/acme", json!({"timezone": "Europe/Berlin"})).await.expect(200);
+    let sunday = summer_time_sunday();
+    let friday = sunday.checked_sub(jiff::Span::new().days(2)).unwrap();
+    let monday = sunday.tomorrow().unwrap();
+    // Fridays 18:00 to Mondays 06:00 in Berlin, first the weekend the clocks go forward.
+    let w = json!({"name": "weekend", "start": format!("{friday}T18:00"), "end": format!("{monday}T06:00"),
+        "scope": {"assets": ["db"]}, "recurrence": "RRULE:FREQ=WEEKLY;BYDAY=FR"});
+    s.post("alice", "/ws/acme/freeze-windows", w).await.expect(201);
+    let utc = |date: jiff::civil::Date, hm: &str| {
+        let t: jiff::Timestamp = format!("{date}T{hm}:00Z").parse().unwrap();
+        vigilo_domain::time::format(t)
+    };
+    let next_friday = friday.checked_add(jiff::Span::new().days(7)).unwrap();
+    let next_monday = monday.checked_add(jiff::Span::new().days(7)).unwrap();
+    let change = |title: &str, from: String, to: String| {
+        let mut b = normal_change(title);
+        b["affected_assets"] = json!(["db"]);
+        b["planned_start"] = json!(from);
+        b["planned_end"] = json!(to);
+        b
+    };
+    // A week later it is summer time: 18:00 in Berlin is 16:00 UTC, 06:00 is 04:00 UTC.
+    let cases = [
+        ("friday 18:30 CEST", utc(next_friday, "16:30"), utc(next_friday, "16:45"), true),
+        ("friday 17:00 CEST", utc(next_friday, "15:00"), utc(next_friday, "15:59"), false),
+        ("monday 05:30 CEST", utc(next_monday, "03:30"), utc(next_monday, "03:45"), true),
+        ("monday 06:30 CEST", utc(next_monday, "04:30"), utc(next_monday, "05:00"), false),
+        // The first weekend, still winter time at its start: 18:00 CET is 17:00 UTC.
+        ("first friday 17:30 CET", utc(friday, "16:30"), utc(friday, "16:45"), false),
+        ("first friday 18:30 CET", utc(friday, "17:30"), utc(friday, "17:45"), true),
+    ];
+    for (title, from, to, blocked) in cases {
+        let n = s.change("mia", "acme", change(title, from, to)).await;
+        let r = s.act("mia", "acme", &n, "submit", json!({})).await;
+        if blocked {
+            r.refused(409, "freeze_window_blocked");
+        } else {
+            assert_eq!(r.status, 200, "{title}: {}", r.body);
+        }
+    }
 }

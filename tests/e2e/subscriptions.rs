@@ -55,8 +55,20 @@ async fn members_set_their_own_subscriptions_and_admins_anyones() {
         r.refused(422, "validation_failed");
         assert!(r.body["error"]["details"]["fields"]["assets"].is_string(), "{bad}: {}", r.body);
     }
+    // A hundred assets are kept, but added at most ninety at a time.
+    let many: Vec<String> = (0..100).map(|i| format!("svc-{i}")).collect();
+    let r = s.put("sam", path, json!({"assets": many})).await;
+    r.refused(422, "validation_failed");
+    assert!(r.body["error"]["details"]["fields"]["assets"].as_str().unwrap().contains("at most 90"), "{}", r.body);
+    s.put("sam", path, json!({"assets": many[..89]})).await.expect(200);
+    let all = s.put("sam", path, json!({"assets": many})).await.expect(200);
+    assert_eq!(all["assets"].as_array().unwrap().len(), 100);
+    let n =
+        s.change("mia", "acme", change_on("everywhere", &many.iter().map(String::as_str).collect::<Vec<_>>())).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    assert_eq!(watched_mails(&s, "sam").len(), 1, "one notice however many followed assets it touches");
     let rows = s.get("olga", "/ws/acme/audit?action=member.subscriptions").await.expect(200);
-    assert_eq!(rows["items"].as_array().unwrap().len(), 3);
+    assert_eq!(rows["items"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]

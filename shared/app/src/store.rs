@@ -178,6 +178,11 @@ pub struct TextPage {
 /// Most items one transaction may touch; DynamoDB's `TransactWriteItems` limit.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
+/// Items one consistent read ([`Table::snapshot`]) asks for at most, where a caller
+/// reads a set that may be larger: DynamoDB's `TransactGetItems` takes 100 items today,
+/// but 25 on its emulator and on DynamoDB before 2022.
+pub const SNAPSHOT_CHUNK: usize = 25;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The condition of the operation at `index` did not hold; nothing was written.

@@ -70,9 +70,8 @@ pub fn window_entries(
 /// calendar: its conflicts are found by the range query over its entries from then on.
 pub const CALENDAR_MAX: usize = 250;
 
-/// Calendars read in one consistent read at most: DynamoDB's `TransactGetItems`
-/// takes 100 items today, but 25 on its emulator and on DynamoDB before 2022.
-pub const CALENDARS_PER_READ: usize = 25;
+/// Calendars read in one consistent read at most.
+pub const CALENDARS_PER_READ: usize = crate::store::SNAPSHOT_CHUNK;
 
 /// A live change's window on one asset, as the asset's calendar keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

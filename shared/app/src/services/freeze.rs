@@ -37,6 +37,9 @@ pub(crate) fn calendar(item: Option<&Item>) -> AppResult<Option<Vec<FreezeWindow
     epoch_copy(item, "windows")
 }
 
+/// How far back a recurring window's first occurrence may lie when it is filed.
+pub const RECURRING_START_MAX_DAYS: i64 = 366;
+
 /// The windows of `windows` that hold `c` over `[from, to)`.
 pub(crate) fn blocking(
     windows: &[FreezeWindow],
@@ -86,6 +89,20 @@ impl Vigilo {
             let ws = access.ws().to_owned();
             let fields = raw.clone().parse(&access.workspace.timezone)?;
             let now = self.now();
+            // Every check walks a rule from its first occurrence: a series starting
+            // long ago would make each one slow, so it starts within the last year.
+            if fields.recurrence.is_some()
+                && fields.start < now - jiff::SignedDuration::from_hours(24 * RECURRING_START_MAX_DAYS)
+            {
+                let mut e = vigilo_domain::FieldErrors::default();
+                e.add(
+                    "start",
+                    format!(
+                        "a recurring window's first occurrence lies within the last {RECURRING_START_MAX_DAYS} days"
+                    ),
+                );
+                return Err(e.into());
+            }
             let scope = format!("freeze:{ws}");
             let slot = idempotency::lookup(&*self.table, &actor.user_id, &scope, idem, now).await?;
             if let Slot::Replay(v) = slot {

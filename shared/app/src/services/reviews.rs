@@ -80,7 +80,7 @@ impl Vigilo {
     pub async fn review_sweep(&self, ws: &str) -> AppResult<ReviewReport> {
         let mut report = ReviewReport { workspaces: 1, ..ReviewReport::default() };
         let now = self.now();
-        let q = Query::table(keys::reviews(ws)).between("", time::format(now + REMIND_AHEAD) + "#~").limit(200);
+        let q = Query::table(keys::reviews(ws)).between("0", time::format(now + REMIND_AHEAD) + "#~").limit(200);
         let items = paging::items_all(&*self.table, q).await?;
         // Without a way to tell anyone, nothing is marked as told.
         if items.is_empty() || self.delivery.is_none() {
