@@ -8,6 +8,7 @@ mod bench_aws;
 mod bench_conflicts;
 mod bench_contention;
 mod bench_limits;
+mod bench_planning;
 mod bench_verify;
 mod mail;
 mod serve;
@@ -59,7 +60,8 @@ enum Command {
     /// Measure the service and print the figures: speed and memory on local storage,
     /// or, with --backend aws, DynamoDB requests and capacity units per operation;
     /// `--suite conflicts` measures conflict checks as a workspace grows, `--suite
-    /// limits` how fast oversized requests are refused.
+    /// limits` how fast oversized requests are refused, `--suite planning` recurring
+    /// freeze checks, DORA metrics and the calendar.
     Bench {
         #[arg(long, value_enum, default_value = "local")]
         backend: Backend,
@@ -95,7 +97,7 @@ enum Command {
     /// Run one sweep once, as its schedule would, and print its report as JSON (exit 1
     /// when it passed over a workspace it could not sweep).
     Sweep {
-        /// checkpoint, freeze, escalate, notices, webhooks or numbers.
+        /// checkpoint, freeze, escalate, notices, webhooks, numbers, pir or cab.
         name: String,
         #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
         data: PathBuf,
@@ -172,6 +174,10 @@ fn main() -> ExitCode {
             Err("the verify suite runs on local storage".into())
         }
         Command::Bench { suite: Suite::Limits, backend: Backend::Local, .. } => bench_limits::run(),
+        Command::Bench { suite: Suite::Planning, backend: Backend::Local, changes, .. } => bench_planning::run(changes),
+        Command::Bench { suite: Suite::Planning, backend: Backend::Aws, .. } => {
+            Err("the planning suite runs on local storage".into())
+        }
         Command::Bench { suite: Suite::Limits, backend: Backend::Aws, .. } => {
             Err("the limits suite runs on local storage".into())
         }
@@ -212,4 +218,7 @@ enum Suite {
     /// Verification of an N-row chain: rows per second and peak memory, beside the
     /// machine's SHA-256 rate.
     Verify,
+    /// Recurring freeze checks beside one-off ones; DORA metrics and the calendar as
+    /// the workspace grows (items read and latency).
+    Planning,
 }

@@ -393,6 +393,24 @@ fn the_conflicts_benchmark_runs_every_stage() {
     assert!(text.contains("seeded 40 changes"), "{text}");
 }
 
+/// The planning benchmark prints every figure, and the items its reads count are the
+/// workspace's: all of it for the calendar, the range alone for DORA (correctness only).
+#[test]
+fn the_planning_benchmark_reads_what_each_figure_needs() {
+    let out = Command::new(BIN).args(["bench", "--suite", "planning", "--changes", "100"]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    for rule in ["one-off window", "daily", "weekly", "monthly"] {
+        assert!(text.lines().any(|l| l.contains(rule) && l.contains("µs per check")), "{rule}: {text}");
+    }
+    let last = text.lines().find(|l| l.trim_start().starts_with("100 ")).unwrap_or_else(|| panic!("{text}"));
+    let items: Vec<u64> = last.split("items").filter_map(|p| p.split_whitespace().last()?.parse().ok()).collect();
+    // Each read starts with the workspace and the caller's membership; then 30 days of
+    // a year's spread of 100 changes: 9; one day: 1; the calendar: all 100 scheduled
+    // changes and the freeze epoch.
+    assert_eq!(items, [2 + 9, 2 + 1, 2 + 100 + 1], "{last}");
+}
+
 /// The lifecycle benchmark walks every phase on a tiny workspace, gates and all, and
 /// prints a figure for each, ending with an intact chain (correctness only).
 #[test]

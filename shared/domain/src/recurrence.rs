@@ -31,6 +31,14 @@ pub const RULE_MAX: usize = 500;
 #[derive(Debug, Clone)]
 pub struct Series {
     set: RRuleSet,
+    /// The rule before validation and its first occurrence's floating start, to
+    /// start the walk later ([`Series::walk_from`]).
+    rule: RRule<Unvalidated>,
+    dtstart: chrono::DateTime<Tz>,
+    /// Days between one period's start and the next, for a rule whose occurrences
+    /// repeat whole periods unchanged (daily and weekly, without COUNT): such a walk
+    /// may begin at any period's start instead of the first.
+    period_days: Option<i64>,
     /// The rule as given, in its normal form: what calendars carry.
     text: String,
     tz: TimeZone,
@@ -90,9 +98,16 @@ impl Series {
             parsed = parsed.until(until);
         }
         let dtstart = floating(local_start).ok_or("start is out of range")?;
-        let valid = parsed.validate(dtstart).map_err(|e| format!("not a valid RRULE: {e}"))?;
+        let valid = parsed.clone().validate(dtstart).map_err(|e| format!("not a valid RRULE: {e}"))?;
         let length = local_start.until((Unit::Day, local_end)).map_err(|e| e.to_string())?;
-        Ok(Series { set: RRuleSet::new(dtstart).rrule(valid), text, tz: tz.clone(), length })
+        let interval = i64::from(valid.get_interval().max(1));
+        let period_days = match (valid.get_freq(), valid.get_count()) {
+            (Frequency::Daily, None) => Some(interval),
+            (Frequency::Weekly, None) => Some(7 * interval),
+            _ => None,
+        };
+        let set = RRuleSet::new(dtstart).rrule(valid);
+        Ok(Series { set, rule: parsed, dtstart, period_days, text, tz: tz.clone(), length })
     }
 
     /// The normal form of the rule, as stored and as calendars show it.
@@ -120,7 +135,7 @@ impl Series {
             return Vec::new();
         };
         let mut found = Vec::new();
-        for (step, dt) in self.set.clone().into_iter().enumerate() {
+        for (step, dt) in self.walk_from(from).into_iter().enumerate() {
             if step >= MAX_STEPS || found.len() >= limit {
                 break;
             }
@@ -135,6 +150,32 @@ impl Series {
             }
         }
         found
+    }
+
+    /// The rule's walk, begun at the last whole period that starts before any
+    /// occurrence could meet `from` (for rules that repeat whole periods), else at
+    /// the first occurrence: a check costs the same however old its window is.
+    fn walk_from(&self, from: Timestamp) -> RRuleSet {
+        let Some(period) = self.period_days else { return self.set.clone() };
+        let Some(first) = civil(&self.dtstart) else { return self.set.clone() };
+        // Back by the occurrence's length and a day of zone slack.
+        let reach = self.length.total((Unit::Day, first)).map(|d| d.ceil() as i64).unwrap_or(0) + 1;
+        let Some(wanted) = civil_of(from).and_then(|f| f.checked_sub(Span::new().days(reach)).ok()) else {
+            return self.set.clone();
+        };
+        let days = match first.date().until((Unit::Day, wanted.date())) {
+            Ok(span) => i64::from(span.get_days()),
+            Err(_) => return self.set.clone(),
+        };
+        let whole = days.div_euclid(period);
+        if whole <= 0 {
+            return self.set.clone();
+        }
+        let later = first.checked_add(Span::new().days(whole * period)).ok().and_then(floating);
+        match later.map(|start| (start, self.rule.clone().validate(start))) {
+            Some((start, Ok(valid))) => RRuleSet::new(start).rrule(valid),
+            _ => self.set.clone(),
+        }
     }
 
     /// The first occurrence meeting `[from, to)`.
@@ -235,6 +276,37 @@ mod tests {
         // Far in the future, still found, in bounded steps.
         assert!(s.first_between(ts("2090-06-01T00:00:00Z"), ts("2090-06-03T00:00:00Z")).is_some());
         assert_eq!(s.between(ts("2027-01-01T00:00:00Z"), ts("2027-02-01T00:00:00Z"), 3).len(), 3);
+    }
+
+    /// Every occurrence meeting `[from, to)` from the whole walk, from the first one.
+    fn whole_walk(s: &Series, from: Timestamp, to: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+        s.set
+            .clone()
+            .into_iter()
+            .take(MAX_STEPS)
+            .filter_map(|dt| s.occurrence(civil(&dt)?))
+            .skip_while(|(_, e)| *e <= from)
+            .take_while(|(st, _)| *st < to)
+            .collect()
+    }
+
+    #[test]
+    fn a_walk_begun_at_a_later_period_finds_what_the_whole_walk_finds() {
+        let start = ts("2026-01-02T17:00:00Z");
+        for (rule, hours) in [
+            ("RRULE:FREQ=DAILY;INTERVAL=3", 5),
+            ("RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,FR", 60),
+            ("RRULE:FREQ=WEEKLY;BYDAY=SU,MO;WKST=MO", 30),
+            ("RRULE:FREQ=WEEKLY;UNTIL=20270601T000000Z", 10),
+        ] {
+            let s = Series::parse(rule, start, start + jiff::SignedDuration::from_hours(hours), &berlin()).unwrap();
+            assert!(s.period_days.is_some(), "{rule}");
+            for days in [0, 3, 40, 200, 400, 517, 800] {
+                let from = start + jiff::SignedDuration::from_hours(24 * days);
+                let to = from + jiff::SignedDuration::from_hours(24 * 9);
+                assert_eq!(s.between(from, to, 50), whole_walk(&s, from, to), "{rule}, {days} days on");
+            }
+        }
     }
 
     #[test]
