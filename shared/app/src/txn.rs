@@ -197,7 +197,9 @@ impl<'a> Tx<'a> {
         let mut ids = Vec::with_capacity(self.audit.len());
         for (i, e) in std::mem::take(&mut self.audit).into_iter().enumerate() {
             let entry = Queued {
-                id: uuid::Uuid::new_v4().to_string(),
+                // Time-ordered (UUIDv7), so the rows' id index grows at its end rather
+                // than at a random page per row: fewer pages written per commit.
+                id: uuid::Uuid::now_v7().to_string(),
                 workspace_id: self.workspace_id.clone(),
                 action: e.action,
                 target_type: e.target_type.to_owned(),

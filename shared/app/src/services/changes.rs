@@ -199,7 +199,9 @@ impl Vigilo {
                 return Ok(Created::Replay(v));
             }
             let change_type = fields.change_type.unwrap_or(ChangeType::Normal);
-            let id = uuid::Uuid::new_v4().to_string();
+            // Time-ordered, so the audit entries of changes filed together (by target
+            // and subject) lie together in their indexes.
+            let id = uuid::Uuid::now_v7().to_string();
             // Checked before a number is taken; the draft's number is not known yet.
             let provisional = taken.as_ref().map_or(ChangeNumber::MAX, |t| t.number);
             let mut change = ChangeRequest::draft(id, ws.clone(), provisional, change_type, actor.user_id.clone(), now);
