@@ -32,7 +32,7 @@
 //! | calendar feed token | `FEED#{sha256(token)}` | `#` | |
 //! | member's calendar feed | `WS#{w}` | `FEED#{user}` | |
 //! | member's subscriptions | `WS#{w}` | `SUBS#{user}` | |
-//! | asset's subscribers | `WS#{w}#SUBSCRIBERS` | `{asset}` | |
+//! | the workspace's followers of assets | `WS#{w}` | `#FOLLOWERS` | |
 //! | open post-implementation review | `WS#{w}#REVIEWS` | `{due}#{n:012}#{task}` | |
 //! | a week's CAB agenda mailed | `WS#{w}` | `#CAB#{week}` | |
 //! | ended change (index by completion time) | `WS#{w}#ENDED` | `{ended_at}#{n:012}` | |
@@ -253,10 +253,9 @@ pub fn subscription(w: &str, u: &UserId) -> Key {
     Key::new(ws(w), format!("SUBS#{u}"))
 }
 
-/// The subscribers of one asset: one item per asset naming its members, so the people
-/// to tell about a change are one consistent read of its assets' items.
-pub fn asset_subscribers(w: &str, asset: &str) -> Key {
-    Key::new(format!("{}#SUBSCRIBERS", ws(w)), asset.to_owned())
+/// The workspace's followers (asset → members), read with a change by every move.
+pub fn followers(w: &str) -> Key {
+    Key::new(ws(w), "#FOLLOWERS")
 }
 
 /// An open post-implementation review, under its due time: what the review sweep

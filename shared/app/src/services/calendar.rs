@@ -38,6 +38,13 @@ struct Feed {
     version: u64,
 }
 
+impl Feed {
+    /// What the audit log keeps of a feed: whose, and since when; never the token.
+    fn audited(&self) -> serde_json::Value {
+        json!({"user_id": self.user_id, "created_at": vigilo_domain::time::format(self.created_at)})
+    }
+}
+
 /// `POST /calendar/feed`'s answer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedUrl {
@@ -114,6 +121,11 @@ impl Vigilo {
     /// The calendar as the caller (viewer+) reads it.
     pub async fn calendar_ics(&self, actor: &Actor, slug: &Slug) -> AppResult<String> {
         let access = self.access(actor, slug).await?;
+        self.calendar_of(&access).await
+    }
+
+    /// The calendar of the workspace `access` is to.
+    async fn calendar_of(&self, access: &crate::services::access::Access) -> AppResult<String> {
         let ws = access.ws().to_owned();
         let now = self.now();
         let mut changes: Vec<ChangeRequest> = Vec::new();
@@ -166,7 +178,7 @@ impl Vigilo {
         if access.ws() != feed.workspace_id {
             return Ok(None);
         }
-        self.calendar_ics(&actor, slug).await.map(Some)
+        self.calendar_of(&access).await.map(Some)
     }
 
     /// A new feed token for the caller (viewer+), replacing any they had.
@@ -218,7 +230,7 @@ impl Vigilo {
             let mut tx = self.tx_as(&access, actor);
             tx.delete(pointer, Some(Condition::version(old.version)));
             tx.delete(keys::calendar_feed(&old.token_hash), None);
-            let before = json!({"user_id": old.user_id, "created_at": vigilo_domain::time::format(old.created_at)});
+            let before = old.audited();
             tx.audit(
                 AuditEntry::new("calendar_feed.delete", "CalendarFeed", actor.user_id.as_str())
                     .values(before, json!(null)),

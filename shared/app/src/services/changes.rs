@@ -159,6 +159,8 @@ pub(crate) struct Epochs {
     pub calendar: Option<Vec<vigilo_domain::freeze::FreezeWindow>>,
     /// The change's tasks as its tasks epoch keeps them (`None`: not kept, query them).
     pub task_list: Option<Vec<vigilo_domain::task::Task>>,
+    /// Who follows which assets, for the notices of a move.
+    pub followers: crate::services::subscriptions::Followers,
 }
 
 impl Vigilo {
@@ -353,8 +355,8 @@ impl Vigilo {
     }
 
     /// The first step of any write about one change: access, the change and the epochs
-    /// of what its gates may read (its tasks, the freeze windows), in one consistent
-    /// snapshot. The transaction holds the caller's membership; a move holds the
+    /// of what its gates may read (its tasks, the freeze windows), and the workspace's
+    /// followers, in one consistent snapshot. The transaction holds the caller's membership; a move holds the
     /// epochs of what its gates read.
     pub(crate) async fn change_for_write<'a>(
         &'a self,
@@ -363,8 +365,11 @@ impl Vigilo {
         n: ChangeNumber,
     ) -> AppResult<(Access, Tx<'a>, ChangeRequest, Epochs)> {
         let (access, mut read) = self
-            .access_with(actor, slug, |ws| vec![keys::change(ws, n), keys::tasks_epoch(ws, n), keys::freezes_epoch(ws)])
+            .access_with(actor, slug, |ws| {
+                vec![keys::change(ws, n), keys::tasks_epoch(ws, n), keys::freezes_epoch(ws), keys::followers(ws)]
+            })
             .await?;
+        let followers = crate::services::subscriptions::Followers::from_item(read.pop().flatten())?;
         let freezes_item = read.pop().flatten();
         let (freezes, calendar) =
             (epoch_stamp(freezes_item.as_ref()), crate::services::freeze::calendar(freezes_item.as_ref())?);
@@ -373,7 +378,7 @@ impl Vigilo {
             (epoch_stamp(tasks_item.as_ref()), crate::services::tasks::task_list(tasks_item.as_ref())?);
         let change: ChangeRequest = read.pop().flatten().map(decode).transpose()?.ok_or(AppError::NotFound)?;
         let tx = self.tx_as(&access, actor);
-        Ok((access, tx, change, Epochs { tasks, freezes, calendar, task_list }))
+        Ok((access, tx, change, Epochs { tasks, freezes, calendar, task_list, followers }))
     }
 
     /// One change with its derived `conflicts`.

@@ -2,13 +2,13 @@
 //! a specific change") and is told, by email and chat, when a change touching one of
 //! them is submitted, scheduled, started, completed, failed or rolled back.
 //!
-//! Kept twice, in one transaction: the member's own list (what `GET` answers) and, per
-//! asset, the item naming its subscribers, so the people to tell about a change are one
-//! consistent read of its assets' items, never a read of every member. Each asset item
-//! is written on the condition that it is as read, so two members subscribing to one
-//! asset at once cannot drop each other.
+//! Kept twice, in one transaction: the member's own list (what `GET` answers) and the
+//! workspace's followers item (asset → members), which a move reads in the same
+//! snapshot as the change, so telling followers costs a move no call of its own and
+//! never a read of every member. The followers item is written on the condition that
+//! it is as read, so two members subscribing at once cannot drop each other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -23,12 +23,12 @@ use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::retrying;
 use crate::services::records::{decode, to_data};
-use crate::store::{Condition, Item, Key, MAX_TRANSACTION_ITEMS, SNAPSHOT_CHUNK};
+use crate::store::{Condition, Item};
 use crate::txn::AuditEntry;
 use crate::Vigilo;
 
-/// Assets one `PUT` may add or drop: what fits one transaction beside its other items.
-pub const MOVED_MAX: usize = MAX_TRANSACTION_ITEMS - 10;
+/// Assets one `PUT` may add or drop.
+pub const MOVED_MAX: usize = 90;
 
 /// A member's subscriptions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,12 +47,23 @@ pub struct SubscriptionsInput {
     pub assets: Vec<String>,
 }
 
-/// The members following one asset.
+/// The workspace's followers: for each followed asset, the members following it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Subscribers {
-    asset: String,
-    users: BTreeSet<UserId>,
+pub(crate) struct Followers {
+    assets: BTreeMap<String, BTreeSet<UserId>>,
     version: u64,
+}
+
+impl Followers {
+    /// The followers item as read (`None`: nobody follows anything yet).
+    pub(crate) fn from_item(item: Option<Item>) -> AppResult<Followers> {
+        Ok(item.map(decode).transpose()?.unwrap_or_default())
+    }
+
+    /// The members following any of `assets`.
+    pub(crate) fn of(&self, assets: &[String]) -> BTreeSet<UserId> {
+        assets.iter().filter_map(|a| self.assets.get(a)).flatten().cloned().collect()
+    }
 }
 
 impl Vigilo {
@@ -97,44 +108,40 @@ impl Vigilo {
         retrying!({
             let (access, user) = self.subscriber(actor, slug, user_id).await?;
             let ws = access.ws().to_owned();
-            let old = self.get_subscriptions(actor, slug, user_id).await?;
+            let read = self.table.snapshot(&[keys::subscription(&ws, &user), keys::followers(&ws)]).await?;
+            let mut read = read.into_iter();
+            let old = match read.next().flatten() {
+                Some(i) => decode::<Subscriptions>(i)?,
+                None => Subscriptions { user_id: user.to_string(), ..Subscriptions::default() },
+            };
+            let mut followers = Followers::from_item(read.next().flatten())?;
             let before: BTreeSet<&String> = old.assets.iter().collect();
             let after: BTreeSet<&String> = assets.iter().collect();
             let touched: Vec<&String> = before.symmetric_difference(&after).copied().collect();
-            // One write per asset added or dropped, beside the list, the member checks
-            // and the audit entry, in one transaction.
+            // A PUT moves a bounded number of assets, so one call's change to the
+            // followers item stays small.
             if touched.len() > MOVED_MAX {
                 let mut e = FieldErrors::default();
                 e.add("assets", format!("add or drop at most {MOVED_MAX} assets at once"));
                 return Err(e.into());
             }
-            let keys: Vec<Key> = touched.iter().map(|a| keys::asset_subscribers(&ws, a)).collect();
-            // Each asset item is held by its own version, so the reads need not be one.
-            let mut read = Vec::with_capacity(keys.len());
-            for chunk in keys.chunks(SNAPSHOT_CHUNK) {
-                read.extend(self.table.snapshot(chunk).await?);
+            for asset in &touched {
+                let users = followers.assets.entry((*asset).clone()).or_default();
+                if after.contains(asset) {
+                    users.insert(user.clone());
+                } else {
+                    users.remove(&user);
+                }
+                if users.is_empty() {
+                    followers.assets.remove(*asset);
+                }
             }
             let now = self.now();
             let mut tx = self.tx_as(&access, actor);
-            for ((asset, key), item) in touched.iter().zip(keys).zip(read) {
-                let mut subs = match item {
-                    Some(i) => decode::<Subscribers>(i)?,
-                    None => Subscribers { asset: (*asset).clone(), ..Subscribers::default() },
-                };
-                let held = subs.version;
-                if after.contains(asset) {
-                    subs.users.insert(user.clone());
-                } else {
-                    subs.users.remove(&user);
-                }
-                let condition = if held == 0 { Condition::NotExists } else { Condition::version(held) };
-                if subs.users.is_empty() {
-                    tx.delete(key, Some(condition));
-                } else {
-                    subs.version = held + 1;
-                    tx.put(Item::new(key, to_data(&subs)), Some(condition));
-                }
-            }
+            let held = followers.version;
+            followers.version += 1;
+            let condition = if held == 0 { Condition::NotExists } else { Condition::version(held) };
+            tx.put(Item::new(keys::followers(&ws), to_data(&followers)), Some(condition));
             let new = Subscriptions {
                 user_id: user.to_string(),
                 assets: assets.clone(),
@@ -156,19 +163,5 @@ impl Vigilo {
             tx.commit(now).await?;
             Ok(new)
         })
-    }
-
-    /// The members following any of `assets`, from the assets' subscriber items (read
-    /// in chunks: a follower list read a moment apart from another is still one the
-    /// member set).
-    pub(crate) async fn subscribers_of(&self, ws: &str, assets: &[String]) -> AppResult<BTreeSet<UserId>> {
-        let mut out = BTreeSet::new();
-        for chunk in assets.chunks(SNAPSHOT_CHUNK) {
-            let keys: Vec<Key> = chunk.iter().map(|a| keys::asset_subscribers(ws, a)).collect();
-            for item in self.table.snapshot(&keys).await?.into_iter().flatten() {
-                out.extend(decode::<Subscribers>(item)?.users);
-            }
-        }
-        Ok(out)
     }
 }

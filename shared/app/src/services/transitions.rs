@@ -195,7 +195,7 @@ impl Vigilo {
             }
             // Members following the change's assets hear of the moves they follow.
             if self.delivery.is_some() && mv.moved && action.watched() {
-                read.watchers = self.subscribers_of(access.ws(), &mv.change.affected_assets).await?;
+                read.watchers = epochs.followers.of(&mv.change.affected_assets);
             }
             if self.delivery.is_some() && (mv.notifies() || !read.watchers.is_empty()) {
                 if read.members.is_none() {
