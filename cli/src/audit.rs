@@ -38,7 +38,8 @@ pub fn verify(data: &Path, backend: Backend, slug: &str, progress: Progress) -> 
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let (table, storage) = backend::open(backend, data, false).await?;
-        let app = Vigilo::new(table, Arc::new(SystemClock));
+        let (signer, archive) = backend::audit_keeping(backend, data).await?;
+        let app = Vigilo::new(table, Arc::new(SystemClock)).with_audit_keeping(signer, archive);
         let slug = vigilo_domain::ids::Slug::parse(slug).map_err(|e| format!("--workspace {slug}: {e}"))?;
         let ws = app
             .workspace_by_slug(&slug)
@@ -68,7 +69,10 @@ pub fn verify(data: &Path, backend: Backend, slug: &str, progress: Progress) -> 
         }
         match &report.chain_break {
             None => {
-                println!("intact: {} rows verified in workspace {slug}", report.rows_checked);
+                println!(
+                    "intact: {} rows and {} signed checkpoints verified in workspace {slug}",
+                    report.rows_checked, report.checkpoints_checked
+                );
                 if let (Some(first), Some(last)) = (&report.first_hash, &report.last_hash) {
                     println!("first hash: {first}\nlast hash:  {last}");
                 }

@@ -36,6 +36,26 @@ pub async fn open(backend: Backend, data: &Path, create: bool) -> Result<(Arc<dy
     }
 }
 
+/// Where the audit log's checkpoints and archive are kept and what signs them: the
+/// data folder's `archive/` and key file locally.
+pub async fn audit_keeping(
+    backend: Backend,
+    data: &Path,
+) -> Result<(Arc<dyn vigilo_app::signer::Signer>, Arc<dyn vigilo_app::Blobs>), String> {
+    match backend {
+        Backend::Local => {
+            let dir = DataDir::create(data).map_err(|e| e.to_string())?;
+            let signer = dir.audit_signer().map_err(|e| e.to_string())?;
+            Ok((Arc::new(signer), Arc::new(vigilo_local::FolderBlobs::new(dir.archive_path()))))
+        }
+        Backend::Aws => {
+            let settings = vigilo_aws::Settings::from_env();
+            let aws = vigilo_aws::Aws::load().await;
+            aws.audit_keeping(&settings).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// `vigilo aws init`: creates the table, buckets and topic the settings name.
 pub fn init(topic_name: Option<&str>) -> Result<std::process::ExitCode, String> {
     let settings = vigilo_aws::Settings::from_env();

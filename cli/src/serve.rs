@@ -47,7 +47,12 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let base = settings.base_url.clone().unwrap_or(format!("http://{bound}"));
         let sender = Arc::new(vigilo_http::outbound::HttpSender::new()?);
-        let app = Vigilo::new(table, Arc::new(SystemClock)).with_delivery(local_delivery(&dir, &settings, &base)?).with_webhooks(sender);
+        let signer = Arc::new(dir.audit_signer().map_err(|e| e.to_string())?);
+        let archive = Arc::new(vigilo_local::FolderBlobs::new(dir.archive_path()));
+        let app = Vigilo::new(table, Arc::new(SystemClock))
+            .with_delivery(local_delivery(&dir, &settings, &base)?)
+            .with_webhooks(sender)
+            .with_audit_keeping(signer, archive);
         let slack = settings.slack_signing_secret.as_ref().map(|s| s.expose().as_bytes().to_vec());
         let state = AppState::new(app.clone(), AuthMode::Hs256 { key }).with_slack_secret(slack);
         let router = vigilo_http::router(state);
@@ -58,7 +63,7 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
             "Vigilo is serving on http://{bound}; data lives in {storage}; mint a token with: vigilo token --data {root} --sub you --email you@example.com"
         );
         // After the line above, which tells a reader where the server is.
-        tokio::spawn(checkpoints(app.clone(), vigilo_local::FolderBlobs::new(dir.archive_path())));
+        tokio::spawn(checkpoints(app.clone()));
         tokio::spawn(redeliver(app));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;
@@ -152,15 +157,14 @@ async fn redeliver(app: Vigilo) {
     }
 }
 
-/// The local stand-in for the hourly checkpoint schedule: checkpoints into the data
-/// folder's `archive/`, at start and then every hour.
-async fn checkpoints(app: Vigilo, archive: vigilo_local::FolderBlobs) {
-    let archive = Arc::new(archive);
+/// The local stand-in for the hourly checkpoint schedule: signed checkpoints into the
+/// data folder's `archive/`, at start and then every hour.
+async fn checkpoints(app: Vigilo) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
-        let (a, blobs) = (app.clone(), archive.clone());
-        match pass("checkpoints", async move { a.checkpoint_all(&*blobs).await }).await {
+        let a = app.clone();
+        match pass("checkpoints", async move { a.checkpoint_all().await }).await {
             Some(Ok(summary)) => tracing::info!(?summary, "audit checkpoints"),
             Some(Err(e)) => tracing::error!(error = %e, "audit checkpoints failed"),
             None => {}

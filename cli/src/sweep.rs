@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use vigilo_app::services::sweeps::Sweep;
-use vigilo_app::{Blobs, Settings, SystemClock, Vigilo};
+use vigilo_app::{Settings, SystemClock, Vigilo};
 
 use crate::backend::{self, Backend};
 
@@ -20,28 +20,26 @@ pub fn run(name: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         let sender = Arc::new(vigilo_http::outbound::HttpSender::new()?);
         // Locally the notices go to the data folder's outbox and checkpoints to its
         // archive; on AWS through SES and SNS (when configured) and to the archive bucket.
-        let (app, archive): (Vigilo, Box<dyn Blobs>) = match backend {
+        let app = match backend {
             Backend::Local => {
                 let dir = vigilo_local::DataDir::existing(data).map_err(|e| e.to_string())?;
                 let (table, _) = backend::open(backend, dir.root(), false).await?;
                 let base = settings.base_url.clone().unwrap_or_else(|| "http://127.0.0.1:3000".into());
-                let app = Vigilo::new(table, Arc::new(SystemClock))
-                    .with_delivery(crate::serve::local_delivery(&dir, &settings, &base)?);
-                (app, Box::new(vigilo_local::FolderBlobs::new(dir.archive_path())))
+                Vigilo::new(table, Arc::new(SystemClock))
+                    .with_delivery(crate::serve::local_delivery(&dir, &settings, &base)?)
             }
             Backend::Aws => {
                 let aws = vigilo_aws::Aws::load().await;
-                let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
                 let mut app = Vigilo::new(Arc::new(aws.table(&settings)), Arc::new(SystemClock));
                 if let Some(d) = aws.delivery(&settings) {
                     app = app.with_delivery(d);
                 }
-                (app, Box::new(vigilo_aws::S3Blobs::new(aws.s3(), bucket)))
+                app
             }
         };
-        let app = app.with_webhooks(sender);
-        let report =
-            app.run_sweep(sweep, &*archive).await.map_err(|e| format!("the {} sweep failed: {e}", sweep.name()))?;
+        let (signer, archive) = crate::backend::audit_keeping(backend, data).await?;
+        let app = app.with_webhooks(sender).with_audit_keeping(signer, archive);
+        let report = app.run_sweep(sweep).await.map_err(|e| format!("the {} sweep failed: {e}", sweep.name()))?;
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         // A sweep that passed over a workspace it could not sweep says so in its report
         // and in its exit status.

@@ -17,6 +17,7 @@ mod lifecycle;
 mod metrics;
 mod notices;
 mod policies;
+mod proofs;
 mod replies;
 mod reviews;
 mod subscriptions;

@@ -221,7 +221,22 @@ impl TestServer {
             link_secret: Arc::new(data.link_secret().expect("link secret")),
         };
         let sender = Arc::new(vigilo_http::outbound::HttpSender::new().expect("http client"));
-        let app = Vigilo::new(meddler.clone(), clock.clone()).with_delivery(delivery).with_webhooks(sender);
+        // Checkpoints signed with a key file into the data folder locally; with a KMS key
+        // into an Object Lock bucket on the emulator.
+        let (signer, archive): (Arc<dyn vigilo_app::signer::Signer>, Arc<dyn vigilo_app::Blobs>) = match backend() {
+            Backend::Local => (
+                Arc::new(data.audit_signer().expect("signing key")),
+                Arc::new(vigilo_local::FolderBlobs::new(data.archive_path())),
+            ),
+            Backend::Aws => {
+                let (signer, archive) = vigilo_aws::emulator::fresh_audit_keeping().await;
+                (Arc::new(signer), Arc::new(archive))
+            }
+        };
+        let app = Vigilo::new(meddler.clone(), clock.clone())
+            .with_delivery(delivery)
+            .with_webhooks(sender)
+            .with_audit_keeping(signer, archive);
         let state = AppState::new(app.clone(), mode).with_slack_secret(Some(SLACK_SECRET.as_bytes().to_vec()));
         let router = wrap(vigilo_http::router(state));
         tokio::spawn(async move {

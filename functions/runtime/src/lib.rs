@@ -115,12 +115,12 @@ pub fn off_the_request(app: Vigilo) -> Vigilo {
 
 /// Runs the sweep a schedule's event names (`{"sweep": "checkpoint"}`) and returns
 /// its report, which Lambda logs as the invocation's result.
-pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<Value, lambda_http::Error> {
+pub async fn sweep(app: &Vigilo, event: &Value) -> Result<Value, lambda_http::Error> {
     let name = event.get("sweep").and_then(Value::as_str);
     let Some(sweep) = name.and_then(Sweep::parse) else {
         return Err(format!("unknown sweep {name:?}; expected one of {}", Sweep::names()).into());
     };
-    let report = app.run_sweep(sweep, archive).await?;
+    let report = app.run_sweep(sweep).await?;
     tracing::info!(sweep = sweep.name(), %report, "sweep done");
     Ok(report)
 }
@@ -129,14 +129,14 @@ pub async fn sweep(app: &Vigilo, archive: &dyn Blobs, event: &Value) -> Result<V
 pub async fn run_sweeps() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env();
     init_tracing(&settings);
-    let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
     let aws = Aws::load().await;
-    let app = application(&aws, &settings);
-    let archive = S3Blobs::new(aws.s3(), bucket);
+    // The one function whose role the signing key's policy lets sign.
+    let (signer, archive) = aws.audit_keeping(&settings).await?;
+    let app = application(&aws, &settings).with_audit_keeping(signer, archive);
     tracing::info!(function = "sweeps", "ready");
     let handler = service_fn(|event: LambdaEvent<Value>| {
-        let (app, archive) = (&app, &archive);
-        async move { sweep(app, archive, &event.payload).await }
+        let app = &app;
+        async move { sweep(app, &event.payload).await }
     });
     lambda_runtime::run(handler).await
 }
@@ -221,7 +221,14 @@ pub async fn run(function: Group, group: GroupRouter, wiring: Wiring) -> Result<
     let settings = Settings::from_env();
     init_tracing(&settings);
     let aws = Aws::load().await;
-    let router = gateway_router(group, off_the_request(wiring(&aws, &settings)), &settings);
+    let mut app = off_the_request(wiring(&aws, &settings));
+    if function == Group::Audit {
+        // Checkpoints, proofs and verification read the archive and the key's public
+        // half; the key's policy does not let this function sign.
+        let (signer, archive) = aws.audit_keeping(&settings).await?;
+        app = app.with_audit_keeping(signer, archive);
+    }
+    let router = gateway_router(group, app, &settings);
     tracing::info!(function = function.name(), "ready");
     lambda_http::run(router).await
 }

@@ -270,48 +270,49 @@ async fn every_template_route_is_served_by_its_function() {
     assert!(routes >= 40, "only {routes} routes found in the template");
 }
 
-/// The scheduled checkpoint event through the sweeps handler: one checkpoint per
-/// workspace, holding the chain head; a second run with nothing new writes nothing.
+/// The scheduled checkpoint event through the sweeps handler: one signed checkpoint
+/// per workspace, naming the chain head and the tree's root; every run signs anew.
 #[tokio::test]
-async fn the_checkpoint_schedule_event_archives_each_chain_head() {
-    use vigilo_app::services::checkpoints::{checkpoint_key, Checkpoint};
+async fn the_checkpoint_schedule_event_signs_each_workspace_tree() {
     use vigilo_app::{Blobs, SystemClock, Vigilo};
+    use vigilo_domain::checkpoint::Checkpoint;
 
     let dir = tempfile::tempdir().unwrap();
     let table: Arc<dyn Table> = Arc::new(vigilo_local::SqliteTable::open(&dir.path().join("t.db")).unwrap());
     invoke(&table, Group::Workspaces, &event(Group::Workspaces, "create-workspace")).await;
     invoke(&table, Group::Workspaces, &event(Group::Workspaces, "put-member")).await;
-    let app = Vigilo::new(table.clone(), Arc::new(SystemClock));
-    let archive = vigilo_local::FolderBlobs::new(dir.path().join("archive"));
+    let signer = Arc::new(vigilo_local::KeyFileSigner::open_or_create(dir.path().join("key.pem")).unwrap());
+    let archive = Arc::new(vigilo_local::FolderBlobs::new(dir.path().join("archive")));
+    let app = Vigilo::new(table.clone(), Arc::new(SystemClock)).with_audit_keeping(signer.clone(), archive.clone());
     let schedule: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/checkpoint.json")).unwrap()).unwrap();
 
-    let summary = vigilo_lambda::sweep(&app, &archive, &schedule).await.unwrap();
+    let summary = vigilo_lambda::sweep(&app, &schedule).await.unwrap();
     assert_eq!((summary["workspaces"].as_u64(), summary["written"].as_u64()), (Some(1), Some(1)), "{summary}");
     let ws = app.workspace_by_slug(&vigilo_domain::ids::Slug::parse("acme").unwrap()).await.unwrap().unwrap();
     let head = vigilo_app::txn::load_head(&*table, &ws.id).await.unwrap().unwrap();
-    let stored = archive.get(&checkpoint_key(&ws.id, head.seq)).await.unwrap().expect("a checkpoint at the head");
-    let checkpoint: Checkpoint = serde_json::from_slice(&stored).unwrap();
-    assert_eq!((checkpoint.seq, checkpoint.hash.as_deref()), (head.seq, Some(head.hash.as_str())));
-    assert!(checkpoint.report.ok);
+    let keys = archive.list(&format!("checkpoints/{}/", ws.id)).await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let note = String::from_utf8(archive.get(&keys[0]).await.unwrap().unwrap()).unwrap();
+    let checkpoint = Checkpoint::parse(&note).unwrap();
+    assert_eq!((checkpoint.tree_size, checkpoint.head_hash.as_str()), (head.seq, head.hash.as_str()));
+    assert!(checkpoint.signed_by(vigilo_app::signer::Signer::public_key(&*signer)));
 
-    let again = vigilo_lambda::sweep(&app, &archive, &schedule).await.unwrap();
-    assert_eq!((again["written"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(1)));
-    assert!(vigilo_lambda::sweep(&app, &archive, &serde_json::json!({"sweep": "nope"})).await.is_err());
+    assert!(vigilo_lambda::sweep(&app, &serde_json::json!({"sweep": "nope"})).await.is_err());
     let notices: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/notices.json")).unwrap()).unwrap();
-    let report = vigilo_lambda::sweep(&app, &archive, &notices).await.unwrap();
+    let report = vigilo_lambda::sweep(&app, &notices).await.unwrap();
     assert_eq!(report["notices"]["sent"], 0, "nothing waits: {report}");
     let escalations: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/escalate.json")).unwrap()).unwrap();
-    let report = vigilo_lambda::sweep(&app, &archive, &escalations).await.unwrap();
+    let report = vigilo_lambda::sweep(&app, &escalations).await.unwrap();
     assert_eq!((report["workspaces"].as_u64(), report["escalated"].as_u64()), (Some(1), Some(0)), "{report}");
     let freeze: Value =
         serde_json::from_str(&std::fs::read_to_string(events_dir().join("sweeps/freeze.json")).unwrap()).unwrap();
-    let report = vigilo_lambda::sweep(&app, &archive, &freeze).await.unwrap();
+    let report = vigilo_lambda::sweep(&app, &freeze).await.unwrap();
     assert_eq!((report["workspaces"].as_u64(), report["unscheduled"].as_array().map(Vec::len)), (Some(1), Some(0)));
     // Schedules deployed before the sweeps took the names they have now still run.
-    let old = vigilo_lambda::sweep(&app, &archive, &serde_json::json!({"sweep": "escalations"})).await.unwrap();
+    let old = vigilo_lambda::sweep(&app, &serde_json::json!({"sweep": "escalations"})).await.unwrap();
     assert_eq!(old["workspaces"].as_u64(), Some(1), "{old}");
 }
 

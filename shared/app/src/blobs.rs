@@ -18,6 +18,18 @@ pub trait Blobs: Send + Sync {
     async fn put_new(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError>;
+
+    /// The keys of the objects in `folder` (a key prefix ending in `/`, itself a
+    /// valid key once the `/` is dropped), sorted, without those in folders below it.
+    async fn list(&self, folder: &str) -> Result<Vec<String>, BlobError>;
+}
+
+/// Checks a folder as [`Blobs::list`] takes it.
+pub fn check_folder(folder: &str) -> Result<(), BlobError> {
+    match folder.strip_suffix('/') {
+        Some(f) => check_key(f),
+        None => Err(BlobError::Backend(format!("invalid folder {folder:?}"))),
+    }
 }
 
 /// Keys are paths of `[A-Za-z0-9._-]` segments joined by `/`, so every adapter can

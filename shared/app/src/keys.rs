@@ -311,6 +311,28 @@ pub fn audit_row(w: &str, seq: u64) -> Key {
     Key::new(audit_rows(w), seq_sk(seq))
 }
 
+/// A workspace's signed checkpoints: one item each by creation time (`T#…`, for the
+/// list), and the latest of each tree size (`S#…`, for proofs of that size). An index
+/// only: the notes themselves are in write-once storage.
+pub fn checkpoints(w: &str) -> String {
+    format!("{}#CHECKPOINT", ws(w))
+}
+
+pub const CHECKPOINT_BY_TIME: &str = "T#";
+
+pub fn checkpoint_by_time(w: &str, created_at: &str, tree_size: u64) -> Key {
+    Key::new(checkpoints(w), format!("{CHECKPOINT_BY_TIME}{created_at}#{}", seq_sk(tree_size)))
+}
+
+pub fn checkpoint_by_size(w: &str, tree_size: u64) -> Key {
+    Key::new(checkpoints(w), format!("S#{}", seq_sk(tree_size)))
+}
+
+/// The last refusal to sign a workspace's checkpoint, so it is recorded once.
+pub fn checkpoint_refusal(w: &str) -> Key {
+    Key::new(checkpoints(w), "REFUSED")
+}
+
 /// The queue of audit entries waiting to be sealed. Its own partition, whose name
 /// starts with `AUDITQ#`, so a stream consumer can select its inserts by prefix.
 pub fn audit_queue(w: &str) -> String {

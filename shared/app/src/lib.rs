@@ -12,6 +12,7 @@ pub mod paging;
 pub mod seal;
 pub mod services;
 pub mod settings;
+pub mod signer;
 pub mod store;
 pub mod txn;
 
@@ -46,6 +47,10 @@ pub struct Vigilo {
     /// Sends a request's notices and feeds webhooks before it answers; `false` where
     /// the stream function does it (on AWS).
     pub(crate) delivers_inline: bool,
+    /// Signs audit checkpoints; without it, none are written.
+    pub signer: Option<Arc<dyn signer::Signer>>,
+    /// Write-once storage for checkpoints and archived rows.
+    pub archive: Option<Arc<dyn Blobs>>,
 }
 
 impl Vigilo {
@@ -59,7 +64,17 @@ impl Vigilo {
             brake: Arc::default(),
             sealer: Some(Arc::default()),
             delivers_inline: true,
+            signer: None,
+            archive: None,
         }
+    }
+
+    /// Keeps the audit log provable: checkpoints signed with `signer`, written with
+    /// archived rows to `archive`.
+    pub fn with_audit_keeping(mut self, signer: Arc<dyn signer::Signer>, archive: Arc<dyn Blobs>) -> Vigilo {
+        self.signer = Some(signer);
+        self.archive = Some(archive);
+        self
     }
 
     /// Leaves sealing to a sequencer elsewhere: writes queue their audit entries and

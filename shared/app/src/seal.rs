@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use vigilo_domain::audit::{genesis_hash, AuditRow, ChainHead, HashInput};
+use vigilo_domain::merkle::{self, Hash};
 
 use crate::error::{AppError, AppResult};
 use crate::keys;
@@ -84,10 +85,13 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
     // The head this pass wrote last, so the next round need not read it again.
     let mut known: Option<Option<ChainHead>> = None;
     loop {
-        let head = match known.take() {
+        let mut head = match known.take() {
             Some(head) => head,
             None => load_head(table, workspace_id).await?,
         };
+        if let Some(h) = head.as_mut().filter(|h| h.frontier.is_none()) {
+            h.frontier = Some(legacy_frontier(table, workspace_id, h.seq).await?);
+        }
         sealed.head_seq = head.as_ref().map_or(0, |h| h.seq);
         let page = table.query(&queue_page(workspace_id)).await?;
         if page.items.is_empty() {
@@ -133,6 +137,9 @@ pub async fn seal(table: &dyn Table, workspace_id: &str) -> AppResult<Sealed> {
 /// leaves the queue as it was from that round on.
 pub fn seal_in_place(view: &mut dyn InPlace, workspace_id: &str, fresh: &mut Vec<Item>) -> AppResult<Sealed> {
     let mut head = decode_head(view.get(&keys::chain_head(workspace_id))?)?;
+    if let Some(h) = head.as_mut().filter(|h| h.frontier.is_none()) {
+        h.frontier = Some(legacy_frontier_in_place(&*view, workspace_id, h.seq)?);
+    }
     let mut sealed = Sealed { rows: 0, head_seq: head.as_ref().map_or(0, |h| h.seq) };
     loop {
         let stored = view.query(&queue_page(workspace_id))?;
@@ -200,6 +207,7 @@ impl Round {
             Some(h) => (h.seq, h.hash.clone(), h.created_at.clone().unwrap_or_default()),
             None => (0, genesis_hash(workspace_id), String::new()),
         };
+        let mut frontier = decode_frontier(head)?;
         let mut ops = Vec::with_capacity(2 * page.len() + 1);
         let mut weight = 1;
         let mut count = 0;
@@ -234,8 +242,11 @@ impl Round {
                 prev_hash: prev.clone(),
                 hash: hash.clone(),
             };
-            let put =
-                WriteOp::Put { item: row_item(&row, entry.subject.as_deref()), condition: Some(Condition::NotExists) };
+            let mut grown = frontier.clone();
+            let leaf = merkle::parse_hex(&hash).ok_or_else(|| AppError::Corrupt("a row hash is not hex".into()))?;
+            let completed = merkle::append(&mut grown, seq, merkle::leaf_hash(&leaf));
+            let row_item = row_item(&row, entry.subject.as_deref(), &completed);
+            let put = WriteOp::Put { item: row_item, condition: Some(Condition::NotExists) };
             let w = 2 + extra_items(&put);
             if weight + w > MAX_TRANSACTION_ITEMS && count > 0 {
                 // The rest waits for the next round.
@@ -244,6 +255,7 @@ impl Round {
             weight += w;
             count += 1;
             seq += 1;
+            frontier = grown;
             prev = hash;
             last_time = created_at;
             ops.push(put);
@@ -253,10 +265,81 @@ impl Round {
             Some(h) => Condition::Equals(vec![("seq".into(), json!(h.seq)), ("hash".into(), json!(h.hash))]),
             None => Condition::NotExists,
         };
-        let new_head = json!({"seq": seq, "hash": prev, "created_at": last_time, "workspace_id": workspace_id});
+        let frontier = hex_all(&frontier);
+        let new_head = json!({"seq": seq, "hash": prev, "created_at": last_time, "workspace_id": workspace_id,
+            "frontier": frontier});
         ops.push(WriteOp::Put { item: Item::new(keys::chain_head(workspace_id), new_head), condition: Some(expected) });
-        Ok(Round { ops, count, head: ChainHead { seq, hash: prev, created_at: Some(last_time) } })
+        let head = ChainHead { seq, hash: prev, created_at: Some(last_time), frontier: Some(frontier) };
+        Ok(Round { ops, count, head })
     }
+}
+
+fn hex_all(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// The tree's frontier as the head stores it (empty before the first row).
+pub fn decode_frontier(head: Option<&ChainHead>) -> AppResult<Vec<Hash>> {
+    let Some(list) = head.and_then(|h| h.frontier.as_ref()) else { return Ok(Vec::new()) };
+    let frontier: Option<Vec<Hash>> = list.iter().map(|h| merkle::parse_hex(h)).collect();
+    match frontier {
+        Some(f) if f.len() as u32 == head.map_or(0, |h| h.seq.count_ones()) => Ok(f),
+        _ => Err(AppError::Corrupt("the chain head's tree frontier is malformed".into())),
+    }
+}
+
+/// The frontier of a chain sealed before the tree was kept, folded once from its
+/// rows' hashes page by page; every sealing pass keeps it from then on. (Rows sealed
+/// before carry no stored subtree hashes; proofs compute those they need from rows.)
+#[derive(Default)]
+struct LegacyFold {
+    tree: Vec<Hash>,
+    size: u64,
+}
+
+impl LegacyFold {
+    fn query(workspace_id: &str) -> Query {
+        Query::table(keys::audit_rows(workspace_id)).limit(1000)
+    }
+
+    /// Folds a page in; the position to read on from, while rows up to `seq` remain.
+    fn page(&mut self, page: crate::store::Page, seq: u64) -> Option<crate::store::Position> {
+        for item in &page.items {
+            let hash = item.data.get("hash").and_then(Value::as_str).and_then(merkle::parse_hex);
+            if let Some(hash) = hash.filter(|_| self.size < seq) {
+                merkle::append(&mut self.tree, self.size, merkle::leaf_hash(&hash));
+                self.size += 1;
+            }
+        }
+        page.last.filter(|_| self.size < seq)
+    }
+
+    fn finish(self, seq: u64) -> AppResult<Vec<String>> {
+        if self.size != seq {
+            return Err(AppError::Corrupt(format!("the chain head records {seq} rows but {} are readable", self.size)));
+        }
+        Ok(hex_all(&self.tree))
+    }
+}
+
+async fn legacy_frontier(table: &dyn Table, workspace_id: &str, seq: u64) -> AppResult<Vec<String>> {
+    let mut fold = LegacyFold::default();
+    let q = LegacyFold::query(workspace_id);
+    let mut at = fold.page(table.query(&q).await?, seq);
+    while let Some(p) = at {
+        at = fold.page(table.query(&q.clone().after(Some(p))).await?, seq);
+    }
+    fold.finish(seq)
+}
+
+fn legacy_frontier_in_place(view: &dyn InPlace, workspace_id: &str, seq: u64) -> AppResult<Vec<String>> {
+    let mut fold = LegacyFold::default();
+    let q = LegacyFold::query(workspace_id);
+    let mut at = fold.page(view.query(&q)?, seq);
+    while let Some(p) = at {
+        at = fold.page(view.query(&q.clone().after(Some(p)))?, seq);
+    }
+    fold.finish(seq)
 }
 
 /// How many entries wait to be sealed, counting up to `limit`.
@@ -265,12 +348,16 @@ pub async fn waiting(table: &dyn Table, workspace_id: &str, limit: usize) -> App
     Ok(page.items.len() as u64)
 }
 
-/// The stored form of an audit row, with an entry in each audit index it belongs to.
-pub fn row_item(row: &AuditRow, subject: Option<&str>) -> Item {
+/// The stored form of an audit row, with the tree's subtree hashes its leaf completes
+/// (`tree`, level 0 first) and an entry in each audit index it belongs to.
+pub fn row_item(row: &AuditRow, subject: Option<&str>, tree: &[Hash]) -> Item {
     let w = &row.workspace_id;
     let mut data = serde_json::to_value(row).unwrap_or(Value::Null);
-    if let (Some(s), Value::Object(m)) = (subject, &mut data) {
-        m.insert("subject".into(), json!(s));
+    if let Value::Object(m) = &mut data {
+        if let Some(s) = subject {
+            m.insert("subject".into(), json!(s));
+        }
+        m.insert("tree".into(), json!(hex_all(tree)));
     }
     let mut item = Item::new(keys::audit_row(w, row.seq), data)
         .index(keys::AUDIT_ID, keys::audit_by_id(&row.id))

@@ -36,6 +36,9 @@ pub struct Settings {
     pub evidence_bucket: Option<String>,
     /// `VIGILO_ARCHIVE_BUCKET`: audit archives, under Object Lock.
     pub archive_bucket: Option<String>,
+    /// `VIGILO_AUDIT_KEY_ID`: the KMS key (id, ARN or alias) that signs audit
+    /// checkpoints on AWS; locally the data folder keeps a key file.
+    pub audit_key_id: Option<String>,
     /// `VIGILO_INBOUND_BUCKET`: where SES stores the email replies it receives.
     pub inbound_bucket: Option<String>,
     /// `VIGILO_TOPIC_ARN`: approver notifications.
@@ -69,6 +72,7 @@ impl Settings {
             table: get("VIGILO_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
             evidence_bucket: get("VIGILO_EVIDENCE_BUCKET"),
             archive_bucket: get("VIGILO_ARCHIVE_BUCKET"),
+            audit_key_id: get("VIGILO_AUDIT_KEY_ID"),
             inbound_bucket: get("VIGILO_INBOUND_BUCKET"),
             topic_arn: get("VIGILO_TOPIC_ARN"),
             mail_from: get("VIGILO_MAIL_FROM"),

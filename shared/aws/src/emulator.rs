@@ -39,3 +39,29 @@ pub async fn fresh_table() -> DynamoTable {
     create_table(&aws.dynamodb(), &name, &blueprint.table).await.expect("create the test table");
     DynamoTable::new(aws.dynamodb(), name)
 }
+
+/// A new checkpoint signer and archive on the emulator: a KMS key of the template's
+/// kind and a bucket under Object Lock, with unique names.
+pub async fn fresh_audit_keeping() -> (crate::KmsSigner, crate::S3Blobs) {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let aws = aws().await;
+    let key = aws
+        .kms()
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("create the test signing key");
+    let arn = key.key_metadata().and_then(|m| m.arn()).expect("the key's ARN").to_owned();
+    let signer = crate::KmsSigner::load(aws.kms(), &arn).await.expect("the test signing key");
+    let bucket = format!("vigilo-archive-{}", uuid::Uuid::new_v4().simple());
+    aws.s3()
+        .create_bucket()
+        .bucket(&bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create the test archive bucket");
+    (signer, crate::S3Blobs::new(aws.s3(), bucket))
+}

@@ -6,6 +6,7 @@
 pub mod attrs;
 pub mod dynamo;
 pub mod emulator;
+pub mod kms;
 pub mod large;
 pub mod notify;
 pub mod provision;
@@ -14,6 +15,7 @@ pub mod settings;
 pub mod usage;
 
 pub use dynamo::DynamoTable;
+pub use kms::KmsSigner;
 pub use s3::S3Blobs;
 pub use settings::{Aws, Secret, Settings, DEFAULT_TABLE};
 pub use usage::{Usage, UsageSnapshot};

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use vigilo_app::blobs::{check_key, BlobError, Blobs};
+use vigilo_app::blobs::{check_folder, check_key, BlobError, Blobs};
 
 #[derive(Debug, Clone)]
 pub struct S3Blobs {
@@ -55,5 +55,18 @@ impl Blobs for S3Blobs {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(backend(e.into_service_error())),
         }
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<String>, BlobError> {
+        check_folder(folder)?;
+        let mut keys = Vec::new();
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(folder).delimiter("/").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| backend(e.into_service_error()))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        keys.sort();
+        Ok(keys)
     }
 }

@@ -3,6 +3,8 @@
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use std::sync::Arc;
+
 use crate::DynamoTable;
 
 pub use vigilo_app::settings::{Secret, Settings, DEFAULT_TABLE};
@@ -62,5 +64,22 @@ impl Aws {
 
     pub fn table(&self, settings: &Settings) -> DynamoTable {
         DynamoTable::new(self.dynamodb(), &settings.table)
+    }
+
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk)
+    }
+
+    /// The audit log's signer (the KMS key `VIGILO_AUDIT_KEY_ID` names) and its
+    /// write-once archive (the bucket `VIGILO_ARCHIVE_BUCKET` names).
+    #[allow(clippy::type_complexity)]
+    pub async fn audit_keeping(
+        &self,
+        settings: &Settings,
+    ) -> Result<(Arc<dyn vigilo_app::signer::Signer>, Arc<dyn vigilo_app::Blobs>), String> {
+        let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
+        let key = settings.audit_key_id.as_deref().ok_or("VIGILO_AUDIT_KEY_ID is not set")?;
+        let signer = crate::KmsSigner::load(self.kms(), key).await.map_err(|e| e.to_string())?;
+        Ok((Arc::new(signer), Arc::new(crate::S3Blobs::new(self.s3(), bucket))))
     }
 }

@@ -30,9 +30,56 @@ async fn s3_objects_are_written_once() {
     assert_eq!(blobs.get("checkpoints/w/1.json").await.unwrap().as_deref(), Some(&b"{}"[..]));
     assert_eq!(blobs.get("checkpoints/w/2.json").await.unwrap(), None);
     assert!(blobs.put_new("../x", vec![], "x").await.is_err());
+    blobs.put_new("checkpoints/w/0.note", b"n".to_vec(), "text/plain").await.unwrap();
+    blobs.put_new("checkpoints/w/deeper/3.note", b"n".to_vec(), "text/plain").await.unwrap();
+    assert_eq!(blobs.list("checkpoints/w/").await.unwrap(), ["checkpoints/w/0.note", "checkpoints/w/1.json"]);
+    assert!(blobs.list("checkpoints/none/").await.unwrap().is_empty());
 }
 
 fn jiff_free_suffix() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// The checkpoint signer on KMS: the key's public half read once, a note signed by KMS
+/// that verifies with it alone, and a key of the wrong kind refused at start.
+#[tokio::test]
+#[ignore = "needs emulated AWS; ./scripts/test starts moto and runs it"]
+async fn kms_signs_checkpoints_that_verify_with_the_public_key() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    use vigilo_app::signer::{sign_checkpoint, Signer};
+    use vigilo_domain::checkpoint::{Checkpoint, PublicKey};
+    let aws = emulator::aws().await;
+    let kms = aws.kms();
+    let key = kms.create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
+    let signer = vigilo_aws::KmsSigner::load(kms.clone(), &arn).await.unwrap();
+    let mut c = Checkpoint {
+        workspace_id: "ws-kms".into(),
+        tree_size: 3,
+        root: [9u8; 32],
+        head_hash: "cd".repeat(32),
+        created_at: "2026-12-07T23:00:00Z".into(),
+        signatures: vec![],
+    };
+    sign_checkpoint(&signer, &mut c).await.unwrap();
+    // An auditor's copy of the key: the PEM alone.
+    let pem = signer.public_key().pem();
+    let parsed = Checkpoint::parse(&c.note()).unwrap();
+    assert!(parsed.signed_by(&PublicKey::from_pem(&pem).unwrap()));
+    assert!(c.note().contains("\u{2014} vigilo.audit.kms "));
+    let forged = Checkpoint::parse(&c.note().replacen("\n3\n", "\n4\n", 1)).unwrap();
+    assert!(!forged.signed_by(signer.public_key()));
+
+    let symmetric = kms.create_key().send().await.unwrap();
+    let id = symmetric.key_metadata().unwrap().key_id().to_owned();
+    let refused = vigilo_aws::KmsSigner::load(kms.clone(), &id).await;
+    assert!(
+        matches!(
+            refused,
+            Err(vigilo_aws::kms::KmsError::WrongKind { .. } | vigilo_aws::kms::KmsError::Unreadable { .. })
+        ),
+        "{refused:?}"
+    );
+    assert!(vigilo_aws::KmsSigner::load(kms, "alias/none").await.is_err());
 }

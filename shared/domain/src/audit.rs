@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::canonical::canonical_json;
+use crate::merkle::{self, CompactRange};
 
 /// One immutable audit row, exactly as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -36,6 +37,11 @@ pub struct ChainHead {
     pub seq: u64,
     pub hash: String,
     pub created_at: Option<String>,
+    /// The Merkle tree's frontier over rows `1..=seq` (hex, largest subtree first; see
+    /// [`crate::merkle`]): what sealing the next row needs of the tree. `None` only on
+    /// a head written before the tree was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontier: Option<Vec<String>>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -173,7 +179,10 @@ pub struct ChainBreak {
     pub row_id: Option<String>,
     pub seq: u64,
     /// A stable code: `seq_gap`, `prev_hash_mismatch`, `hash_mismatch`,
-    /// `workspace_mismatch`, `tail_truncated`, `head_mismatch`.
+    /// `workspace_mismatch`, `unreadable_row`, `tail_truncated` (rows the head or a
+    /// signed checkpoint counts are missing), `head_mismatch`, `root_mismatch` (a
+    /// signed root the rows no longer hash to), `checkpoint_forged`,
+    /// `checkpoint_unsigned`, `tree_inconsistent` (the stored subtree hashes).
     pub reason: String,
     pub detail: String,
 }
@@ -186,6 +195,31 @@ pub struct VerifyReport {
     pub last_hash: Option<String>,
     #[serde(rename = "break")]
     pub chain_break: Option<ChainBreak>,
+    /// Signed checkpoints checked against the rows.
+    #[serde(default)]
+    pub checkpoints_checked: u64,
+    /// The Merkle tree's roots at the sizes asked for (signed checkpoints') that the
+    /// walk reached, and at its end: what a checkpoint is compared with.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub roots: Vec<TreeRoot>,
+}
+
+/// The tree over the first `size` rows as a walk recomputed it from the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeRoot {
+    pub size: u64,
+    pub root: crate::merkle::Hash,
+    /// The hash of row `size` (the genesis hash for the empty tree).
+    pub head_hash: String,
+}
+
+/// A mark the walk reached: the tree's state then, to be folded once the part before
+/// it is known.
+#[derive(Debug, Clone)]
+struct Reached {
+    range: CompactRange,
+    head_hash: String,
 }
 
 /// Walks a chain from its first row, one row at a time, so a long chain is verified in
@@ -200,6 +234,12 @@ pub struct ChainVerifier {
     chain_break: Option<ChainBreak>,
     /// For a later part of a chain: its first row's id, seq and `prev_hash`, once seen.
     joined: Option<Option<(String, u64, String)>>,
+    /// The tree over the rows walked, which for a later part starts at its first row.
+    tree: CompactRange,
+    /// Tree sizes whose root is wanted, ascending, and how many of them are behind.
+    marks: Vec<u64>,
+    next_mark: usize,
+    reached: Vec<Reached>,
 }
 
 impl ChainVerifier {
@@ -212,7 +252,54 @@ impl ChainVerifier {
             first_hash: None,
             chain_break: None,
             joined: None,
+            tree: CompactRange::new(0),
+            marks: Vec::new(),
+            next_mark: 0,
+            reached: Vec::new(),
         }
+    }
+
+    /// Asks for the tree's root at each of `sizes` (a signed checkpoint's size): the
+    /// report carries those the walk reaches, recomputed from the rows.
+    pub fn with_marks(mut self, sizes: &[u64]) -> ChainVerifier {
+        let mut marks: Vec<u64> = sizes.to_vec();
+        marks.sort_unstable();
+        marks.dedup();
+        self.marks = marks;
+        self.next_mark = 0;
+        if self.joined.is_none() && self.marks.first() == Some(&0) {
+            let head_hash = genesis_hash(&self.workspace_id);
+            self.reached.push(Reached { range: CompactRange::new(0), head_hash });
+            self.next_mark = 1;
+        }
+        self
+    }
+
+    /// Records the mark the tree has just reached, if one has.
+    fn take_mark(&mut self, head_hash: &str) {
+        while self.marks.get(self.next_mark).is_some_and(|&m| m < self.tree.end()) {
+            self.next_mark += 1;
+        }
+        if self.marks.get(self.next_mark) == Some(&self.tree.end()) {
+            self.next_mark += 1;
+            self.reached.push(Reached { range: self.tree.clone(), head_hash: head_hash.to_owned() });
+        }
+    }
+
+    /// The roots this walk reached (and its end's, when `with_end` and it walked any
+    /// row), given the frontier of the tree before the part it walked (empty for the
+    /// first part).
+    fn roots(&self, before: &[merkle::Hash], with_end: bool) -> Vec<TreeRoot> {
+        let mut roots: Vec<TreeRoot> = self
+            .reached
+            .iter()
+            .map(|r| TreeRoot { size: r.range.end(), root: r.range.root_after(before), head_hash: r.head_hash.clone() })
+            .collect();
+        if with_end && self.rows_checked > 0 && roots.last().is_none_or(|r| r.size != self.tree.end()) {
+            let head_hash = self.expected_prev.clone();
+            roots.push(TreeRoot { size: self.tree.end(), root: self.tree.root_after(before), head_hash });
+        }
+        roots
     }
 
     /// A verifier for a later part of a chain, walked beside the part before it: its
@@ -239,6 +326,10 @@ impl ChainVerifier {
     pub fn join(self, later: ChainVerifier, head: Option<&ChainHead>) -> VerifyReport {
         if self.broken() {
             return self.report();
+        }
+        let mut roots = self.roots(&[], later.rows_checked == 0);
+        if let Some(before) = self.tree.frontier() {
+            roots.extend(later.roots(&before, true).into_iter().filter(|r| r.size > self.tree.end()));
         }
         let first_hash = self.first_hash.clone();
         let at = |id: &str, seq: u64, reason: &str, detail: String| ChainBreak {
@@ -273,12 +364,16 @@ impl ChainVerifier {
         report.rows_checked += rows;
         report.first_hash = first_hash.or(report.first_hash);
         report.last_hash = report.last_hash.or(last);
+        report.roots = roots;
         report
     }
 
     /// What was walked, with no head to compare with (a part of a chain, or a broken one).
     fn report(self) -> VerifyReport {
+        let roots = if self.joined.is_none() { self.roots(&[], true) } else { Vec::new() };
         VerifyReport {
+            roots,
+            checkpoints_checked: 0,
             ok: self.chain_break.is_none(),
             rows_checked: self.rows_checked,
             first_hash: self.first_hash,
@@ -332,6 +427,7 @@ impl ChainVerifier {
             // parts meet, its content here.
             *joined = Some((row.id.to_owned(), row.seq, row.prev_hash.to_owned()));
             self.expected_seq = row.seq;
+            self.tree = CompactRange::new(row.seq.saturating_sub(1));
             if !matches(row.hash) {
                 let detail = format!("stored hash {} but the row's content hashes to {}", row.hash, computed());
                 self.fail(row, "hash_mismatch", detail);
@@ -358,11 +454,19 @@ impl ChainVerifier {
         self.expected_prev.clear();
         self.expected_prev.push_str(row.hash);
         self.expected_seq += 1;
+        // The content hashed to `row.hash`, so it is 64 hex digits.
+        if let Some(h) = merkle::parse_hex(row.hash) {
+            self.tree.push(merkle::leaf_hash(&h));
+        }
+        if self.next_mark < self.marks.len() {
+            self.take_mark(row.hash);
+        }
         true
     }
 
     /// Compares the end of the walked chain with the stored head, then reports.
     pub fn finish(mut self, head: Option<&ChainHead>) -> VerifyReport {
+        let roots = if self.joined.is_none() { self.roots(&[], true) } else { Vec::new() };
         let last_hash = (self.rows_checked > 0).then(|| self.expected_prev.clone());
         if self.chain_break.is_none() {
             let head_seq = head.map_or(0, |h| h.seq);
@@ -389,6 +493,8 @@ impl ChainVerifier {
             first_hash: self.first_hash,
             last_hash,
             chain_break: self.chain_break,
+            checkpoints_checked: 0,
+            roots,
         }
     }
 }
@@ -420,7 +526,7 @@ mod tests {
             prev = row.hash.clone();
             rows.push(row);
         }
-        let head = ChainHead { seq: n, hash: prev, created_at: None };
+        let head = ChainHead { seq: n, hash: prev, created_at: None, frontier: None };
         (rows, head)
     }
 
@@ -450,6 +556,32 @@ mod tests {
             }
         }
         first.join(later, Some(head))
+    }
+
+    #[test]
+    fn a_walk_recomputes_the_tree_roots_asked_for_however_it_is_split() {
+        let (rows, head) = chain("w1", 13);
+        let mut tree = merkle::MemoryTree::new();
+        for r in &rows {
+            tree.push(&merkle::parse_hex(&r.hash).unwrap());
+        }
+        let marks = [0, 1, 4, 5, 8, 12, 13, 40];
+        for at in 0..=rows.len() {
+            let (a, b) = rows.split_at(at);
+            let mut first = ChainVerifier::new("w1").with_marks(&marks);
+            let mut later = ChainVerifier::later_part("w1").with_marks(&marks);
+            a.iter().for_each(|r| assert!(first.push(r)));
+            b.iter().for_each(|r| assert!(later.push(r)));
+            let report = first.join(later, Some(&head));
+            assert!(report.ok, "{at}");
+            for size in [0u64, 1, 4, 5, 8, 12, 13] {
+                let got = report.roots.iter().find(|r| r.size == size).unwrap_or_else(|| panic!("{size} at {at}"));
+                assert_eq!(Some(got.root), tree.root_at(size), "root {size} split at {at}");
+                let hash = if size == 0 { genesis_hash("w1") } else { rows[size as usize - 1].hash.clone() };
+                assert_eq!(got.head_hash, hash);
+            }
+            assert!(report.roots.iter().all(|r| r.size <= 13), "no root beyond the chain");
+        }
     }
 
     #[test]

@@ -179,11 +179,16 @@ route_table! {
         planning::create_feed,
         planning::delete_feed,
     ],
-    /// The audit log: list, read, verify.
+    /// The audit log: list, read, verify; its signing key, checkpoints and proofs.
     Audit => audit_router, "audit", "AuditFunction": [
         audit::list,
         audit::verify,
+        audit::key,
+        audit::checkpoints,
+        audit::latest_checkpoint,
+        audit::consistency,
         audit::show,
+        audit::proof,
     ],
 }
 
@@ -326,7 +331,7 @@ mod tests {
         let doc = openapi();
         assert_eq!(doc["openapi"], "3.1.0");
         let ops: usize = doc["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
-        assert_eq!(ops, 61);
+        assert_eq!(ops, 66);
         let act = &doc["paths"]["/ws/{slug}/changes/{number}/{action}"]["post"];
         for status in ["200", "400", "401", "403", "404", "409", "412", "413", "422", "503"] {
             assert!(act["responses"][status].is_object(), "Act answers {status}");

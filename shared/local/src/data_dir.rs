@@ -13,7 +13,7 @@ pub enum DataDirError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("no Vigilo data in {0} (start `vigilo serve --data {0}` first)")]
     Missing(PathBuf),
-    #[error("the token secret in {0} is unreadable")]
+    #[error("the key file {0} is unreadable")]
     BadSecret(PathBuf),
 }
 
@@ -75,25 +75,48 @@ impl DataDir {
     /// A secret of 32 random bytes, made on first use and kept readable by the owner only.
     fn secret(&self, name: &str) -> Result<Vec<u8>, DataDirError> {
         let path = self.root.join(name);
-        if let Ok(text) = fs::read_to_string(&path) {
-            return STANDARD.decode(text.trim()).ok().filter(|k| k.len() >= 32).ok_or(DataDirError::BadSecret(path));
+        let text = create_private(&path, || {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok(STANDARD.encode(key).into_bytes())
+        })?;
+        let text = String::from_utf8(text).map_err(|_| DataDirError::BadSecret(path.clone()))?;
+        STANDARD.decode(text.trim()).ok().filter(|k| k.len() >= 32).ok_or(DataDirError::BadSecret(path))
+    }
+
+    /// The key that signs audit checkpoints, made on first start.
+    pub fn audit_signer(&self) -> Result<crate::key_file::KeyFileSigner, DataDirError> {
+        crate::key_file::KeyFileSigner::open_or_create(self.root.join("audit-signing-key.pem"))
+    }
+}
+
+/// The contents of the file at `path`; when there is none, `make`'s, written to a new
+/// file readable by its owner only. Two processes starting at once agree on one.
+pub(crate) fn create_private(
+    path: &Path,
+    make: impl Fn() -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<u8>, DataDirError> {
+    loop {
+        match fs::read(path) {
+            Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
+            Ok(_) => return Err(DataDirError::BadSecret(path.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DataDirError::Io { path: path.to_owned(), source: e }),
         }
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key)
-            .map_err(|e| DataDirError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        let bytes = make().map_err(io(path))?;
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
+        match options.open(path) {
             Ok(mut f) => {
-                f.write_all(STANDARD.encode(key).as_bytes()).map_err(io(&path))?;
-                f.sync_all().map_err(io(&path))?;
-                Ok(key.to_vec())
+                f.write_all(&bytes).map_err(io(path))?;
+                f.sync_all().map_err(io(path))?;
+                return Ok(bytes);
             }
             // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.secret(name),
-            Err(e) => Err(DataDirError::Io { path, source: e }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(DataDirError::Io { path: path.to_owned(), source: e }),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use vigilo_app::blobs::{check_key, BlobError, Blobs};
+use vigilo_app::blobs::{check_folder, check_key, BlobError, Blobs};
 
 #[derive(Debug, Clone)]
 pub struct FolderBlobs {
@@ -53,6 +53,27 @@ impl Blobs for FolderBlobs {
             Err(e) => Err(backend(e)),
         }
     }
+
+    async fn list(&self, folder: &str) -> Result<Vec<String>, BlobError> {
+        check_folder(folder)?;
+        let mut entries = match tokio::fs::read_dir(self.root.join(folder)).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(backend(e)),
+        };
+        let mut keys = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(backend)? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Objects only: not folders, nor a write's temporary file (`.tmp…`).
+            let key = format!("{folder}{name}");
+            if entry.file_type().await.map_err(backend)?.is_file() && !name.starts_with('.') && check_key(&key).is_ok()
+            {
+                keys.push(key);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
 }
 
 #[cfg(test)]
@@ -70,5 +91,10 @@ mod tests {
         assert!(blobs.put_new("../escape", vec![], "x").await.is_err());
         let leftovers = std::fs::read_dir(dir.path().join("a")).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file stays behind");
+        blobs.put_new("a/a.note", b"x".to_vec(), "text/plain").await.unwrap();
+        blobs.put_new("a/deeper/c.note", b"x".to_vec(), "text/plain").await.unwrap();
+        assert_eq!(blobs.list("a/").await.unwrap(), ["a/a.note", "a/b.json"]);
+        assert!(blobs.list("none/").await.unwrap().is_empty());
+        assert!(blobs.list("a").await.is_err() && blobs.list("../").await.is_err());
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use vigilo_domain::audit::{AuditRow, ChainVerifier, VerifyReport};
+use vigilo_domain::audit::{AuditRow, ChainBreak, ChainVerifier, VerifyReport};
+use vigilo_domain::checkpoint::Checkpoint;
 use vigilo_domain::ids::{ChangeNumber, Slug};
 use vigilo_domain::role::{allows, Permission};
 use vigilo_domain::stored_row::{hash_stored, hex, is_hex_of, StoredRow};
@@ -14,6 +15,7 @@ use crate::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging::{self, Paged};
+use crate::services::checkpoints::check_checkpoints;
 use crate::services::records::{decode, decode_ref};
 use crate::store::{Position, Query, TextItem};
 use crate::txn::load_head;
@@ -131,6 +133,7 @@ impl Checked {
 fn redact(mut row: Value, detail: bool) -> Value {
     if let Value::Object(m) = &mut row {
         m.remove("subject");
+        m.remove("tree");
         if !detail {
             m.remove("old_value");
             m.remove("new_value");
@@ -200,8 +203,10 @@ impl Vigilo {
         self.verify_chain(access.ws(), |_, _| {}).await
     }
 
-    /// Walks the whole chain in `seq` order, in pages, then checks the head.
-    /// `progress(checked, total)` is called after each page; `total` is the head's seq.
+    /// Walks the whole chain in `seq` order, in pages, then checks the head and every
+    /// checkpoint (its signature, and its root and last row against the tree the walk
+    /// recomputed from the rows). `progress(checked, total)` is called after each page;
+    /// `total` is the head's seq.
     ///
     /// Each row's hash depends on the row alone (its `prev_hash` is stored), so only
     /// the linking is sequential. A long chain is walked as two halves at once, each
@@ -210,11 +215,15 @@ impl Vigilo {
     /// page is read while this one is hashed and linked, so memory stays at two pages
     /// a half whatever the chain's length. Rows are hashed from their stored text where
     /// it is canonical ([`vigilo_domain::stored_row`]) and decoded only where it is not.
+    /// The walk stops at the head read first: rows sealed meanwhile are the next
+    /// verification's.
     pub async fn verify_chain(
         &self,
         workspace_id: &str,
         progress: impl FnMut(u64, u64) + Send,
     ) -> AppResult<VerifyReport> {
+        let notes = self.checkpoint_notes(workspace_id).await?;
+        let marks: Vec<u64> = notes.iter().filter_map(|n| Checkpoint::parse(n).ok()).map(|c| c.tree_size).collect();
         let head = load_head(&*self.table, workspace_id).await?;
         let total = head.as_ref().map_or(0, |h| h.seq);
         let checked = AtomicU64::new(0);
@@ -224,20 +233,50 @@ impl Vigilo {
             (progress.lock().unwrap_or_else(|p| p.into_inner()))(done, total);
         };
         let rows = Query::table(keys::audit_rows(workspace_id)).limit(VERIFY_PAGE);
+        let end = (total > 0).then(|| keys::audit_row(workspace_id, total).sk);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        if cores < 2 || total < 2 * VERIFY_PAGE as u64 {
-            let whole = self.verify_part(rows, None, ChainVerifier::new(workspace_id), cores, &on_page).await?;
-            return Ok(whole.finish(head.as_ref()));
+        let first = ChainVerifier::new(workspace_id).with_marks(&marks);
+        let mut report = if cores < 2 || total < 2 * VERIFY_PAGE as u64 {
+            self.verify_part(rows, end, first, cores, &on_page).await?.finish(head.as_ref())
+        } else {
+            // The halves meet after row total / 2: the first reads up to it, the later
+            // on from the next key, so every stored row is read once, in key order.
+            let mid = keys::audit_row(workspace_id, total / 2);
+            let later_rows = rows.clone().after(Some(Position { index_sk: mid.sk.clone(), key: mid.clone() }));
+            let threads = cores / 2;
+            let later = ChainVerifier::later_part(workspace_id).with_marks(&marks);
+            let first = self.verify_part(rows, Some(mid.sk), first, threads, &on_page);
+            let later = self.verify_part(later_rows, end, later, threads, &on_page);
+            let (first, later) = tokio::try_join!(first, later)?;
+            first.join(later, head.as_ref())
+        };
+        if report.ok {
+            report.chain_break = self.row_beyond_head(workspace_id, total).await?;
+            report.ok = report.chain_break.is_none();
         }
-        // The halves meet after row total / 2: the first reads up to it, the later on
-        // from the next key, so every stored row is read once, in key order.
-        let mid = keys::audit_row(workspace_id, total / 2);
-        let later_rows = rows.clone().after(Some(Position { index_sk: mid.sk.clone(), key: mid.clone() }));
-        let threads = cores / 2;
-        let first = self.verify_part(rows, Some(mid.sk), ChainVerifier::new(workspace_id), threads, &on_page);
-        let later = self.verify_part(later_rows, None, ChainVerifier::later_part(workspace_id), threads, &on_page);
-        let (first, later) = tokio::try_join!(first, later)?;
-        Ok(first.join(later, head.as_ref()))
+        let (checked, broken) = check_checkpoints(workspace_id, &notes, &report, &self.audit_keys());
+        report.checkpoints_checked = checked;
+        if let (Some(b), None) = (broken, &report.chain_break) {
+            report.ok = false;
+            report.chain_break = Some(b);
+        }
+        Ok(report)
+    }
+
+    /// A row stored beyond the head the walk ended at, that no seal since accounts for:
+    /// rows added behind the sequencer's back.
+    async fn row_beyond_head(&self, w: &str, seq: u64) -> AppResult<Option<ChainBreak>> {
+        let after = keys::audit_row(w, seq);
+        let q =
+            Query::table(keys::audit_rows(w)).limit(1).after(Some(Position { index_sk: after.sk.clone(), key: after }));
+        let Some(item) = self.table.query(&q).await?.items.into_iter().next() else { return Ok(None) };
+        let found: u64 = item.key.sk.parse().unwrap_or(seq + 1);
+        if load_head(&*self.table, w).await?.is_some_and(|h| h.seq >= found) {
+            return Ok(None);
+        }
+        let row_id = item.data.get("id").and_then(Value::as_str).map(str::to_owned);
+        let detail = format!("row {found} is stored beyond the chain head (seq {seq})");
+        Ok(Some(ChainBreak { row_id, seq: found, reason: "head_mismatch".into(), detail }))
     }
 
     /// Walks the rows `q` reads, up to the sort key `until`, into `verifier`, hashing

@@ -1,26 +1,47 @@
-//! The checkpoint sweep: verifies each workspace's audit chain and writes what it
-//! found (the head's `seq` and `hash`, or the break) to write-once storage outside the
-//! table. A later rewrite of the table, even a consistent one by someone with full
-//! database access, then disagrees with checkpoints nobody can alter or delete.
+//! Signed checkpoints: the sweep that verifies each workspace's audit chain and signs
+//! a note naming its tree (size, root, last row), written once outside the table.
+//!
+//! A note is only signed when the tree it names extends the last signed one: the chain
+//! verifies, every earlier checkpoint's root equals the root recomputed from the rows,
+//! and the consistency proof from the last signed tree, read from the subtree hashes
+//! the rows store, checks against both roots. Otherwise nothing is signed: the refusal
+//! is logged as an ERROR and written to the chain as an `audit.checkpoint_refused` row
+//! (once per distinct break), so a cut-off tail or a rewrite cannot be covered by a
+//! fresh signature.
 
-use serde::{Deserialize, Serialize};
-use vigilo_domain::audit::VerifyReport;
+use serde::Serialize;
+use serde_json::{json, Value};
+use vigilo_domain::audit::{genesis_hash, ChainBreak, VerifyReport};
+use vigilo_domain::checkpoint::{Checkpoint, PublicKey};
+use vigilo_domain::ids::Slug;
+use vigilo_domain::merkle;
 
+use crate::actor::Actor;
 use crate::blobs::{BlobError, Blobs};
 use crate::error::{AppError, AppResult};
 use crate::keys;
+use crate::paging::{self, Paged};
 use crate::services::sweeps::tally;
+use crate::signer::{sign_checkpoint, Signer};
+use crate::store::{Item, Query, WriteOp};
+use crate::txn::AuditEntry;
 use crate::Vigilo;
 
-/// One checkpoint, as stored at `checkpoints/{workspace_id}/{seq:020}.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub workspace_id: String,
-    pub checked_at: String,
-    /// The last verified row: the chain head when intact.
-    pub seq: u64,
-    pub hash: Option<String>,
-    pub report: VerifyReport,
+/// A checkpoint as the routes answer it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub created_at: String,
+    /// The signed note, exactly as written.
+    pub note: String,
+}
+
+/// `GET /audit/key`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct KeyAnswer {
+    pub key_id: String,
+    pub algorithm: String,
+    pub public_key_pem: String,
 }
 
 /// What one sweep did.
@@ -28,9 +49,10 @@ pub struct Checkpoint {
 pub struct SweepSummary {
     pub workspaces: usize,
     pub written: usize,
-    /// Workspaces whose chain has not moved since their last checkpoint.
+    /// Workspaces whose checkpoint of this second was written already.
     pub unchanged: usize,
-    /// Workspaces whose chain is broken (each is also logged as an error).
+    /// Workspaces whose tree does not extend their last signed one (each is also
+    /// logged as an error and recorded in their chain): nothing was signed.
     pub broken: Vec<String>,
     /// Workspaces the sweep could not checkpoint this time (each is logged as an error).
     pub failed: Vec<String>,
@@ -38,39 +60,297 @@ pub struct SweepSummary {
 
 tally!(SweepSummary { sum: [workspaces, written, unchanged], lists: [broken, failed], failed: failed });
 
-pub fn checkpoint_key(workspace_id: &str, seq: u64) -> String {
-    format!("checkpoints/{workspace_id}/{}.json", keys::seq_sk(seq))
+/// The folder of a workspace's checkpoint notes in write-once storage.
+pub fn checkpoint_folder(workspace_id: &str) -> String {
+    format!("checkpoints/{workspace_id}/")
+}
+
+/// `checkpoints/{workspace_id}/{tree_size:020}-{unix seconds}.note`: in size order,
+/// then time order.
+pub fn checkpoint_key(workspace_id: &str, tree_size: u64, created_unix: i64) -> String {
+    format!("{}{}-{created_unix}.note", checkpoint_folder(workspace_id), keys::seq_sk(tree_size))
+}
+
+/// A checkpoint's `created_at`: RFC 3339 UTC to the second.
+fn created_at(now: jiff::Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn stored(item: &Item) -> Option<StoredCheckpoint> {
+    let d = &item.data;
+    Some(StoredCheckpoint {
+        tree_size: d.get("tree_size")?.as_u64()?,
+        created_at: d.get("created_at")?.as_str()?.to_owned(),
+        note: d.get("note")?.as_str()?.to_owned(),
+    })
+}
+
+fn at(seq: u64, reason: &str, detail: String) -> ChainBreak {
+    ChainBreak { row_id: None, seq, reason: reason.into(), detail }
+}
+
+/// Checks the checkpoints `notes` against a walk's `report` (the roots it recomputed),
+/// with the keys that may sign: the first failure in tree-size order, if any. A note
+/// that cannot be read, names another workspace or carries no valid signature by a
+/// known key is forged (or unsigned); one beyond the walked chain means its tail was
+/// cut off; one whose root or last row differs from the rows means a rewrite.
+pub fn check_checkpoints(
+    workspace_id: &str,
+    notes: &[String],
+    report: &VerifyReport,
+    keys: &[PublicKey],
+) -> (u64, Option<ChainBreak>) {
+    let mut breaks = Vec::new();
+    for note in notes {
+        let c = match Checkpoint::parse(note) {
+            Ok(c) => c,
+            Err(e) => {
+                breaks.push(at(0, "checkpoint_forged", format!("a checkpoint is unreadable: {e}")));
+                continue;
+            }
+        };
+        let named = format!("the checkpoint of tree size {} made at {}", c.tree_size, c.created_at);
+        if c.workspace_id != workspace_id {
+            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} names workspace {}", c.workspace_id)));
+        } else if c.signatures.is_empty() {
+            breaks.push(at(c.tree_size, "checkpoint_unsigned", format!("{named} carries no signature")));
+        } else if !keys.iter().any(|k| c.signed_by(k)) {
+            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} is not signed by the audit key")));
+        } else if c.tree_size > report.rows_checked {
+            if report.ok {
+                let detail =
+                    format!("{named} covers {} rows but only {} are present", c.tree_size, report.rows_checked);
+                breaks.push(at(report.rows_checked + 1, "tail_truncated", detail));
+            }
+        } else {
+            let root = report.roots.iter().find(|r| r.size == c.tree_size);
+            match root {
+                Some(r) if r.root == c.root && r.head_hash == c.head_hash => {}
+                Some(_) => {
+                    let detail = format!("{named} signs a root the rows no longer hash to: the chain was rewritten");
+                    breaks.push(at(c.tree_size, "root_mismatch", detail));
+                }
+                // Before a break: the chain's own break is reported.
+                None => {}
+            }
+        }
+    }
+    breaks.sort_by_key(|b| b.seq);
+    (notes.len() as u64, breaks.into_iter().next())
 }
 
 impl Vigilo {
-    /// Checkpoints every workspace. Safe to run at any time and more than once.
-    pub async fn checkpoint_all(&self, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
-        self.each_workspace("checkpoints", |ws| async move { self.checkpoint_workspace(&ws, blobs).await }).await
+    fn signer(&self) -> AppResult<&dyn Signer> {
+        self.signer.as_deref().ok_or_else(|| AppError::Corrupt("no audit signing key is configured".into()))
     }
 
-    /// Verifies one workspace's chain and writes its checkpoint, unless the chain has
-    /// not moved since the last one.
-    pub async fn checkpoint_workspace(&self, id: &str, blobs: &dyn Blobs) -> AppResult<SweepSummary> {
-        let mut summary = SweepSummary { workspaces: 1, ..SweepSummary::default() };
-        let report = self.verify_chain(id, |_, _| {}).await?;
-        if !report.ok {
-            tracing::error!(workspace_id = id, ?report.chain_break, "audit chain broken");
-            summary.broken.push(id.to_owned());
+    fn archive(&self) -> AppResult<&dyn Blobs> {
+        self.archive.as_deref().ok_or_else(|| AppError::Corrupt("no archive storage is configured".into()))
+    }
+
+    /// The keys a checkpoint may be signed with.
+    pub(crate) fn audit_keys(&self) -> Vec<PublicKey> {
+        self.signer.iter().map(|s| s.public_key().clone()).collect()
+    }
+
+    /// Every checkpoint note of a workspace: the write-once store's, and any the table
+    /// lists beside them (a note only in the table is checked like any other).
+    pub(crate) async fn checkpoint_notes(&self, w: &str) -> AppResult<Vec<String>> {
+        let mut notes = Vec::new();
+        if let Some(archive) = &self.archive {
+            for key in archive.list(&checkpoint_folder(w)).await.map_err(blob_error)? {
+                if let Some(body) = archive.get(&key).await.map_err(blob_error)? {
+                    notes.push(String::from_utf8_lossy(&body).into_owned());
+                }
+            }
         }
-        let seq = report.rows_checked;
-        let checkpoint = Checkpoint {
-            workspace_id: id.to_owned(),
-            checked_at: vigilo_domain::time::format(self.now()),
-            seq,
-            hash: report.last_hash.clone(),
-            report,
-        };
-        let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        match blobs.put_new(&checkpoint_key(id, seq), body, "application/json").await {
-            Ok(()) => summary.written += 1,
-            Err(BlobError::Exists(_)) => summary.unchanged += 1,
-            Err(BlobError::Backend(e)) => return Err(AppError::Corrupt(format!("checkpoint store: {e}"))),
+        let q = Query::table(keys::checkpoints(w)).begins_with(keys::CHECKPOINT_BY_TIME).limit(1000);
+        let mut page = self.table.query(&q).await?;
+        loop {
+            notes.extend(page.items.iter().filter_map(stored).map(|c| c.note));
+            match page.last.take() {
+                Some(p) => page = self.table.query(&q.clone().after(Some(p))).await?,
+                None => break,
+            }
+        }
+        notes.sort();
+        notes.dedup();
+        Ok(notes)
+    }
+
+    /// The newest checkpoint the table lists.
+    pub async fn latest_checkpoint(&self, w: &str) -> AppResult<Option<StoredCheckpoint>> {
+        let q = Query::table(keys::checkpoints(w)).begins_with(keys::CHECKPOINT_BY_TIME).backward().limit(1);
+        Ok(self.table.query(&q).await?.items.first().and_then(stored))
+    }
+
+    /// The newest checkpoint of tree size `size`.
+    pub async fn checkpoint_of_size(&self, w: &str, size: u64) -> AppResult<Option<StoredCheckpoint>> {
+        Ok(self.table.get(&keys::checkpoint_by_size(w, size)).await?.as_ref().and_then(stored))
+    }
+
+    /// `GET /audit/checkpoints` (viewer+): newest first.
+    pub async fn list_checkpoints(
+        &self,
+        actor: &Actor,
+        slug: &Slug,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> AppResult<Paged<StoredCheckpoint>> {
+        let access = self.access(actor, slug).await?;
+        let q = Query::table(keys::checkpoints(access.ws())).begins_with(keys::CHECKPOINT_BY_TIME).backward();
+        let (items, next_cursor) =
+            paging::collect(&*self.table, q, limit, cursor, |item| std::future::ready(Ok(stored(item)))).await?;
+        Ok(Paged { items, next_cursor })
+    }
+
+    /// `GET /audit/checkpoints/latest` (viewer+).
+    pub async fn get_latest_checkpoint(&self, actor: &Actor, slug: &Slug) -> AppResult<StoredCheckpoint> {
+        let access = self.access(actor, slug).await?;
+        self.latest_checkpoint(access.ws()).await?.ok_or(AppError::NotFound)
+    }
+
+    /// `GET /audit/key` (viewer+).
+    pub async fn audit_key(&self, actor: &Actor, slug: &Slug) -> AppResult<KeyAnswer> {
+        self.access(actor, slug).await?;
+        let key = self.signer()?.public_key();
+        Ok(KeyAnswer {
+            key_id: key.id_hex(),
+            algorithm: vigilo_domain::checkpoint::ALGORITHM.into(),
+            public_key_pem: key.pem(),
+        })
+    }
+
+    /// Checkpoints every workspace. Safe to run at any time and more than once.
+    pub async fn checkpoint_all(&self) -> AppResult<SweepSummary> {
+        self.each_workspace("checkpoints", |ws| async move { self.checkpoint_workspace(&ws).await }).await
+    }
+
+    /// Verifies one workspace's chain and its checkpoints, proves the tree extends the
+    /// last signed one, then signs and writes a new checkpoint (even when nothing
+    /// changed: an hourly note shows the log was whole at that hour).
+    pub async fn checkpoint_workspace(&self, id: &str) -> AppResult<SweepSummary> {
+        let mut summary = SweepSummary { workspaces: 1, ..SweepSummary::default() };
+        match self.sign_checkpoint(id).await? {
+            Signed::Written(_) => summary.written += 1,
+            Signed::Exists => summary.unchanged += 1,
+            Signed::Refused(b) => {
+                tracing::error!(workspace_id = id, reason = %b.reason, seq = b.seq, detail = %b.detail, "audit checkpoint refused");
+                self.record_refusal(id, &b).await?;
+                summary.broken.push(id.to_owned());
+            }
         }
         Ok(summary)
     }
+
+    /// Signs and writes the checkpoint of a workspace's tree as it is now.
+    pub async fn sign_checkpoint(&self, w: &str) -> AppResult<Signed> {
+        let (signer, archive) = (self.signer()?, self.archive()?);
+        let report = self.verify_chain(w, |_, _| {}).await?;
+        if let Some(b) = report.chain_break.clone() {
+            return Ok(Signed::Refused(b));
+        }
+        let size = report.rows_checked;
+        let root = report.roots.iter().find(|r| r.size == size).map_or_else(merkle::empty_root, |r| r.root);
+        if let Some(b) = self.extends_last_signed(w, size, &root).await? {
+            return Ok(Signed::Refused(b));
+        }
+        let now = self.now();
+        let mut checkpoint = Checkpoint {
+            workspace_id: w.to_owned(),
+            tree_size: size,
+            root,
+            head_hash: report.last_hash.clone().unwrap_or_else(|| genesis_hash(w)),
+            created_at: created_at(now),
+            signatures: Vec::new(),
+        };
+        sign_checkpoint(signer, &mut checkpoint).await.map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let note = checkpoint.note();
+        let object = checkpoint_key(w, size, now.as_second());
+        match archive.put_new(&object, note.clone().into_bytes(), "text/plain; charset=utf-8").await {
+            Ok(()) => {}
+            Err(BlobError::Exists(_)) => return Ok(Signed::Exists),
+            Err(e) => return Err(blob_error(e)),
+        }
+        let data = json!({"tree_size": size, "created_at": checkpoint.created_at, "note": note, "object": object});
+        let by_time = keys::checkpoint_by_time(w, &checkpoint.created_at, size);
+        let ops = vec![
+            WriteOp::Put { item: Item::new(by_time, data.clone()), condition: None },
+            WriteOp::Put { item: Item::new(keys::checkpoint_by_size(w, size), data), condition: None },
+            // Signed again: a later refusal is news.
+            WriteOp::Delete { key: keys::checkpoint_refusal(w), condition: None },
+        ];
+        self.table.transact(ops).await?;
+        Ok(Signed::Written(StoredCheckpoint { tree_size: size, created_at: checkpoint.created_at, note }))
+    }
+
+    /// Whether the tree of `size` rows with `root` extends the last signed tree: a
+    /// consistency proof from the stored subtree hashes, checked against both roots.
+    /// `Some(break)` when it does not.
+    async fn extends_last_signed(&self, w: &str, size: u64, root: &merkle::Hash) -> AppResult<Option<ChainBreak>> {
+        let keys = self.audit_keys();
+        let last = self
+            .checkpoint_notes(w)
+            .await?
+            .iter()
+            .filter_map(|n| Checkpoint::parse(n).ok())
+            .filter(|c| keys.iter().any(|k| c.signed_by(k)))
+            .max_by_key(|c| c.tree_size);
+        let Some(last) = last else { return Ok(None) };
+        if last.tree_size > size {
+            let detail = format!("the last signed tree has {} rows, the chain {size}", last.tree_size);
+            return Ok(Some(at(size + 1, "tail_truncated", detail)));
+        }
+        let proof = match self.tree_consistency(w, last.tree_size, size).await {
+            Ok(p) => p,
+            Err(AppError::Corrupt(e)) => return Ok(Some(at(last.tree_size, "tree_inconsistent", e))),
+            Err(e) => return Err(e),
+        };
+        if merkle::verify_consistency(last.tree_size, size, &last.root, root, &proof) {
+            Ok(None)
+        } else {
+            let detail = format!(
+                "the stored tree does not prove that {size} rows extend the {} signed at {}",
+                last.tree_size, last.created_at
+            );
+            Ok(Some(at(last.tree_size, "tree_inconsistent", detail)))
+        }
+    }
+
+    /// Writes an `audit.checkpoint_refused` row, once for each kind of refusal until a
+    /// checkpoint is signed again (the row itself moves the chain on, so the break's
+    /// seq is not what makes a refusal new).
+    async fn record_refusal(&self, w: &str, b: &ChainBreak) -> AppResult<()> {
+        let mark = keys::checkpoint_refusal(w);
+        let seen = self.table.get(&mark).await?;
+        let this = json!({"reason": b.reason});
+        if seen.as_ref().is_some_and(|i| i.data.get("seen") == Some(&this)) {
+            return Ok(());
+        }
+        let now = self.now();
+        let mut tx = self.tx(w, None);
+        tx.derived(WriteOp::Put { item: Item::new(mark, json!({"seen": this})), condition: None });
+        let detail = json!({"seq": b.seq, "reason": b.reason, "detail": b.detail, "row_id": b.row_id});
+        tx.audit(
+            AuditEntry::new("audit.checkpoint_refused", "Workspace", w)
+                .values(Value::Null, detail)
+                .meta(json!({"actor_kind": "sweep:checkpoint"})),
+        );
+        tx.commit(now).await?;
+        Ok(())
+    }
+}
+
+/// What signing a checkpoint came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signed {
+    Written(StoredCheckpoint),
+    /// This workspace's checkpoint of this size and second exists already.
+    Exists,
+    /// The tree does not extend the last signed one: nothing was signed.
+    Refused(ChainBreak),
+}
+
+fn blob_error(e: BlobError) -> AppError {
+    AppError::Corrupt(format!("archive storage: {e}"))
 }

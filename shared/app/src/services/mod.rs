@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notices;
 pub mod numbers;
 pub mod policies;
+pub mod proofs;
 pub mod records;
 pub mod replies;
 pub mod reviews;

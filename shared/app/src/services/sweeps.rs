@@ -8,7 +8,6 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use crate::blobs::Blobs;
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging;
@@ -106,11 +105,10 @@ macro_rules! tally {
 pub(crate) use tally;
 
 impl Vigilo {
-    /// Runs `sweep` once over every workspace and returns its report; checkpoints go
-    /// to `archive`.
-    pub async fn run_sweep(&self, sweep: Sweep, archive: &dyn Blobs) -> AppResult<Value> {
+    /// Runs `sweep` once over every workspace and returns its report.
+    pub async fn run_sweep(&self, sweep: Sweep) -> AppResult<Value> {
         let report = match sweep {
-            Sweep::Checkpoint => serde_json::to_value(self.checkpoint_all(archive).await?),
+            Sweep::Checkpoint => serde_json::to_value(self.checkpoint_all().await?),
             Sweep::Freeze => serde_json::to_value(self.freeze_sweep_all().await?),
             Sweep::Escalate => serde_json::to_value(self.escalate_all().await?),
             Sweep::Notices => serde_json::to_value(self.follow_up_all().await?),
