@@ -2,6 +2,7 @@
 //! a workspace's audit chain offline.
 
 mod audit;
+mod audit_offline;
 mod backend;
 mod bench;
 mod bench_aws;
@@ -137,7 +138,9 @@ enum AwsCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify a workspace's hash chain: exit 0 when intact, 1 on a break.
+    /// Verify a workspace's audit log (archive, live rows and every signed checkpoint),
+    /// or with --offline an exported folder: exit 0 when intact, 1 on a break, 2 when
+    /// the input is unusable.
     Verify {
         #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
         data: PathBuf,
@@ -145,11 +148,51 @@ enum AuditCommand {
         #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
         backend: Backend,
         /// The workspace's slug.
-        #[arg(long)]
-        workspace: String,
+        #[arg(long, required_unless_present = "offline")]
+        workspace: Option<String>,
+        /// Verify a folder `vigilo audit export` wrote, with no store and no network.
+        #[arg(long, conflicts_with = "workspace")]
+        offline: Option<PathBuf>,
+        /// With --offline: the public key (PEM) to check signatures with; without it
+        /// the folder's own, with a warning.
+        #[arg(long, requires = "offline")]
+        key: Option<PathBuf>,
         /// When to show a progress bar on the terminal.
         #[arg(long, value_enum, default_value = "auto")]
         progress: audit::Progress,
+    },
+    /// Archive a workspace's rows made before a time now, as the nightly sweep does
+    /// with the workspace's retention.
+    Archive {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
+        #[arg(long)]
+        workspace: String,
+        /// RFC 3339: rows made before it are archived.
+        #[arg(long)]
+        before: String,
+    },
+    /// Write an offline copy of a workspace's audit log for an auditor: segments,
+    /// live rows, checkpoints and the public key.
+    Export {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
+        #[arg(long)]
+        workspace: String,
+        /// A new (or empty) folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key that signs checkpoints (PEM).
+    Key {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "local", env = "VIGILO_BACKEND")]
+        backend: Backend,
     },
 }
 
@@ -190,9 +233,19 @@ fn main() -> ExitCode {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
-        Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress } } => {
-            audit::verify(&data, backend, &workspace, progress)
+        Command::Audit { command: AuditCommand::Verify { offline: Some(dir), key, progress, .. } } => {
+            audit_offline::verify(&dir, key.as_deref(), progress)
         }
+        Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress, .. } } => {
+            audit::verify(&data, backend, workspace.as_deref().unwrap_or_default(), progress)
+        }
+        Command::Audit { command: AuditCommand::Archive { data, backend, workspace, before } } => {
+            audit::archive(&data, backend, &workspace, &before)
+        }
+        Command::Audit { command: AuditCommand::Export { data, backend, workspace, out } } => {
+            audit_offline::export(&data, backend, &workspace, &out)
+        }
+        Command::Audit { command: AuditCommand::Key { data, backend } } => audit::key(&data, backend),
     };
     match result {
         Ok(code) => code,

@@ -64,6 +64,7 @@ pub fn run(addr: &str, data: &Path, backend: Backend) -> Result<ExitCode, String
         );
         // After the line above, which tells a reader where the server is.
         tokio::spawn(checkpoints(app.clone()));
+        tokio::spawn(archive_nightly(app.clone()));
         tokio::spawn(redeliver(app));
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())?;
@@ -168,6 +169,23 @@ async fn checkpoints(app: Vigilo) {
             Some(Ok(summary)) => tracing::info!(?summary, "audit checkpoints"),
             Some(Err(e)) => tracing::error!(error = %e, "audit checkpoints failed"),
             None => {}
+        }
+    }
+}
+
+/// The local stand-in for the nightly archive schedule: rows past each workspace's
+/// retention move to the data folder's `archive/`, at start and then every 24 hours.
+async fn archive_nightly(app: Vigilo) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    loop {
+        every.tick().await;
+        let a = app.clone();
+        match pass("archive", async move { a.archive_all().await }).await {
+            Some(Ok(summary)) if summary.rows > 0 || !summary.broken.is_empty() => {
+                tracing::info!(?summary, "audit rows archived")
+            }
+            Some(Err(e)) => tracing::error!(error = %e, "the archive sweep failed"),
+            _ => {}
         }
     }
 }

@@ -516,3 +516,160 @@ fn the_limits_benchmark_refuses_every_oversized_request() {
     let text = stdout(&out);
     assert_eq!(text.lines().filter(|l| l.contains(" 422 ")).count(), 5, "{text}");
 }
+
+fn offline(dir: &Path, key: Option<&Path>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["audit", "verify", "--offline"]).arg(dir);
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    cmd.output().expect("run vigilo")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+            let mut perms = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
+
+/// Edits a copy of the export with `tamper` and expects the offline verification to
+/// exit `code`, naming `reason`.
+fn tampered(export: &Path, key: &Path, name: &str, code: i32, reason: &str, tamper: impl FnOnce(&Path)) {
+    let copy = export.parent().unwrap().join(name);
+    copy_dir(export, &copy);
+    tamper(&copy);
+    let out = offline(&copy, Some(key));
+    assert_eq!(out.status.code(), Some(code), "{name}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    if !reason.is_empty() {
+        assert!(stdout(&out).contains(&format!("reason: {reason}")), "{name}: {}", stdout(&out));
+    }
+}
+
+fn edit_line(path: &Path, index: usize, edit: impl FnOnce(&mut Value)) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut row: Value = serde_json::from_str(&lines[index]).unwrap();
+    edit(&mut row);
+    lines[index] = row.to_string();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// The auditor's walk: checkpoints signed, old rows archived, an export written, and
+/// the folder verified offline with the public key alone; then every tamper named.
+#[tokio::test]
+async fn an_export_verifies_offline_and_every_tamper_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let (alice, bob) = (token(&data, "alice"), token(&data, "bob"));
+    let b = &server.base;
+    call(b, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
+    let member = json!({"email": "bob@example.com", "role": "approver"});
+    call(b, &alice, reqwest::Method::PUT, "/ws/acme/members/bob", member).await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes", json!({"title": "one"})).await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes/CHG-00001/submit", json!({})).await;
+    call(b, &bob, reqwest::Method::POST, "/ws/acme/changes/CHG-00001/approve", json!({})).await;
+    // Everything so far is archived; then more rows stay live.
+    let now = vigilo_domain::time::format(jiff::Timestamp::now() + jiff::SignedDuration::from_millis(5));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let archived = vigilo(&["audit", "archive", "--workspace", "acme", "--before", &now], &data);
+    assert_eq!(archived.status.code(), Some(0), "{}{}", stdout(&archived), String::from_utf8_lossy(&archived.stderr));
+    let summary: Value = serde_json::from_slice(&archived.stdout).unwrap();
+    assert_eq!((summary["segments"].as_u64(), summary["rows"].as_u64()), (Some(1), Some(8)), "{summary}");
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes", json!({"title": "two"})).await;
+    call(b, &alice, reqwest::Method::POST, "/ws/acme/changes/CHG-00002/submit", json!({})).await;
+    let listed = call(b, &alice, reqwest::Method::GET, "/ws/acme/audit", json!({})).await;
+    assert_eq!(listed["archived_through"].as_u64(), Some(8), "{listed}");
+    drop(server);
+    let swept = vigilo(&["sweep", "checkpoint"], &data);
+    assert_eq!(swept.status.code(), Some(0), "{}", stdout(&swept));
+    let online = vigilo(&["audit", "verify", "--workspace", "acme"], &data);
+    assert_eq!(online.status.code(), Some(0), "{}", stdout(&online));
+
+    let key_out = vigilo(&["audit", "key"], &data);
+    let key = tmp.path().join("audit-key.pem");
+    std::fs::write(&key, &key_out.stdout).unwrap();
+    assert!(stdout(&key_out).starts_with("-----BEGIN PUBLIC KEY-----"));
+    let export = tmp.path().join("export");
+    let out = Command::new(BIN)
+        .args(["audit", "export", "--workspace", "acme", "--out"])
+        .arg(&export)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let segment = std::fs::read_dir(export.join("segments")).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read_to_string(export.join("public-key.pem")).unwrap().contains("PUBLIC KEY"));
+
+    let ok = offline(&export, Some(&key));
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout(&ok).contains("intact: "), "{}", stdout(&ok));
+    let own = offline(&export, None);
+    assert_eq!(own.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&own.stderr).contains("warning"), "the folder's own key is warned of");
+
+    let seg_name = segment.file_name().unwrap().to_owned();
+    tampered(&export, &key, "edited", 1, "hash_mismatch", |d| {
+        edit_line(&d.join("live.jsonl"), 0, |r| r["actor"] = json!("mallory"))
+    });
+    tampered(&export, &key, "edited-archive", 1, "segment_altered", |d| {
+        edit_line(&d.join("segments").join(&seg_name), 2, |r| r["target_id"] = json!("x"))
+    });
+    tampered(&export, &key, "lost-segment", 1, "segment_missing", |d| {
+        std::fs::remove_file(d.join("segments").join(&seg_name)).unwrap()
+    });
+    tampered(&export, &key, "reordered", 1, "seq_gap", |d| {
+        let p = d.join("live.jsonl");
+        let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(str::to_owned).collect();
+        lines.swap(0, 1);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    });
+    tampered(&export, &key, "cut-tail", 1, "tail_truncated", |d| {
+        let p = d.join("live.jsonl");
+        let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(str::to_owned).collect();
+        lines.pop();
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    });
+    tampered(&export, &key, "forged-note", 1, "checkpoint_forged", |d| {
+        let note = std::fs::read_dir(d.join("checkpoints")).unwrap().next().unwrap().unwrap().path();
+        let text = std::fs::read_to_string(&note).unwrap();
+        let (body, sig) = text.split_once("\n\n").unwrap();
+        let mut lines: Vec<&str> = body.lines().collect();
+        let size: u64 = lines[1].parse().unwrap();
+        let bigger = (size + 3).to_string();
+        lines[1] = &bigger;
+        std::fs::write(&note, format!("{}\n\n{sig}", lines.join("\n"))).unwrap();
+    });
+    tampered(&export, &key, "unsigned-note", 1, "checkpoint_unsigned", |d| {
+        let note = std::fs::read_dir(d.join("checkpoints")).unwrap().next().unwrap().unwrap().path();
+        let text = std::fs::read_to_string(&note).unwrap();
+        std::fs::write(&note, format!("{}\n\n", text.split_once("\n\n").unwrap().0)).unwrap();
+    });
+    // Another key: every signature fails.
+    let other = tmp.path().join("other.pem");
+    std::fs::write(
+        &other,
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEVs/o5+uQbTjL3chynL4wXgUg2R9\nq9UU8I5mEovUf86QZ7kOBIjJwqnzD1omageEHWwHdBO6B+dFabmdT9POxg==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let wrong = offline(&export, Some(&other));
+    assert_eq!(wrong.status.code(), Some(1), "{}", stdout(&wrong));
+    assert!(stdout(&wrong).contains("reason: checkpoint_forged"), "{}", stdout(&wrong));
+    // Unusable input: exit 2.
+    assert_eq!(offline(&tmp.path().join("nowhere"), Some(&key)).status.code(), Some(2));
+    assert_eq!(offline(&export, Some(&tmp.path().join("nokey.pem"))).status.code(), Some(2));
+    std::fs::write(tmp.path().join("bad.pem"), "not a key").unwrap();
+    assert_eq!(offline(&export, Some(&tmp.path().join("bad.pem"))).status.code(), Some(2));
+}

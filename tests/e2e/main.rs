@@ -2,6 +2,7 @@
 //! per area of the contract.
 
 mod approvals;
+mod archive;
 mod audit;
 mod auth;
 mod cab;

@@ -230,6 +230,7 @@ impl TestServer {
             ),
             Backend::Aws => {
                 let (signer, archive) = vigilo_aws::emulator::fresh_audit_keeping().await;
+                let archive = archive.locked_for(1);
                 (Arc::new(signer), Arc::new(archive))
             }
         };

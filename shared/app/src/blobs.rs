@@ -12,10 +12,41 @@ pub enum BlobError {
     Backend(String),
 }
 
+/// What storing an object came to: its SHA-256 (lowercase hex, which the store checked
+/// on arrival where it can) and the version the store gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub sha256: String,
+    pub version_id: Option<String>,
+}
+
+/// What the store says of an object, read back after writing it: before rows leave the
+/// table, their archive must be there, whole, and locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// Lowercase hex, as the store computed or checked it.
+    pub sha256: Option<String>,
+    /// `COMPLIANCE` under S3 Object Lock; `write-once` for a read-only local file.
+    pub lock_mode: Option<String>,
+    /// RFC 3339; `None` where the store keeps objects without an end date.
+    pub retain_until: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// Lowercase hex SHA-256 of `body`.
+pub fn sha256_hex(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(body))
+}
+
 #[async_trait]
 pub trait Blobs: Send + Sync {
     /// Stores a new object; refuses to replace an existing one.
-    async fn put_new(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
+    async fn put_new(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<Stored, BlobError>;
+
+    /// The object's size, checksum and lock, if it exists.
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, BlobError>;
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError>;
 

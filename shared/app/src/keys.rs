@@ -328,6 +328,22 @@ pub fn checkpoint_by_size(w: &str, tree_size: u64) -> Key {
     Key::new(checkpoints(w), format!("S#{}", seq_sk(tree_size)))
 }
 
+/// A workspace's archive: its state (how far rows are archived, and the tree's
+/// frontier there) and one item per segment, by its first row.
+pub fn archive(w: &str) -> String {
+    format!("{}#ARCHIVE", ws(w))
+}
+
+pub fn archive_state(w: &str) -> Key {
+    Key::new(archive(w), "STATE")
+}
+
+pub const ARCHIVE_SEGMENT: &str = "SEG#";
+
+pub fn archive_segment(w: &str, first: u64) -> Key {
+    Key::new(archive(w), format!("{ARCHIVE_SEGMENT}{}", seq_sk(first)))
+}
+
 /// The last refusal to sign a workspace's checkpoint, so it is recorded once.
 pub fn checkpoint_refusal(w: &str) -> Key {
     Key::new(checkpoints(w), "REFUSED")

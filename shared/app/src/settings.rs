@@ -27,6 +27,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Seven years, as auditors commonly ask, and a day.
+pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2557;
+
 /// The settings, each named by its environment variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -36,6 +39,9 @@ pub struct Settings {
     pub evidence_bucket: Option<String>,
     /// `VIGILO_ARCHIVE_BUCKET`: audit archives, under Object Lock.
     pub archive_bucket: Option<String>,
+    /// `VIGILO_ARCHIVE_RETENTION_DAYS`: how long each archived object is locked
+    /// (S3 Object Lock, compliance mode); [`DEFAULT_ARCHIVE_RETENTION_DAYS`] when unset.
+    pub archive_retention_days: u32,
     /// `VIGILO_AUDIT_KEY_ID`: the KMS key (id, ARN or alias) that signs audit
     /// checkpoints on AWS; locally the data folder keeps a key file.
     pub audit_key_id: Option<String>,
@@ -73,6 +79,10 @@ impl Settings {
             evidence_bucket: get("VIGILO_EVIDENCE_BUCKET"),
             archive_bucket: get("VIGILO_ARCHIVE_BUCKET"),
             audit_key_id: get("VIGILO_AUDIT_KEY_ID"),
+            archive_retention_days: get("VIGILO_ARCHIVE_RETENTION_DAYS")
+                .and_then(|d| d.trim().parse().ok())
+                .filter(|&d| d > 0)
+                .unwrap_or(DEFAULT_ARCHIVE_RETENTION_DAYS),
             inbound_bucket: get("VIGILO_INBOUND_BUCKET"),
             topic_arn: get("VIGILO_TOPIC_ARN"),
             mail_from: get("VIGILO_MAIL_FROM"),

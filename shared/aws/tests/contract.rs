@@ -34,6 +34,42 @@ async fn s3_objects_are_written_once() {
     blobs.put_new("checkpoints/w/deeper/3.note", b"n".to_vec(), "text/plain").await.unwrap();
     assert_eq!(blobs.list("checkpoints/w/").await.unwrap(), ["checkpoints/w/0.note", "checkpoints/w/1.json"]);
     assert!(blobs.list("checkpoints/none/").await.unwrap().is_empty());
+    let head = blobs.head("checkpoints/w/1.json").await.unwrap().unwrap();
+    assert_eq!((head.size, head.sha256.as_deref()), (2, Some(vigilo_app::blobs::sha256_hex(b"{}").as_str())));
+    assert_eq!(blobs.head("checkpoints/w/none.json").await.unwrap(), None);
+}
+
+/// The archive under Object Lock: each object locked in compliance mode until an
+/// explicit date, with its SHA-256 checked by S3 and its version recorded.
+#[tokio::test]
+#[ignore = "needs emulated AWS; ./scripts/test starts moto and runs it"]
+async fn archived_objects_are_locked_with_their_checksum() {
+    use vigilo_app::blobs::{sha256_hex, Blobs};
+    let aws = emulator::aws().await;
+    let bucket = format!("vigilo-locked-{}", jiff_free_suffix());
+    aws.s3().create_bucket().bucket(&bucket).object_lock_enabled_for_bucket(true).send().await.unwrap();
+    let blobs = vigilo_aws::S3Blobs::new(aws.s3(), &bucket).locked_for(30);
+    let stored =
+        blobs.put_new("segments/w/1-2.jsonl", b"{\"seq\":1}\n".to_vec(), "application/x-ndjson").await.unwrap();
+    assert_eq!(stored.sha256, sha256_hex(b"{\"seq\":1}\n"));
+    assert!(stored.version_id.is_some(), "a versioned bucket names the version");
+    let head = blobs.head("segments/w/1-2.jsonl").await.unwrap().unwrap();
+    assert_eq!(head.lock_mode.as_deref(), Some("COMPLIANCE"));
+    assert_eq!(head.sha256.as_deref(), Some(stored.sha256.as_str()));
+    assert_eq!(head.version_id, stored.version_id);
+    let until = head.retain_until.expect("an explicit retain-until date");
+    let days = until.parse::<jiff::Timestamp>().unwrap().duration_since(jiff::Timestamp::now()).as_hours() / 24;
+    assert!((29..=30).contains(&days), "{until}");
+    // Locked: the version cannot be deleted.
+    let gone = aws
+        .s3()
+        .delete_object()
+        .bucket(&bucket)
+        .key("segments/w/1-2.jsonl")
+        .set_version_id(stored.version_id.clone())
+        .send()
+        .await;
+    assert!(gone.is_err(), "a locked version outlives a delete");
 }
 
 fn jiff_free_suffix() -> String {

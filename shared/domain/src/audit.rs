@@ -309,6 +309,14 @@ impl ChainVerifier {
         ChainVerifier { joined: Some(None), ..ChainVerifier::new(workspace_id) }
     }
 
+    /// Records a break found outside the rows (an archive segment missing or altered),
+    /// unless the walk broke earlier.
+    pub fn record_break(&mut self, b: ChainBreak) {
+        if self.chain_break.is_none() {
+            self.chain_break = Some(b);
+        }
+    }
+
     /// Records a row that is not readable as a row at all: a break in itself.
     pub fn unreadable(&mut self, row_id: Option<String>, seq: u64) {
         if self.chain_break.is_none() {
@@ -366,6 +374,12 @@ impl ChainVerifier {
         report.last_hash = report.last_hash.or(last);
         report.roots = roots;
         report
+    }
+
+    /// The report of a walk with no stored head to end at (an offline copy, whose
+    /// signed checkpoints say how long the chain must be).
+    pub fn finish_without_head(self) -> VerifyReport {
+        self.report()
     }
 
     /// What was walked, with no head to compare with (a part of a chain, or a broken one).

@@ -22,6 +22,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use sha2::{Digest, Sha256};
 
+use crate::audit::{ChainBreak, VerifyReport};
 use crate::merkle::Hash;
 
 /// The first line's prefix; the workspace id follows.
@@ -181,6 +182,60 @@ impl PublicKey {
     pub fn id_hex(&self) -> String {
         hex::encode(self.id)
     }
+}
+
+fn at(seq: u64, reason: &str, detail: String) -> ChainBreak {
+    ChainBreak { row_id: None, seq, reason: reason.into(), detail }
+}
+
+/// Checks the checkpoints `notes` against a walk's `report` (the roots it recomputed),
+/// with the keys that may sign: the first failure in tree-size order, if any. A note
+/// that cannot be read, names another workspace or carries no valid signature by a
+/// known key is forged (or unsigned); one beyond the walked chain means its tail was
+/// cut off; one whose root or last row differs from the rows means a rewrite.
+pub fn check_checkpoints(
+    workspace_id: &str,
+    notes: &[String],
+    report: &VerifyReport,
+    keys: &[PublicKey],
+) -> (u64, Option<ChainBreak>) {
+    let mut breaks = Vec::new();
+    for note in notes {
+        let c = match Checkpoint::parse(note) {
+            Ok(c) => c,
+            Err(e) => {
+                breaks.push(at(0, "checkpoint_forged", format!("a checkpoint is unreadable: {e}")));
+                continue;
+            }
+        };
+        let named = format!("the checkpoint of tree size {} made at {}", c.tree_size, c.created_at);
+        if c.workspace_id != workspace_id {
+            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} names workspace {}", c.workspace_id)));
+        } else if c.signatures.is_empty() {
+            breaks.push(at(c.tree_size, "checkpoint_unsigned", format!("{named} carries no signature")));
+        } else if !keys.iter().any(|k| c.signed_by(k)) {
+            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} is not signed by the audit key")));
+        } else if c.tree_size > report.rows_checked {
+            if report.ok {
+                let detail =
+                    format!("{named} covers {} rows but only {} are present", c.tree_size, report.rows_checked);
+                breaks.push(at(report.rows_checked + 1, "tail_truncated", detail));
+            }
+        } else {
+            let root = report.roots.iter().find(|r| r.size == c.tree_size);
+            match root {
+                Some(r) if r.root == c.root && r.head_hash == c.head_hash => {}
+                Some(_) => {
+                    let detail = format!("{named} signs a root the rows no longer hash to: the chain was rewritten");
+                    breaks.push(at(c.tree_size, "root_mismatch", detail));
+                }
+                // Before a break: the chain's own break is reported.
+                None => {}
+            }
+        }
+    }
+    breaks.sort_by_key(|b| b.seq);
+    (notes.len() as u64, breaks.into_iter().next())
 }
 
 #[cfg(test)]

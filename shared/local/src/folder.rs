@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use vigilo_app::blobs::{check_folder, check_key, BlobError, Blobs};
+use vigilo_app::blobs::{check_folder, check_key, sha256_hex, BlobError, Blobs, ObjectHead, Stored};
 
 #[derive(Debug, Clone)]
 pub struct FolderBlobs {
@@ -24,7 +24,7 @@ fn backend(e: impl std::fmt::Display) -> BlobError {
 
 #[async_trait]
 impl Blobs for FolderBlobs {
-    async fn put_new(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), BlobError> {
+    async fn put_new(&self, key: &str, body: Vec<u8>, _content_type: &str) -> Result<Stored, BlobError> {
         check_key(key)?;
         let path = self.root.join(key);
         let key = key.to_owned();
@@ -34,9 +34,13 @@ impl Blobs for FolderBlobs {
             std::fs::create_dir_all(dir).map_err(backend)?;
             let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(backend)?;
             tmp.write_all(&body).map_err(backend)?;
+            // Read-only before it is linked into place: never seen writable under its name.
+            let mut perms = tmp.as_file().metadata().map_err(backend)?.permissions();
+            perms.set_readonly(true);
+            tmp.as_file().set_permissions(perms).map_err(backend)?;
             tmp.as_file().sync_all().map_err(backend)?;
             match std::fs::hard_link(tmp.path(), &path) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(Stored { sha256: sha256_hex(&body), version_id: None }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(BlobError::Exists(key)),
                 Err(e) => Err(backend(e)),
             }
@@ -52,6 +56,25 @@ impl Blobs for FolderBlobs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(backend(e)),
         }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, BlobError> {
+        check_key(key)?;
+        let path = self.root.join(key);
+        let meta = match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(backend(e)),
+        };
+        let body = tokio::fs::read(&path).await.map_err(backend)?;
+        Ok(Some(ObjectHead {
+            size: meta.len(),
+            sha256: Some(sha256_hex(&body)),
+            lock_mode: meta.permissions().readonly().then(|| "write-once".to_owned()),
+            retain_until: None,
+            version_id: None,
+        }))
     }
 
     async fn list(&self, folder: &str) -> Result<Vec<String>, BlobError> {
@@ -87,6 +110,10 @@ mod tests {
         blobs.put_new("a/b.json", b"one".to_vec(), "application/json").await.unwrap();
         assert!(matches!(blobs.put_new("a/b.json", b"two".to_vec(), "x").await, Err(BlobError::Exists(_))));
         assert_eq!(blobs.get("a/b.json").await.unwrap().as_deref(), Some(&b"one"[..]));
+        let head = blobs.head("a/b.json").await.unwrap().unwrap();
+        assert_eq!((head.size, head.sha256.as_deref()), (3, Some(sha256_hex(b"one").as_str())));
+        assert_eq!(head.lock_mode.as_deref(), Some("write-once"), "written read-only");
+        assert_eq!(blobs.head("a/none.json").await.unwrap(), None);
         assert_eq!(blobs.get("a/c.json").await.unwrap(), None);
         assert!(blobs.put_new("../escape", vec![], "x").await.is_err());
         let leftovers = std::fs::read_dir(dir.path().join("a")).unwrap().count();

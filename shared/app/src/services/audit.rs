@@ -44,6 +44,9 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
     /// Entries committed but not yet sealed into the chain, oldest first (at most 100).
     pub sealing: Vec<Sealing>,
+    /// The last row moved to the archive, if any: rows up to it are in write-once
+    /// segments, not in this list.
+    pub archived_through: Option<u64>,
 }
 
 /// `GET /audit` filters, as sent.
@@ -163,7 +166,8 @@ impl Vigilo {
         .await?;
         let q = Query::table(keys::audit_queue(access.ws())).limit(SEALING_SHOWN);
         let sealing = self.table.query(&q).await?.items.into_iter().map(decode::<Sealing>).collect::<AppResult<_>>()?;
-        Ok(AuditPage { items, next_cursor, sealing })
+        let archived_through = self.archived_through(access.ws()).await?;
+        Ok(AuditPage { items, next_cursor, sealing, archived_through })
     }
 
     pub async fn get_audit_row(&self, actor: &Actor, slug: &Slug, id: &str) -> AppResult<Value> {
@@ -235,8 +239,36 @@ impl Vigilo {
         let rows = Query::table(keys::audit_rows(workspace_id)).limit(VERIFY_PAGE);
         let end = (total > 0).then(|| keys::audit_row(workspace_id, total).sk);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let first = ChainVerifier::new(workspace_id).with_marks(&marks);
-        let mut report = if cores < 2 || total < 2 * VERIFY_PAGE as u64 {
+        let mut first = ChainVerifier::new(workspace_id).with_marks(&marks);
+        let segments = self.archive_segments(workspace_id).await?;
+        let mut report = if let Some(archived) = segments.last().map(|s| s.last) {
+            // The archive first, segment by segment, then the live rows after it.
+            for s in &segments {
+                match self.read_segment(s).await? {
+                    Ok(body) => {
+                        let items = segment_items(workspace_id, &body);
+                        let rows = items.len() as u64;
+                        let (v, _) = tokio::task::spawn_blocking(move || {
+                            let on = link_page(&mut first, &items, cores);
+                            (first, on)
+                        })
+                        .await
+                        .map_err(|e| AppError::Corrupt(format!("audit segment hash: {e}")))?;
+                        first = v;
+                        on_page(rows);
+                    }
+                    Err(b) => first.record_break(b),
+                }
+                if first.broken() {
+                    break;
+                }
+            }
+            let after = keys::audit_row(workspace_id, archived);
+            let live = rows.after(Some(Position { index_sk: after.sk.clone(), key: after }));
+            let walked =
+                if first.broken() { first } else { self.verify_part(live, end, first, cores, &on_page).await? };
+            walked.finish(head.as_ref())
+        } else if cores < 2 || total < 2 * VERIFY_PAGE as u64 {
             self.verify_part(rows, end, first, cores, &on_page).await?.finish(head.as_ref())
         } else {
             // The halves meet after row total / 2: the first reads up to it, the later
@@ -317,6 +349,18 @@ impl Vigilo {
         }
         Ok(verifier)
     }
+}
+
+/// A segment's lines as stored rows, each under the key its `seq` would have live.
+fn segment_items(w: &str, body: &[u8]) -> Vec<TextItem> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let seq = serde_json::from_str::<Value>(line).ok().and_then(|v| v.get("seq").and_then(Value::as_u64));
+            TextItem { key: keys::audit_row(w, seq.unwrap_or(0)), text: line.to_owned() }
+        })
+        .collect()
 }
 
 /// Rows per page while verifying.

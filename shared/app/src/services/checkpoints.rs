@@ -11,7 +11,8 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use vigilo_domain::audit::{genesis_hash, ChainBreak, VerifyReport};
+use vigilo_domain::audit::{genesis_hash, ChainBreak};
+pub use vigilo_domain::checkpoint::check_checkpoints;
 use vigilo_domain::checkpoint::{Checkpoint, PublicKey};
 use vigilo_domain::ids::Slug;
 use vigilo_domain::merkle;
@@ -89,56 +90,6 @@ fn at(seq: u64, reason: &str, detail: String) -> ChainBreak {
     ChainBreak { row_id: None, seq, reason: reason.into(), detail }
 }
 
-/// Checks the checkpoints `notes` against a walk's `report` (the roots it recomputed),
-/// with the keys that may sign: the first failure in tree-size order, if any. A note
-/// that cannot be read, names another workspace or carries no valid signature by a
-/// known key is forged (or unsigned); one beyond the walked chain means its tail was
-/// cut off; one whose root or last row differs from the rows means a rewrite.
-pub fn check_checkpoints(
-    workspace_id: &str,
-    notes: &[String],
-    report: &VerifyReport,
-    keys: &[PublicKey],
-) -> (u64, Option<ChainBreak>) {
-    let mut breaks = Vec::new();
-    for note in notes {
-        let c = match Checkpoint::parse(note) {
-            Ok(c) => c,
-            Err(e) => {
-                breaks.push(at(0, "checkpoint_forged", format!("a checkpoint is unreadable: {e}")));
-                continue;
-            }
-        };
-        let named = format!("the checkpoint of tree size {} made at {}", c.tree_size, c.created_at);
-        if c.workspace_id != workspace_id {
-            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} names workspace {}", c.workspace_id)));
-        } else if c.signatures.is_empty() {
-            breaks.push(at(c.tree_size, "checkpoint_unsigned", format!("{named} carries no signature")));
-        } else if !keys.iter().any(|k| c.signed_by(k)) {
-            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} is not signed by the audit key")));
-        } else if c.tree_size > report.rows_checked {
-            if report.ok {
-                let detail =
-                    format!("{named} covers {} rows but only {} are present", c.tree_size, report.rows_checked);
-                breaks.push(at(report.rows_checked + 1, "tail_truncated", detail));
-            }
-        } else {
-            let root = report.roots.iter().find(|r| r.size == c.tree_size);
-            match root {
-                Some(r) if r.root == c.root && r.head_hash == c.head_hash => {}
-                Some(_) => {
-                    let detail = format!("{named} signs a root the rows no longer hash to: the chain was rewritten");
-                    breaks.push(at(c.tree_size, "root_mismatch", detail));
-                }
-                // Before a break: the chain's own break is reported.
-                None => {}
-            }
-        }
-    }
-    breaks.sort_by_key(|b| b.seq);
-    (notes.len() as u64, breaks.into_iter().next())
-}
-
 impl Vigilo {
     fn signer(&self) -> AppResult<&dyn Signer> {
         self.signer.as_deref().ok_or_else(|| AppError::Corrupt("no audit signing key is configured".into()))
@@ -155,7 +106,7 @@ impl Vigilo {
 
     /// Every checkpoint note of a workspace: the write-once store's, and any the table
     /// lists beside them (a note only in the table is checked like any other).
-    pub(crate) async fn checkpoint_notes(&self, w: &str) -> AppResult<Vec<String>> {
+    pub async fn checkpoint_notes(&self, w: &str) -> AppResult<Vec<String>> {
         let mut notes = Vec::new();
         if let Some(archive) = &self.archive {
             for key in archive.list(&checkpoint_folder(w)).await.map_err(blob_error)? {
@@ -267,12 +218,19 @@ impl Vigilo {
         sign_checkpoint(signer, &mut checkpoint).await.map_err(|e| AppError::Corrupt(e.to_string()))?;
         let note = checkpoint.note();
         let object = checkpoint_key(w, size, now.as_second());
-        match archive.put_new(&object, note.clone().into_bytes(), "text/plain; charset=utf-8").await {
-            Ok(()) => {}
+        let stored = match archive.put_new(&object, note.clone().into_bytes(), "text/plain; charset=utf-8").await {
+            Ok(s) => s,
             Err(BlobError::Exists(_)) => return Ok(Signed::Exists),
             Err(e) => return Err(blob_error(e)),
-        }
-        let data = json!({"tree_size": size, "created_at": checkpoint.created_at, "note": note, "object": object});
+        };
+        let data = json!({
+            "tree_size": size,
+            "created_at": checkpoint.created_at,
+            "note": note,
+            "object": object,
+            "object_sha256": stored.sha256,
+            "object_version": stored.version_id,
+        });
         let by_time = keys::checkpoint_by_time(w, &checkpoint.created_at, size);
         let ops = vec![
             WriteOp::Put { item: Item::new(by_time, data.clone()), condition: None },
@@ -300,6 +258,11 @@ impl Vigilo {
         if last.tree_size > size {
             let detail = format!("the last signed tree has {} rows, the chain {size}", last.tree_size);
             return Ok(Some(at(size + 1, "tail_truncated", detail)));
+        }
+        // A tree signed before the last cut is proven by the walk alone (its root was
+        // recomputed from the archived rows); the table keeps no subtrees inside it.
+        if last.tree_size < self.archive_state(w).await?.archived_through {
+            return Ok(None);
         }
         let proof = match self.tree_consistency(w, last.tree_size, size).await {
             Ok(p) => p,

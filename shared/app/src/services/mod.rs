@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod approvals;
+pub mod archive;
 pub mod attempts;
 pub mod audit;
 pub mod cab;

@@ -62,6 +62,12 @@ impl Vigilo {
     /// computed from the rows it covers.
     async fn tree_nodes(&self, w: &str, needed: &[(u32, u64)]) -> AppResult<ReadNodes> {
         let mut found = HashMap::new();
+        // Archived rows are out of the table; the subtrees over them that proofs of
+        // later rows need are the frontier kept at the cut.
+        let archive = self.archive_state(w).await?;
+        let archived = archive.archived_through;
+        let kept: HashMap<(u32, u64), Hash> =
+            merkle::frontier_nodes(archived).into_iter().zip(archive.frontier()?).collect();
         let mut wanted: Vec<(u32, u64)> = needed.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
@@ -81,6 +87,11 @@ impl Vigilo {
             let at = merkle::stored_at(level, index);
             let hash = match rows.get(&at).and_then(|d| stored_level(d, level)) {
                 Some(h) => h,
+                None if at <= archived => *kept.get(&(level, index)).ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "rows up to {archived} are archived: prove them from an export (vigilo audit export)"
+                    ))
+                })?,
                 None => self.subtree_from_rows(w, level, index).await?,
             };
             found.insert((level, index), hash);

@@ -20,6 +20,8 @@ use crate::Vigilo;
 pub enum Sweep {
     /// Signs and stores every workspace's checkpoint.
     Checkpoint,
+    /// Moves rows past each workspace's retention to write-once segments.
+    Archive,
     /// Takes scheduled changes out of freezes and warns of freezes a day ahead.
     Freeze,
     /// Escalates approval steps past their SLA.
@@ -38,8 +40,9 @@ pub enum Sweep {
 }
 
 impl Sweep {
-    pub const ALL: [Sweep; 8] = [
+    pub const ALL: [Sweep; 9] = [
         Sweep::Checkpoint,
+        Sweep::Archive,
         Sweep::Freeze,
         Sweep::Escalate,
         Sweep::Notices,
@@ -52,6 +55,7 @@ impl Sweep {
     pub fn name(self) -> &'static str {
         match self {
             Sweep::Checkpoint => "checkpoint",
+            Sweep::Archive => "archive",
             Sweep::Freeze => "freeze",
             Sweep::Escalate => "escalate",
             Sweep::Notices => "notices",
@@ -109,6 +113,7 @@ impl Vigilo {
     pub async fn run_sweep(&self, sweep: Sweep) -> AppResult<Value> {
         let report = match sweep {
             Sweep::Checkpoint => serde_json::to_value(self.checkpoint_all().await?),
+            Sweep::Archive => serde_json::to_value(self.archive_all().await?),
             Sweep::Freeze => serde_json::to_value(self.freeze_sweep_all().await?),
             Sweep::Escalate => serde_json::to_value(self.escalate_all().await?),
             Sweep::Notices => serde_json::to_value(self.follow_up_all().await?),
