@@ -76,7 +76,7 @@ pub fn print_report(report: &VerifyReport, what: &str) -> ExitCode {
 }
 
 /// Opens the application over a backend with its audit keeping, and finds `slug`.
-async fn open(
+pub(crate) async fn open(
     data: &Path,
     backend: Backend,
     slug: &str,

@@ -15,17 +15,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde_json::Value;
+use vigilo_app::keys;
 use vigilo_app::services::archive::Segment;
 use vigilo_app::store::Query;
-use vigilo_app::{keys, SystemClock, Vigilo};
 use vigilo_domain::audit::{AuditRow, ChainBreak, ChainVerifier, VerifyReport};
 use vigilo_domain::checkpoint::{check_checkpoints, Checkpoint, PublicKey};
 
 use crate::audit::Progress;
-use crate::backend::{self, Backend};
+use crate::backend::Backend;
 
 fn write(path: &Path, body: &[u8]) -> Result<(), String> {
     fs::write(path, body).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -38,15 +37,11 @@ pub fn export(data: &Path, backend: Backend, slug: &str, out: &Path) -> Result<E
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let (table, storage) = backend::open(backend, data, false).await?;
-        let (signer, archive) = backend::audit_keeping(backend, data).await?;
-        let app = Vigilo::new(table, Arc::new(SystemClock)).with_audit_keeping(signer.clone(), archive.clone());
-        let slug = vigilo_domain::ids::Slug::parse(slug).map_err(|e| format!("--workspace {slug}: {e}"))?;
-        let ws = app
-            .workspace_by_slug(&slug)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no workspace {slug} in {storage}"))?;
+        let (app, ws) = crate::audit::open(data, backend, slug).await?;
+        let (signer, archive) = match (app.signer.clone(), app.archive.clone()) {
+            (Some(s), Some(a)) => (s, a),
+            _ => return Err("no audit signing key or archive is configured".into()),
+        };
         let w = ws.id.as_str();
         for sub in ["segments", "checkpoints"] {
             fs::create_dir_all(out.join(sub)).map_err(|e| format!("cannot create {}: {e}", out.display()))?;

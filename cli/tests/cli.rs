@@ -286,10 +286,12 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
         format!("vigilo-archive-{id}"),
         format!("approvers-{id}"),
     );
+    let key = format!("alias/vigilo-audit-{id}");
     let envs = [
         ("VIGILO_TABLE", table.as_str()),
         ("VIGILO_EVIDENCE_BUCKET", evidence.as_str()),
         ("VIGILO_ARCHIVE_BUCKET", archive.as_str()),
+        ("VIGILO_AUDIT_KEY_ID", key.as_str()),
     ];
     let init = || Command::new(BIN).args(["aws", "init", "--topic-name", &topic]).envs(envs).output().unwrap();
     let first = init();
@@ -303,6 +305,8 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
     let again = stdout(&init());
     assert!(again.contains(&format!("table           exists   {table}")), "{again}");
     assert!(again.contains(&format!("archive bucket  exists   {archive}")), "{again}");
+    assert!(out.lines().any(|l| l.starts_with("signing key     created  arn:")), "{out}");
+    assert!(again.lines().any(|l| l.starts_with("signing key     exists   arn:")), "{again}");
 
     let lock = aws.s3().get_object_lock_configuration().bucket(&archive).send().await.unwrap();
     let retention = lock.object_lock_configuration().unwrap().rule().unwrap().default_retention().unwrap();
@@ -354,6 +358,14 @@ async fn aws_init_creates_the_resources_and_serve_and_verify_run_on_dynamodb() {
     }
     let stored = aws.s3().list_objects_v2().bucket(&archive).prefix("checkpoints/").send().await.unwrap();
     assert_eq!(stored.contents().len(), 1, "one checkpoint in the archive bucket");
+    // Signed by the KMS key: the CLI's verification checks it with the key's public half.
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--backend", "aws", "--workspace", "acme", "--progress", "never"])
+        .envs(envs)
+        .output()
+        .unwrap();
+    assert!(stdout(&verify).contains("and 1 signed checkpoints verified"), "{}", stdout(&verify));
+    assert_eq!(sweep("archive")["workspaces"].as_u64(), Some(1), "no retention: nothing archived");
 }
 
 /// Without `VIGILO_TABLE`, `vigilo aws init` creates the default table and `vigilo serve

@@ -12,12 +12,7 @@ use vigilo_domain::merkle;
 use vigilo_e2e::{json, normal_change, slug, TestServer};
 
 async fn busy() -> TestServer {
-    let s = TestServer::start().await;
-    s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member"), ("vic", "viewer")]).await;
-    let n = s.change("mia", "acme", normal_change("deploy")).await;
-    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
-    s.act("bob", "acme", &n, "approve", json!({"comment": "fine"})).await.expect(200);
-    s
+    TestServer::with_approved_change().await.0
 }
 
 async fn workspace_id(s: &TestServer) -> String {

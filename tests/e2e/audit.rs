@@ -4,12 +4,7 @@ use vigilo_app::store::{Key, Query, WriteOp};
 use vigilo_e2e::{json, normal_change, TestServer};
 
 async fn busy() -> (TestServer, String) {
-    let s = TestServer::start().await;
-    s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member"), ("vic", "viewer")]).await;
-    let n = s.change("mia", "acme", normal_change("deploy")).await;
-    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
-    s.act("bob", "acme", &n, "approve", json!({"comment": "fine"})).await.expect(200);
-    (s, n)
+    TestServer::with_approved_change().await
 }
 
 fn items(v: &serde_json::Value) -> Vec<serde_json::Value> {

@@ -145,12 +145,7 @@ fn read_note(note: &str, workspace_id: &str, pem: &str) -> (u64, H, String) {
 }
 
 async fn busy() -> TestServer {
-    let s = TestServer::start().await;
-    s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member"), ("vic", "viewer")]).await;
-    let n = s.change("mia", "acme", normal_change("deploy")).await;
-    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
-    s.act("bob", "acme", &n, "approve", json!({"comment": "fine"})).await.expect(200);
-    s
+    TestServer::with_approved_change().await.0
 }
 
 async fn workspace_id(s: &TestServer) -> String {
@@ -309,6 +304,15 @@ async fn a_cut_off_tail_with_its_head_moved_back_is_caught_by_the_signed_size() 
     let items = refused["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{refused}");
     assert_eq!(items[0]["new_value"]["reason"], "tail_truncated");
+    // The owner is told by email, once; nobody else is.
+    let alerts: Vec<String> = s
+        .outbox()
+        .into_iter()
+        .filter(|(_, body)| body.contains("Audit log not checkpointed"))
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("alice@example.com") && alerts[0].contains("tail_truncated"), "{}", alerts[0]);
 }
 
 #[tokio::test]

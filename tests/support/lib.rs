@@ -402,6 +402,18 @@ impl TestServer {
     }
 
     /// Verifies the workspace's chain through the API as `admin` and returns the report.
+    /// A server with workspace `acme` (alice owner, bob approver, mia member, vic
+    /// viewer) and one normal change of mia's, submitted and approved by bob: a chain of
+    /// a few rows of every kind. Returns the change's number too.
+    pub async fn with_approved_change() -> (TestServer, String) {
+        let s = TestServer::start().await;
+        s.workspace("alice", "acme", &[("bob", "approver"), ("mia", "member"), ("vic", "viewer")]).await;
+        let n = s.change("mia", "acme", normal_change("deploy")).await;
+        s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+        s.act("bob", "acme", &n, "approve", json!({"comment": "fine"})).await.expect(200);
+        (s, n)
+    }
+
     pub async fn verify(&self, admin: &str, slug: &str) -> Value {
         self.post(admin, &format!("/ws/{slug}/audit/verify"), json!({})).await.expect(200)
     }

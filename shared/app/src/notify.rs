@@ -77,6 +77,12 @@ pub fn agenda_email(mail: &vigilo_domain::agenda::AgendaMail, from: &str) -> Res
     mime(&mail.id, from, to, None, vigilo_render::agenda_email(mail))
 }
 
+/// The MIME message telling an owner that a checkpoint was refused.
+pub fn audit_alert_email(mail: &vigilo_domain::audit_alert::AuditAlert, from: &str) -> Result<OutgoingEmail, String> {
+    let to = Recipient { email: &mail.recipient_email, name: mail.recipient_name.as_deref() };
+    mime(&mail.id, from, to, None, vigilo_render::audit_alert_email(mail))
+}
+
 struct Recipient<'a> {
     email: &'a str,
     name: Option<&'a str>,

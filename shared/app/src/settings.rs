@@ -27,6 +27,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The KMS alias of the checkpoint signing key when `VIGILO_AUDIT_KEY_ID` is unset.
+pub const DEFAULT_AUDIT_KEY: &str = "alias/vigilo-audit";
+
 /// Seven years, as auditors commonly ask, and a day.
 pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u32 = 2557;
 
@@ -43,8 +46,9 @@ pub struct Settings {
     /// (S3 Object Lock, compliance mode); [`DEFAULT_ARCHIVE_RETENTION_DAYS`] when unset.
     pub archive_retention_days: u32,
     /// `VIGILO_AUDIT_KEY_ID`: the KMS key (id, ARN or alias) that signs audit
-    /// checkpoints on AWS; locally the data folder keeps a key file.
-    pub audit_key_id: Option<String>,
+    /// checkpoints on AWS ([`DEFAULT_AUDIT_KEY`] when unset; `vigilo aws init` makes
+    /// an alias's key); locally the data folder keeps a key file.
+    pub audit_key_id: String,
     /// `VIGILO_INBOUND_BUCKET`: where SES stores the email replies it receives.
     pub inbound_bucket: Option<String>,
     /// `VIGILO_TOPIC_ARN`: approver notifications.
@@ -78,7 +82,7 @@ impl Settings {
             table: get("VIGILO_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
             evidence_bucket: get("VIGILO_EVIDENCE_BUCKET"),
             archive_bucket: get("VIGILO_ARCHIVE_BUCKET"),
-            audit_key_id: get("VIGILO_AUDIT_KEY_ID"),
+            audit_key_id: get("VIGILO_AUDIT_KEY_ID").unwrap_or_else(|| DEFAULT_AUDIT_KEY.to_owned()),
             archive_retention_days: get("VIGILO_ARCHIVE_RETENTION_DAYS")
                 .and_then(|d| d.trim().parse().ok())
                 .filter(|&d| d > 0)

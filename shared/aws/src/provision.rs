@@ -316,12 +316,47 @@ pub async fn init(aws: &Aws, settings: &Settings, topic_name: Option<&str>) -> R
     if let Some(b) = &settings.archive_bucket {
         done.push(create_bucket(aws, b, Some(&blueprint.archive_retention), "archive bucket").await?);
     }
+    done.push(create_signing_key(aws, &settings.audit_key_id).await?);
     if let Some(t) = topic_name {
         // CreateTopic is idempotent: it returns the existing topic's ARN.
         let out = aws.sns().create_topic().name(t).send().await.map_err(|e| aws_err(t, e.into_service_error()))?;
         done.push(Outcome { resource: "topic".into(), name: out.topic_arn().unwrap_or(t).to_owned(), created: true });
     }
     Ok(done)
+}
+
+/// The checkpoint signing key: an alias's key is made (ECC_NIST_P256, sign and
+/// verify) when the alias names none; a key named by id or ARN must exist.
+pub async fn create_signing_key(aws: &Aws, key: &str) -> Result<Outcome, ProvisionError> {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let kms = aws.kms();
+    let outcome =
+        |created: bool, name: &str| Outcome { resource: "signing key".into(), name: name.to_owned(), created };
+    match kms.describe_key().key_id(key).send().await {
+        Ok(found) => {
+            let arn = found.key_metadata().and_then(|m| m.arn()).unwrap_or(key);
+            return Ok(outcome(false, arn));
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) && key.starts_with("alias/") => {}
+        Err(e) => return Err(aws_err(key, e.into_service_error())),
+    }
+    let made = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .description("Vigilo audit checkpoint signing key (ECDSA P-256)")
+        .send()
+        .await
+        .map_err(|e| aws_err(key, e.into_service_error()))?;
+    let id = made.key_metadata().map(|m| m.key_id().to_owned()).unwrap_or_default();
+    kms.create_alias()
+        .alias_name(key)
+        .target_key_id(&id)
+        .send()
+        .await
+        .map_err(|e| aws_err(key, e.into_service_error()))?;
+    let arn = made.key_metadata().and_then(|m| m.arn()).unwrap_or(key).to_owned();
+    Ok(outcome(true, &arn))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod agenda;
 pub mod approval;
 pub mod audit;
+pub mod audit_alert;
 pub mod canonical;
 pub mod change;
 pub mod checkpoint;

@@ -8,6 +8,7 @@
 //! Markdown from authors is rendered and sanitised by [`markdown::to_html`].
 
 mod agenda;
+mod audit_alert;
 mod context;
 mod engine;
 pub mod escape;
@@ -17,6 +18,7 @@ pub mod page;
 mod terms;
 
 pub use agenda::{agenda_email, agenda_subject};
+pub use audit_alert::{audit_alert_email, audit_alert_subject};
 pub use notice::{chat, email, subject, EmailText};
 pub use page::{Confirmation, Page};
 pub use terms::term;

@@ -17,11 +17,16 @@ use vigilo_domain::checkpoint::{Checkpoint, PublicKey};
 use vigilo_domain::ids::Slug;
 use vigilo_domain::merkle;
 
+use vigilo_domain::audit_alert::{AuditAlert, RefusedCheckpoint};
+use vigilo_domain::role::Role;
+use vigilo_domain::workspace::Workspace;
+
 use crate::actor::Actor;
 use crate::blobs::{BlobError, Blobs};
 use crate::error::{AppError, AppResult};
 use crate::keys;
 use crate::paging::{self, Paged};
+use crate::services::records::load;
 use crate::services::sweeps::tally;
 use crate::signer::{sign_checkpoint, Signer};
 use crate::store::{Item, Query, WriteOp};
@@ -293,6 +298,28 @@ impl Vigilo {
         let now = self.now();
         let mut tx = self.tx(w, None);
         tx.derived(WriteOp::Put { item: Item::new(mark, json!({"seen": this})), condition: None });
+        // The owners hear of it by email.
+        let workspace: Workspace = load(&*self.table, &keys::workspace(w)).await?.ok_or(AppError::NotFound)?;
+        let owners = self.all_members(w).await?.into_iter().filter(|m| m.role == Role::Owner);
+        let refused = RefusedCheckpoint { reason: b.reason.clone(), seq: b.seq, detail: b.detail.clone() };
+        let alerts: Vec<AuditAlert> = owners
+            .map(|m| AuditAlert {
+                id: uuid::Uuid::new_v4().to_string(),
+                workspace_id: w.to_owned(),
+                workspace_name: workspace.name.clone(),
+                locale: workspace.locale,
+                recipient: m.user_id,
+                recipient_email: m.email,
+                recipient_name: m.name,
+                checkpoint_refused: refused.clone(),
+                created_at: now,
+            })
+            .collect();
+        if self.delivery.is_some() {
+            for a in &alerts {
+                tx.derived(crate::services::notices::queued(a, w, &a.id, now));
+            }
+        }
         let detail = json!({"seq": b.seq, "reason": b.reason, "detail": b.detail, "row_id": b.row_id});
         tx.audit(
             AuditEntry::new("audit.checkpoint_refused", "Workspace", w)
@@ -300,6 +327,11 @@ impl Vigilo {
                 .meta(json!({"actor_kind": "sweep:checkpoint"})),
         );
         tx.commit(now).await?;
+        if self.delivery.is_some() {
+            if let Err(e) = self.deliver_pending(w).await {
+                tracing::warn!(error = %e, "checkpoint alerts deferred");
+            }
+        }
         Ok(())
     }
 }

@@ -100,6 +100,21 @@ impl Outbound for vigilo_domain::agenda::AgendaMail {
     }
 }
 
+impl Outbound for vigilo_domain::audit_alert::AuditAlert {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn recipient(&self) -> &str {
+        self.recipient.as_str()
+    }
+    fn email(&self, from: &str) -> Result<notify::OutgoingEmail, String> {
+        notify::audit_alert_email(self, from)
+    }
+    fn chat(&self) -> Option<Value> {
+        None
+    }
+}
+
 /// The outbox entry that sends `m`, written on the condition that it is new.
 pub(crate) fn queued<M: Outbound>(m: &M, workspace_id: &str, id: &str, created_at: Timestamp) -> WriteOp {
     let pending = Pending {
@@ -357,9 +372,12 @@ impl Vigilo {
         let now = self.now();
         let page = self.table.query(&Query::table(keys::outbox(ws)).limit(100)).await?;
         for item in page.items {
-            // A digest carries its agenda where a notice carries a change.
+            // A digest carries its agenda, an alert its refusal, where a notice carries
+            // a change.
             if item.data["notice"].get("agenda").is_some() {
                 self.deliver_one::<vigilo_domain::agenda::AgendaMail>(item, &d, now, &mut report).await?;
+            } else if item.data["notice"].get("checkpoint_refused").is_some() {
+                self.deliver_one::<vigilo_domain::audit_alert::AuditAlert>(item, &d, now, &mut report).await?;
             } else {
                 self.deliver_one::<Notice>(item, &d, now, &mut report).await?;
             }
