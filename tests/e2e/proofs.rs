@@ -374,3 +374,30 @@ async fn forged_and_unsigned_checkpoints_are_named() {
     let r = s.verify("alice", "acme").await;
     assert_eq!(r["break"]["reason"].as_str(), Some("checkpoint_unsigned"), "{r}");
 }
+
+#[tokio::test]
+async fn a_checkpoint_index_rewritten_to_hide_the_newest_note_hides_nothing() {
+    let s = busy().await;
+    let first = checkpoint(&s).await;
+    let n = s.change("mia", "acme", normal_change("more")).await;
+    s.act("mia", "acme", &n, "submit", json!({})).await.expect(200);
+    let second = checkpoint(&s).await;
+    let (small, big) = (first["tree_size"].as_u64().unwrap(), second["tree_size"].as_u64().unwrap());
+    assert!(big > small);
+    // Every index item now says the first note; the tail beyond it is cut off and the
+    // head moved back: only the note in write-once storage still tells.
+    let w = workspace_id(&s).await;
+    let q = Query::table(keys::checkpoints(&w));
+    for mut item in s.table().query(&q).await.unwrap().items {
+        if item.data.get("note").is_some() {
+            item.data["note"] = first["note"].clone();
+            item.data["tree_size"] = json!(small);
+            s.table().transact(vec![WriteOp::Put { item, condition: None }]).await.unwrap();
+        }
+    }
+    delete_rows_from(&s, small + 1).await;
+    move_head_to(&s, small).await;
+    let r = s.verify("alice", "acme").await;
+    assert_eq!((r["ok"].as_bool(), r["break"]["reason"].as_str()), (Some(false), Some("tail_truncated")), "{r}");
+    assert!(r["break"]["detail"].as_str().unwrap().contains(&format!("covers {big} rows")), "{r}");
+}

@@ -109,24 +109,45 @@ impl Vigilo {
         self.signer.iter().map(|s| s.public_key().clone()).collect()
     }
 
-    /// Every checkpoint note of a workspace: the write-once store's, and any the table
-    /// lists beside them (a note only in the table is checked like any other).
+    /// Every checkpoint note of a workspace: those the table indexes, and those in
+    /// write-once storage it does not (an index item deleted hides nothing; one edited
+    /// fails its signature). Reading the index rather than each object keeps this one
+    /// listing and one query however many hourly notes there are.
     pub async fn checkpoint_notes(&self, w: &str) -> AppResult<Vec<String>> {
         let mut notes = Vec::new();
-        if let Some(archive) = &self.archive {
-            for key in archive.list(&checkpoint_folder(w)).await.map_err(blob_error)? {
-                if let Some(body) = archive.get(&key).await.map_err(blob_error)? {
-                    notes.push(String::from_utf8_lossy(&body).into_owned());
-                }
-            }
-        }
+        let mut indexed = std::collections::HashSet::new();
         let q = Query::table(keys::checkpoints(w)).begins_with(keys::CHECKPOINT_BY_TIME).limit(1000);
         let mut page = self.table.query(&q).await?;
         loop {
-            notes.extend(page.items.iter().filter_map(stored).map(|c| c.note));
+            for item in &page.items {
+                let Some(c) = stored(item) else { continue };
+                // Counted for its object only if the note is the one that object's
+                // name says (its size and second): an index item rewritten to an older
+                // note must not hide the newer one in storage.
+                let named = Checkpoint::parse(&c.note).ok().and_then(|n| {
+                    let unix = n.created_at.parse::<jiff::Timestamp>().ok()?.as_second();
+                    Some(checkpoint_key(w, n.tree_size, unix))
+                });
+                if let Some(object) = item.data.get("object").and_then(Value::as_str) {
+                    if named.as_deref() == Some(object) {
+                        indexed.insert(object.to_owned());
+                    }
+                }
+                notes.push(c.note);
+            }
             match page.last.take() {
                 Some(p) => page = self.table.query(&q.clone().after(Some(p))).await?,
                 None => break,
+            }
+        }
+        if let Some(archive) = &self.archive {
+            for key in archive.list(&checkpoint_folder(w)).await.map_err(blob_error)? {
+                if indexed.contains(&key) {
+                    continue;
+                }
+                if let Some(body) = archive.get(&key).await.map_err(blob_error)? {
+                    notes.push(String::from_utf8_lossy(&body).into_owned());
+                }
             }
         }
         notes.sort();
