@@ -9,13 +9,16 @@
 //! | registry entry | `WORKSPACES` | `{w}` | |
 //! | member | `WS#{w}` | `MEMBER#{user}` | `by_user`, `by_delegate` (while delegating) |
 //! | group | `WS#{w}` | `GROUP#{name}` | |
-//! | chain head | `WS#{w}` | `#HEAD` | |
+//! | chain head (with the tree's frontier) | `WS#{w}` | `#HEAD` | |
 //! | change counter | `WS#{w}` | `#COUNTER#CHANGE` | |
 //! | change | `WS#{w}#CHANGES` | `{n:012}` | `by_status`, `by_type`, `by_priority`, `by_risk`, `by_assignee` |
 //! | asset entry | `WS#{w}#ASSET#{asset}` | `{n:012}` | |
 //! | approval step | `WS#{w}#CHG#{n:012}` | `STEP#{round:04}#{stage:03}#{i:03}` | `pending` (while pending) |
 //! | audit row | `WS#{w}#AUDIT` | `{seq:020}` | `audit_id`, `audit_target`, `audit_actor`, `audit_action`, `audit_subject` |
 //! | audit entry waiting to be sealed | `AUDITQ#{w}` | `{created_at}#{tx}#{i:03}` | |
+//! | signed checkpoint, by time / latest of a size | `WS#{w}#CHECKPOINT` | `T#{created_at}#{size:020}` / `S#{size:020}` | |
+//! | last refusal to sign a checkpoint | `WS#{w}#CHECKPOINT` | `REFUSED` | |
+//! | archive state / archived segment | `WS#{w}#ARCHIVE` | `STATE` / `SEG#{first:020}` | |
 //! | owners' epoch (moved by every change of an owner) | `WS#{w}` | `#EPOCH#OWNERS` | |
 //! | tasks' epoch of a change (moved by every task write) | `WS#{w}#CHG#{n:012}` | `#EPOCH#TASKS` | |
 //! | freeze windows' epoch | `WS#{w}` | `#EPOCH#FREEZES` | |
