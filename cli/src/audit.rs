@@ -106,6 +106,17 @@ pub fn archive(data: &Path, backend: Backend, slug: &str, before: &str) -> Resul
     })
 }
 
+/// `vigilo audit rotate-key`: a new local signing key; the old one's public half stays
+/// in the data folder, so its checkpoints still verify.
+pub fn rotate_key(data: &Path) -> Result<ExitCode, String> {
+    let dir = vigilo_local::DataDir::existing(data).map_err(|e| e.to_string())?;
+    let (old, new) = vigilo_local::KeyFileSigner::rotate(dir.audit_key_path(), &dir.retired_keys_path())
+        .map_err(|e| e.to_string())?;
+    println!("the audit signing key {old} is retired; checkpoints are now signed by {new}");
+    println!("give auditors the new public key (vigilo audit key) beside the old one");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `vigilo audit key`: the public key that signs checkpoints, as PEM.
 pub fn key(data: &Path, backend: Backend) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;

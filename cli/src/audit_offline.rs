@@ -96,6 +96,13 @@ pub fn export(data: &Path, backend: Backend, slug: &str, out: &Path) -> Result<E
             write(&out.join("checkpoints").join(format!("{}-{i:04}.note", keys::seq_sk(size))), note.as_bytes())?;
         }
         write(&out.join("public-key.pem"), signer.public_key().pem().as_bytes())?;
+        if !signer.retired_keys().is_empty() {
+            fs::create_dir_all(out.join("retired-keys"))
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            for k in signer.retired_keys() {
+                write(&out.join("retired-keys").join(format!("{}.pem", k.id_hex())), k.pem().as_bytes())?;
+            }
+        }
         println!(
             "exported workspace {slug} to {}: {} archived segments, {rows} live rows, {} checkpoints",
             out.display(),
@@ -219,8 +226,8 @@ fn walk(folder: &Folder, marks: &[u64], progress: &dyn Fn(u64)) -> (String, Veri
     (ws, v.finish_without_head())
 }
 
-/// `vigilo audit verify --offline FOLDER [--key PEM]`.
-pub fn verify(dir: &Path, key: Option<&Path>, progress: Progress) -> Result<ExitCode, String> {
+/// `vigilo audit verify --offline FOLDER [--key PEM]...`.
+pub fn verify(dir: &Path, key: &[PathBuf], progress: Progress) -> Result<ExitCode, String> {
     match verify_folder(dir, key, progress) {
         Ok(code) => Ok(code),
         Err(Unusable(why)) => {
@@ -230,20 +237,25 @@ pub fn verify(dir: &Path, key: Option<&Path>, progress: Progress) -> Result<Exit
     }
 }
 
-fn verify_folder(dir: &Path, key: Option<&Path>, progress: Progress) -> Result<ExitCode, Unusable> {
-    let pem_path = match key {
-        Some(k) => k.to_owned(),
-        None => {
-            eprintln!(
-                "warning: using the public key inside the folder; verify with --key and a key obtained \
-                 independently (GET /ws/{{slug}}/audit/key, or from KMS), or a forger's own key would pass"
-            );
-            dir.join("public-key.pem")
-        }
+fn verify_folder(dir: &Path, key: &[PathBuf], progress: Progress) -> Result<ExitCode, Unusable> {
+    let pem_paths: Vec<PathBuf> = if key.is_empty() {
+        eprintln!(
+            "warning: using the public key inside the folder; verify with --key and a key obtained \
+             independently (GET /ws/{{slug}}/audit/key, or from KMS), or a forger's own key would pass"
+        );
+        let mut retired: Vec<PathBuf> = fs::read_dir(dir.join("retired-keys"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        retired.sort();
+        std::iter::once(dir.join("public-key.pem")).chain(retired).collect()
+    } else {
+        key.to_vec()
     };
-    let pem =
-        fs::read_to_string(&pem_path).map_err(|e| Unusable(format!("cannot read {}: {e}", pem_path.display())))?;
-    let public = PublicKey::from_pem(&pem).map_err(|e| Unusable(format!("{}: {e}", pem_path.display())))?;
+    let mut keys = Vec::new();
+    for path in &pem_paths {
+        let pem = fs::read_to_string(path).map_err(|e| Unusable(format!("cannot read {}: {e}", path.display())))?;
+        keys.push(PublicKey::from_pem(&pem).map_err(|e| Unusable(format!("{}: {e}", path.display())))?);
+    }
     let folder = read_folder(dir)?;
     let marks: Vec<u64> = folder.notes.iter().filter_map(|n| Checkpoint::parse(n).ok()).map(|c| c.tree_size).collect();
     let total = folder.lines.len() as u64;
@@ -263,7 +275,7 @@ fn verify_folder(dir: &Path, key: Option<&Path>, progress: Progress) -> Result<E
             report.chain_break = Some(b);
         }
     }
-    let (checked, broken) = check_checkpoints(&ws, &folder.notes, &report, std::slice::from_ref(&public));
+    let (checked, broken) = check_checkpoints(&ws, &folder.notes, &report, &keys);
     report.checkpoints_checked = checked;
     if let (Some(b), None) = (broken, &report.chain_break) {
         report.ok = false;

@@ -153,10 +153,10 @@ enum AuditCommand {
         /// Verify a folder `vigilo audit export` wrote, with no store and no network.
         #[arg(long, conflicts_with = "workspace")]
         offline: Option<PathBuf>,
-        /// With --offline: the public key (PEM) to check signatures with; without it
-        /// the folder's own, with a warning.
+        /// With --offline: a public key (PEM) to check signatures with, repeated for
+        /// keys rotated out; without it the folder's own, with a warning.
         #[arg(long, requires = "offline")]
-        key: Option<PathBuf>,
+        key: Vec<PathBuf>,
         /// When to show a progress bar on the terminal.
         #[arg(long, value_enum, default_value = "auto")]
         progress: audit::Progress,
@@ -186,6 +186,13 @@ enum AuditCommand {
         /// A new (or empty) folder.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Replace the local checkpoint signing key with a new one; the old key's public
+    /// half is kept so the checkpoints it signed still verify. (On AWS: deploy a new
+    /// KMS key and name the old one in `VIGILO_AUDIT_RETIRED_KEY_IDS`.)
+    RotateKey {
+        #[arg(long, default_value = "./vigilo-data", env = "VIGILO_DATA")]
+        data: PathBuf,
     },
     /// Print the public key that signs checkpoints (PEM).
     Key {
@@ -234,7 +241,7 @@ fn main() -> ExitCode {
         }
         Command::Token { data, sub, email, name } => token::run(&data, &sub, &email, name.as_deref()),
         Command::Audit { command: AuditCommand::Verify { offline: Some(dir), key, progress, .. } } => {
-            audit_offline::verify(&dir, key.as_deref(), progress)
+            audit_offline::verify(&dir, &key, progress)
         }
         Command::Audit { command: AuditCommand::Verify { data, backend, workspace, progress, .. } } => {
             audit::verify(&data, backend, workspace.as_deref().unwrap_or_default(), progress)
@@ -246,6 +253,7 @@ fn main() -> ExitCode {
             audit_offline::export(&data, backend, &workspace, &out)
         }
         Command::Audit { command: AuditCommand::Key { data, backend } } => audit::key(&data, backend),
+        Command::Audit { command: AuditCommand::RotateKey { data } } => audit::rotate_key(&data),
     };
     match result {
         Ok(code) => code,

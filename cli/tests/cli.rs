@@ -69,6 +69,17 @@ async fn call(base: &str, token: &str, method: reqwest::Method, path: &str, body
     res.json().await.unwrap()
 }
 
+/// A data folder under `tmp` holding workspace `acme` of alice's, written through a
+/// server that is stopped again.
+async fn with_workspace(tmp: &tempfile::TempDir) -> std::path::PathBuf {
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let alice = token(&data, "alice");
+    call(&server.base, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
+    drop(server);
+    data
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -195,11 +206,7 @@ async fn sweep_runs_one_sweep_and_prints_its_report() {
 #[tokio::test]
 async fn verify_draws_a_progress_bar_on_a_terminal_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let server = serve(&data);
-    let alice = token(&data, "alice");
-    call(&server.base, &alice, reqwest::Method::POST, "/workspaces", json!({"slug": "acme", "name": "Acme"})).await;
-    drop(server);
+    let data = with_workspace(&tmp).await;
     let command = format!("{BIN} audit verify --progress always --workspace acme --data {}", data.display());
     let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script (util-linux) runs");
     assert_eq!(tty.status.code(), Some(0));
@@ -684,4 +691,66 @@ async fn an_export_verifies_offline_and_every_tamper_is_named() {
     assert_eq!(offline(&export, Some(&tmp.path().join("nokey.pem"))).status.code(), Some(2));
     std::fs::write(tmp.path().join("bad.pem"), "not a key").unwrap();
     assert_eq!(offline(&export, Some(&tmp.path().join("bad.pem"))).status.code(), Some(2));
+}
+
+/// A rotated key: checkpoints the old key signed still verify (the data folder keeps
+/// its public half, the export carries it), new ones are signed by the new key, and
+/// without the old key the old notes are named forged.
+#[tokio::test]
+async fn a_rotated_signing_key_keeps_old_checkpoints_verifiable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = with_workspace(&tmp).await;
+    let run = |args: &[&str]| {
+        let out = vigilo(args, &data);
+        (out.status.code(), stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, out, err) = run(&["sweep", "checkpoint"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let old_key = tmp.path().join("old.pem");
+    std::fs::write(&old_key, run(&["audit", "key"]).1).unwrap();
+    let (code, out, err) = run(&["audit", "rotate-key"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("is retired"), "{out}");
+    let new_key = tmp.path().join("new.pem");
+    std::fs::write(&new_key, run(&["audit", "key"]).1).unwrap();
+    assert_ne!(std::fs::read(&old_key).unwrap(), std::fs::read(&new_key).unwrap());
+    // The sweep accepts the old key's note and signs anew with the new key (in another
+    // second: a workspace has one checkpoint of a size a second).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, out, _) = run(&["sweep", "checkpoint"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["written"].as_u64(), Some(1), "{out}");
+    let (code, out, _) = run(&["audit", "verify", "--workspace", "acme"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("and 2 signed checkpoints"), "{out}");
+
+    let export = tmp.path().join("export");
+    let out = Command::new(BIN)
+        .args(["audit", "export", "--workspace", "acme", "--out"])
+        .arg(&export)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(offline(&export, None).status.code(), Some(0), "the folder carries the retired key");
+    let only_new = offline(&export, Some(&new_key));
+    assert_eq!(only_new.status.code(), Some(1));
+    assert!(stdout(&only_new).contains("reason: checkpoint_forged"), "{}", stdout(&only_new));
+    let both = Command::new(BIN)
+        .args(["audit", "verify", "--offline"])
+        .arg(&export)
+        .arg("--key")
+        .arg(&new_key)
+        .arg("--key")
+        .arg(&old_key)
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(0), "{}", stdout(&both));
+
+    // The old key's public half lost: its notes can no longer be told from forgeries.
+    std::fs::remove_dir_all(data.join("audit-keys-retired")).unwrap();
+    let (code, out, _) = run(&["audit", "verify", "--workspace", "acme"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("reason: checkpoint_forged"), "{out}");
 }

@@ -49,6 +49,9 @@ pub struct Settings {
     /// checkpoints on AWS ([`DEFAULT_AUDIT_KEY`] when unset; `vigilo aws init` makes
     /// an alias's key); locally the data folder keeps a key file.
     pub audit_key_id: String,
+    /// `VIGILO_AUDIT_RETIRED_KEY_IDS`: comma-separated KMS keys that signed earlier
+    /// checkpoints (before a rotation); their notes still verify, they sign no more.
+    pub audit_retired_key_ids: Vec<String>,
     /// `VIGILO_INBOUND_BUCKET`: where SES stores the email replies it receives.
     pub inbound_bucket: Option<String>,
     /// `VIGILO_TOPIC_ARN`: approver notifications.
@@ -83,6 +86,9 @@ impl Settings {
             evidence_bucket: get("VIGILO_EVIDENCE_BUCKET"),
             archive_bucket: get("VIGILO_ARCHIVE_BUCKET"),
             audit_key_id: get("VIGILO_AUDIT_KEY_ID").unwrap_or_else(|| DEFAULT_AUDIT_KEY.to_owned()),
+            audit_retired_key_ids: get("VIGILO_AUDIT_RETIRED_KEY_IDS")
+                .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
             archive_retention_days: get("VIGILO_ARCHIVE_RETENTION_DAYS")
                 .and_then(|d| d.trim().parse().ok())
                 .filter(|&d| d > 0)

@@ -17,6 +17,12 @@ pub trait Signer: Send + Sync {
     /// The public half, as auditors are given it.
     fn public_key(&self) -> &PublicKey;
 
+    /// The public halves of keys that signed earlier checkpoints and sign no more (a
+    /// rotated key): their notes still verify.
+    fn retired_keys(&self) -> &[PublicKey] {
+        &[]
+    }
+
     /// A DER-encoded ECDSA P-256 signature over SHA-256 of `message`.
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
 }

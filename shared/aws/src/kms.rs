@@ -16,6 +16,7 @@ pub struct KmsSigner {
     client: aws_sdk_kms::Client,
     key_id: String,
     public: PublicKey,
+    retired: Vec<PublicKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,17 @@ impl KmsSigner {
         }
         let der = out.public_key().ok_or_else(|| unreadable("no public key returned".into()))?;
         let public = PublicKey::from_der(der.as_ref()).map_err(|e| unreadable(e.to_string()))?;
-        Ok(KmsSigner { client, key_id: key_id.to_owned(), public })
+        Ok(KmsSigner { client, key_id: key_id.to_owned(), public, retired: Vec::new() })
+    }
+
+    /// Also accepts notes signed by the keys `retired` names (the keys this one
+    /// replaced; only their public halves are read).
+    pub async fn with_retired(mut self, retired: &[String]) -> Result<KmsSigner, KmsError> {
+        for id in retired {
+            let old = KmsSigner::load(self.client.clone(), id).await?;
+            self.retired.push(old.public);
+        }
+        Ok(self)
     }
 }
 
@@ -60,6 +71,10 @@ impl Signer for KmsSigner {
 
     fn public_key(&self) -> &PublicKey {
         &self.public
+    }
+
+    fn retired_keys(&self) -> &[PublicKey] {
+        &self.retired
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {

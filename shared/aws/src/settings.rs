@@ -79,6 +79,7 @@ impl Aws {
     ) -> Result<(Arc<dyn vigilo_app::signer::Signer>, Arc<dyn vigilo_app::Blobs>), String> {
         let bucket = settings.archive_bucket.clone().ok_or("VIGILO_ARCHIVE_BUCKET is not set")?;
         let signer = crate::KmsSigner::load(self.kms(), &settings.audit_key_id).await.map_err(|e| e.to_string())?;
+        let signer = signer.with_retired(&settings.audit_retired_key_ids).await.map_err(|e| e.to_string())?;
         let archive = crate::S3Blobs::new(self.s3(), bucket).locked_for(settings.archive_retention_days);
         Ok((Arc::new(signer), Arc::new(archive)))
     }

@@ -117,5 +117,19 @@ async fn kms_signs_checkpoints_that_verify_with_the_public_key() {
         ),
         "{refused:?}"
     );
-    assert!(vigilo_aws::KmsSigner::load(kms, "alias/none").await.is_err());
+    assert!(vigilo_aws::KmsSigner::load(kms.clone(), "alias/none").await.is_err());
+
+    // After a rotation the old key's notes still verify through its public half.
+    let newer =
+        kms.create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let newer = newer.key_metadata().unwrap().arn().unwrap().to_owned();
+    let rotated = vigilo_aws::KmsSigner::load(kms.clone(), &newer)
+        .await
+        .unwrap()
+        .with_retired(std::slice::from_ref(&arn))
+        .await
+        .unwrap();
+    assert_eq!(rotated.retired_keys(), std::slice::from_ref(signer.public_key()));
+    assert!(parsed.signed_by(&rotated.retired_keys()[0]) && !parsed.signed_by(rotated.public_key()));
+    assert!(vigilo_aws::KmsSigner::load(kms.clone(), &newer).await.unwrap().with_retired(&[id]).await.is_err());
 }

@@ -84,9 +84,19 @@ impl DataDir {
         STANDARD.decode(text.trim()).ok().filter(|k| k.len() >= 32).ok_or(DataDirError::BadSecret(path))
     }
 
-    /// The key that signs audit checkpoints, made on first start.
+    /// The key that signs audit checkpoints, made on first start, with the public
+    /// halves of the keys it replaced (`audit-keys-retired/*.pem`).
     pub fn audit_signer(&self) -> Result<crate::key_file::KeyFileSigner, DataDirError> {
-        crate::key_file::KeyFileSigner::open_or_create(self.root.join("audit-signing-key.pem"))
+        crate::key_file::KeyFileSigner::open_or_create(self.audit_key_path())?.with_retired(&self.retired_keys_path())
+    }
+
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.root.join("audit-signing-key.pem")
+    }
+
+    /// Where a rotated audit key's public half is kept.
+    pub fn retired_keys_path(&self) -> PathBuf {
+        self.root.join("audit-keys-retired")
     }
 }
 

@@ -18,6 +18,7 @@ pub const LOCAL_KEY_NAME: &str = "vigilo.audit.local";
 pub struct KeyFileSigner {
     key: SigningKey,
     public: PublicKey,
+    retired: Vec<PublicKey>,
 }
 
 impl std::fmt::Debug for KeyFileSigner {
@@ -49,7 +50,40 @@ impl KeyFileSigner {
         let key = SigningKey::from_pkcs8_pem(&text).map_err(|_| bad(&path))?;
         let der = key.verifying_key().to_public_key_der().map_err(|_| bad(&path))?;
         let public = PublicKey::from_der(der.as_bytes()).map_err(|_| bad(&path))?;
-        Ok(KeyFileSigner { key, public })
+        Ok(KeyFileSigner { key, public, retired: Vec::new() })
+    }
+
+    /// Also accepts notes signed by the public keys (PEM files) in `folder`: the keys
+    /// this one replaced.
+    pub fn with_retired(mut self, folder: &Path) -> Result<KeyFileSigner, DataDirError> {
+        let Ok(entries) = std::fs::read_dir(folder) else { return Ok(self) };
+        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.retain(|p| p.extension().is_some_and(|x| x == "pem"));
+        paths.sort();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|_| bad(&p))?;
+            self.retired.push(PublicKey::from_pem(&text).map_err(|_| bad(&p))?);
+        }
+        Ok(self)
+    }
+
+    /// Replaces the key at `path` with a new one, keeping the old public half in
+    /// `retired` (named by its key id) so the notes it signed still verify. Returns the
+    /// old and the new key ids.
+    pub fn rotate(path: PathBuf, retired: &Path) -> Result<(String, String), DataDirError> {
+        let old = KeyFileSigner::open_or_create(path.clone())?;
+        let io = |p: &Path| {
+            let p = p.to_owned();
+            move |source| DataDirError::Io { path: p, source }
+        };
+        std::fs::create_dir_all(retired).map_err(io(retired))?;
+        let kept = retired.join(format!("{}.pem", old.public.id_hex()));
+        std::fs::write(&kept, old.public.pem()).map_err(io(&kept))?;
+        let aside = path.with_extension("pem.retired");
+        std::fs::rename(&path, &aside).map_err(io(&path))?;
+        let new = KeyFileSigner::open_or_create(path.clone())?;
+        std::fs::remove_file(&aside).map_err(io(&aside))?;
+        Ok((old.public.id_hex(), new.public.id_hex()))
     }
 }
 
@@ -61,6 +95,10 @@ impl Signer for KeyFileSigner {
 
     fn public_key(&self) -> &PublicKey {
         &self.public
+    }
+
+    fn retired_keys(&self) -> &[PublicKey] {
+        &self.retired
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {

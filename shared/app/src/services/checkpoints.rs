@@ -104,9 +104,11 @@ impl Vigilo {
         self.archive.as_deref().ok_or_else(|| AppError::Corrupt("no archive storage is configured".into()))
     }
 
-    /// The keys a checkpoint may be signed with.
+    /// The keys a checkpoint may be signed with: the signing key, and the keys it
+    /// replaced.
     pub(crate) fn audit_keys(&self) -> Vec<PublicKey> {
-        self.signer.iter().map(|s| s.public_key().clone()).collect()
+        let Some(s) = &self.signer else { return Vec::new() };
+        std::iter::once(s.public_key()).chain(s.retired_keys()).cloned().collect()
     }
 
     /// Every checkpoint note of a workspace: those the table indexes, and those in
