@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 use vigilo_app::keys;
-use vigilo_app::services::archive::Segment;
+use vigilo_app::services::archive::{segment_file, Segment};
 use vigilo_app::store::Query;
 use vigilo_domain::audit::{AuditRow, ChainBreak, ChainVerifier, VerifyReport};
 use vigilo_domain::checkpoint::{check_checkpoints, Checkpoint, PublicKey};
@@ -53,7 +53,7 @@ pub fn export(data: &Path, backend: Backend, slug: &str, out: &Path) -> Result<E
             let body = archive.get(&s.object).await.map_err(|e| e.to_string())?;
             // A segment the store lost is left out: the verification names it.
             if let Some(body) = body {
-                let name = format!("{}-{}.jsonl", keys::seq_sk(s.first), keys::seq_sk(s.last));
+                let name = segment_file(s.first, s.last);
                 write(&out.join("segments").join(name), &body)?;
             }
         }
@@ -169,27 +169,10 @@ fn read_folder(dir: &Path) -> Result<Folder, Unusable> {
 
 /// The segments the table recorded whose file is missing or not as recorded.
 fn check_segments(dir: &Path, segments: &[Segment]) -> Option<ChainBreak> {
-    for s in segments {
-        let name = format!("{}-{}.jsonl", keys::seq_sk(s.first), keys::seq_sk(s.last));
-        let broken =
-            |reason: &str, detail: String| ChainBreak { row_id: None, seq: s.first, reason: reason.into(), detail };
-        match fs::read(dir.join("segments").join(&name)) {
-            Err(_) => {
-                return Some(broken(
-                    "segment_missing",
-                    format!("the archived rows {}..={} ({name}) are missing", s.first, s.last),
-                ))
-            }
-            Ok(body) if vigilo_app::blobs::sha256_hex(&body) != s.sha256 => {
-                return Some(broken(
-                    "segment_altered",
-                    format!("{name} is not the segment archived (SHA-256 {} recorded)", s.sha256),
-                ))
-            }
-            Ok(_) => {}
-        }
-    }
-    None
+    segments.iter().find_map(|s| {
+        let name = segment_file(s.first, s.last);
+        s.check(fs::read(dir.join("segments").join(&name)).ok().as_deref(), &name)
+    })
 }
 
 /// Walks the rows of an export as one chain, with the tree's roots at every

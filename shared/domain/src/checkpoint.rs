@@ -184,7 +184,9 @@ impl PublicKey {
     }
 }
 
-fn at(seq: u64, reason: &str, detail: String) -> ChainBreak {
+/// A break at `seq` that names no row (the row is missing, or the fault is outside
+/// the rows).
+pub fn missing_at(seq: u64, reason: &str, detail: String) -> ChainBreak {
     ChainBreak { row_id: None, seq, reason: reason.into(), detail }
 }
 
@@ -204,22 +206,30 @@ pub fn check_checkpoints(
         let c = match Checkpoint::parse(note) {
             Ok(c) => c,
             Err(e) => {
-                breaks.push(at(0, "checkpoint_forged", format!("a checkpoint is unreadable: {e}")));
+                breaks.push(missing_at(0, "checkpoint_forged", format!("a checkpoint is unreadable: {e}")));
                 continue;
             }
         };
         let named = format!("the checkpoint of tree size {} made at {}", c.tree_size, c.created_at);
         if c.workspace_id != workspace_id {
-            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} names workspace {}", c.workspace_id)));
+            breaks.push(missing_at(
+                c.tree_size,
+                "checkpoint_forged",
+                format!("{named} names workspace {}", c.workspace_id),
+            ));
         } else if c.signatures.is_empty() {
-            breaks.push(at(c.tree_size, "checkpoint_unsigned", format!("{named} carries no signature")));
+            breaks.push(missing_at(c.tree_size, "checkpoint_unsigned", format!("{named} carries no signature")));
         } else if !keys.iter().any(|k| c.signed_by(k)) {
-            breaks.push(at(c.tree_size, "checkpoint_forged", format!("{named} is not signed by the audit key")));
+            breaks.push(missing_at(
+                c.tree_size,
+                "checkpoint_forged",
+                format!("{named} is not signed by the audit key"),
+            ));
         } else if c.tree_size > report.rows_checked {
             if report.ok {
                 let detail =
                     format!("{named} covers {} rows but only {} are present", c.tree_size, report.rows_checked);
-                breaks.push(at(report.rows_checked + 1, "tail_truncated", detail));
+                breaks.push(missing_at(report.rows_checked + 1, "tail_truncated", detail));
             }
         } else {
             let root = report.roots.iter().find(|r| r.size == c.tree_size);
@@ -227,7 +237,7 @@ pub fn check_checkpoints(
                 Some(r) if r.root == c.root && r.head_hash == c.head_hash => {}
                 Some(_) => {
                     let detail = format!("{named} signs a root the rows no longer hash to: the chain was rewritten");
-                    breaks.push(at(c.tree_size, "root_mismatch", detail));
+                    breaks.push(missing_at(c.tree_size, "root_mismatch", detail));
                 }
                 // Before a break: the chain's own break is reported.
                 None => {}

@@ -18,7 +18,6 @@ use vigilo_domain::ids::Slug;
 use vigilo_domain::merkle::{self, Hash};
 use vigilo_domain::workspace::Workspace;
 
-use crate::actor::Actor;
 use crate::blobs::{BlobError, ObjectHead};
 use crate::error::{AppError, AppResult};
 use crate::keys;
@@ -83,9 +82,14 @@ pub struct ArchiveSummary {
 
 tally!(ArchiveSummary { sum: [workspaces, segments, rows], lists: [broken, failed], failed: failed });
 
+/// `{first:020}-{last:020}.jsonl`: a segment's name, in storage and in an export.
+pub fn segment_file(first: u64, last: u64) -> String {
+    format!("{}-{}.jsonl", keys::seq_sk(first), keys::seq_sk(last))
+}
+
 /// `segments/{workspace_id}/{first:020}-{last:020}.jsonl`.
 pub fn segment_key(workspace_id: &str, first: u64, last: u64) -> String {
-    format!("segments/{workspace_id}/{}-{}.jsonl", keys::seq_sk(first), keys::seq_sk(last))
+    format!("segments/{workspace_id}/{}", segment_file(first, last))
 }
 
 /// Whether the store holds `body` as written and locked: the check before any row
@@ -103,6 +107,28 @@ fn check_head(object: &str, head: Option<ObjectHead>, sha256: &str, size: usize)
         )));
     }
     Ok(head)
+}
+
+impl Segment {
+    /// Why the segment's copy `body` (read from `place`) cannot stand for the archived
+    /// rows: gone, or not the bytes that were archived. `None` when it is whole.
+    pub fn check(&self, body: Option<&[u8]>, place: &str) -> Option<ChainBreak> {
+        let (reason, detail) = match body {
+            None => (
+                "segment_missing",
+                format!("the archived rows {}..={} ({place}) cannot be found", self.first, self.last),
+            ),
+            Some(b) if crate::blobs::sha256_hex(b) != self.sha256 => (
+                "segment_altered",
+                format!(
+                    "the archived rows {}..={} in {place} are not what was archived (SHA-256 {} recorded)",
+                    self.first, self.last, self.sha256
+                ),
+            ),
+            Some(_) => return None,
+        };
+        Some(ChainBreak { row_id: None, seq: self.first, reason: reason.into(), detail })
+    }
 }
 
 impl Vigilo {
@@ -141,8 +167,7 @@ impl Vigilo {
     /// newer row ends the run).
     pub async fn archive_workspace(&self, w: &str, before: jiff::Timestamp) -> AppResult<ArchiveSummary> {
         let mut summary = ArchiveSummary { workspaces: 1, ..ArchiveSummary::default() };
-        let archive =
-            self.archive.clone().ok_or_else(|| AppError::Corrupt("no archive storage is configured".into()))?;
+        let archive = self.archive()?;
         let mut state = self.archive_state(w).await?;
         // A pass that died after recording its segment: its rows go now.
         self.delete_archived(w, state.archived_through).await?;
@@ -281,27 +306,11 @@ impl Vigilo {
     /// Reads one segment back for verification: its rows' stored text, or why the
     /// archived range cannot be read (gone, or not what was recorded).
     pub(crate) async fn read_segment(&self, s: &Segment) -> AppResult<Result<Vec<u8>, ChainBreak>> {
-        let archive =
-            self.archive.clone().ok_or_else(|| AppError::Corrupt("no archive storage is configured".into()))?;
-        let broken =
-            |reason: &str, detail: String| ChainBreak { row_id: None, seq: s.first, reason: reason.into(), detail };
-        match archive.get(&s.object).await {
-            Ok(Some(body)) if crate::blobs::sha256_hex(&body) == s.sha256 => Ok(Ok(body)),
-            Ok(Some(_)) => Ok(Err(broken(
-                "segment_altered",
-                format!("the archived rows {}..={} in {} are not what was archived", s.first, s.last, s.object),
-            ))),
-            Ok(None) => Ok(Err(broken(
-                "segment_missing",
-                format!("the archived rows {}..={} ({}) cannot be found", s.first, s.last, s.object),
-            ))),
-            Err(e) => Err(AppError::Corrupt(format!("archive storage: {e}"))),
-        }
-    }
-
-    /// The archive as a viewer may see it (for `GET /audit` and exports).
-    pub async fn list_segments(&self, actor: &Actor, slug: &Slug) -> AppResult<Vec<Segment>> {
-        let access = self.access(actor, slug).await?;
-        self.archive_segments(access.ws()).await
+        let body =
+            self.archive()?.get(&s.object).await.map_err(|e| AppError::Corrupt(format!("archive storage: {e}")))?;
+        Ok(match s.check(body.as_deref(), &s.object) {
+            Some(b) => Err(b),
+            None => Ok(body.unwrap_or_default()),
+        })
     }
 }

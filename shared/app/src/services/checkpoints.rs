@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use vigilo_domain::audit::{genesis_hash, ChainBreak};
 pub use vigilo_domain::checkpoint::check_checkpoints;
+use vigilo_domain::checkpoint::missing_at as at;
 use vigilo_domain::checkpoint::{Checkpoint, PublicKey};
 use vigilo_domain::ids::Slug;
 use vigilo_domain::merkle;
@@ -91,16 +92,12 @@ fn stored(item: &Item) -> Option<StoredCheckpoint> {
     })
 }
 
-fn at(seq: u64, reason: &str, detail: String) -> ChainBreak {
-    ChainBreak { row_id: None, seq, reason: reason.into(), detail }
-}
-
 impl Vigilo {
     fn signer(&self) -> AppResult<&dyn Signer> {
         self.signer.as_deref().ok_or_else(|| AppError::Corrupt("no audit signing key is configured".into()))
     }
 
-    fn archive(&self) -> AppResult<&dyn Blobs> {
+    pub(crate) fn archive(&self) -> AppResult<&dyn Blobs> {
         self.archive.as_deref().ok_or_else(|| AppError::Corrupt("no archive storage is configured".into()))
     }
 
